@@ -1,0 +1,116 @@
+"""Throughput of the Lightning embedding pipeline against a bare torch loop and a per-image
+PIL-transform loader, on the same model and images, measured in one process.
+
+- lightning: ``embed_images`` (ImageArrayDataModule -> Trainer.predict -> shard writer -> merge)
+- bare loop: uint8 batches moved to the device, resized and normalised there, one forward each
+- PIL loader: torchvision's ``weights.transforms()`` on each PIL image in a DataLoader
+
+All three use the FM's own preprocessing (resize, crop, normalise) and bf16 autocast on a GPU.
+The FM keeps random weights (same speed, no download).
+
+    python benchmarks/bench_embed.py --fm resnet18 --images 256            # CPU: keep it small
+    python benchmarks/bench_embed.py --fm vit_b_16 --images 20000 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.models as tvm
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from imprint.backbones import TORCHVISION_FMS, torchvision_fm
+from imprint.data import save_images
+from imprint.embed import ImageArrayDataModule, embed_images
+
+
+class PILImages(Dataset):
+    def __init__(self, images: np.ndarray, transform) -> None:
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(Image.fromarray(self.images[i]))
+
+
+def autocast(device: str):
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def timed(function, device: str) -> float:
+    start = time.perf_counter()
+    function()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fm", choices=list(TORCHVISION_FMS), default="resnet18")
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--size", type=int, default=32, help="side of the stored square RGB images")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="DataLoader workers of the PIL loader"
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    model, preprocessing = torchvision_fm(args.fm, weights_path=None, pretrained=False)
+    model = model.to(args.device)
+    transform = getattr(tvm, TORCHVISION_FMS[args.fm][1]).IMAGENET1K_V1.transforms()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(args.images, args.size, args.size, 3), dtype=np.uint8)
+
+    def bare_loop() -> None:
+        stored = torch.from_numpy(images)
+        with torch.inference_mode(), autocast(args.device):
+            for start in range(0, len(stored), args.batch_size):
+                batch = stored[start : start + args.batch_size].to(args.device, non_blocking=True)
+                model(preprocessing(batch)).float().cpu()
+
+    def pil_loader() -> None:
+        loader = DataLoader(
+            PILImages(images, transform), batch_size=args.batch_size, num_workers=args.workers
+        )
+        with torch.inference_mode(), autocast(args.device):
+            for batch in loader:
+                model(batch.to(args.device, non_blocking=True)).float().cpu()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        save_images(path / "images.npz", images, np.zeros(len(images), dtype=np.int64))
+
+        def lightning() -> None:
+            data = ImageArrayDataModule(path / "images.npz", batch_size=args.batch_size)
+            embed_images(
+                model, preprocessing, data, path / "x.npy", path / "x.labels.npy", devices=1
+            )
+
+        bare_loop()  # warm-up: kernels, allocator, cuDNN autotuning
+        results = {"bare loop": timed(bare_loop, args.device)}
+        results["lightning"] = timed(lightning, args.device)
+        results["PIL loader"] = timed(pil_loader, args.device)
+
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    sizes = f"{args.images} images {args.size}px -> {preprocessing.crop}px"
+    print(f"{args.fm}, {sizes}, {name}, torch {torch.__version__}")
+    for label, seconds in results.items():
+        ratio = results["bare loop"] / seconds
+        print(f"{label:>10}: {args.images / seconds:9.1f} img/s  ({ratio:.2f} x the bare loop)")
+
+
+if __name__ == "__main__":
+    main()

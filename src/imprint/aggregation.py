@@ -1,0 +1,173 @@
+"""Aggregation (AGG): from the scores of test embeddings against proxies to one class each.
+
+Every aggregation is ``agg(x, proxies, n_classes, distance, variants, metric) -> [predictions]``:
+it evaluates a list of (m, weighting) variants that share one distance computation, so that a
+sweep scores each proxy set once. The classifier passes a single variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from imprint.batch import ProxySet
+
+# Rows of test embeddings per block, so that a block's score matrix holds about 2**24 entries.
+_BLOCK_ENTRIES = 2**24
+
+
+def _blocks(n_rows: int, n_cols: int) -> list[slice]:
+    step = max(1, _BLOCK_ENTRIES // max(n_cols, 1))
+    return [slice(i, i + step) for i in range(0, n_rows, step)]
+
+
+def ledoit_wolf_covariance(x: Tensor) -> Tensor:
+    """Ledoit–Wolf shrinkage of the covariance of the rows of ``x`` (N, D), in float64.
+
+    Shrinks the empirical covariance S towards μ I (μ = tr S / D) with intensity
+    min(b², d²) / d², where d² = ||S - μ I||²_F / D and b² = (Σ_n ||x_n||⁴ / N - ||S||²_F) / (N D)
+    (Ledoit & Wolf, 2004).
+    """
+    xd = x.double() - x.double().mean(0)
+    n, dim = xd.shape
+    emp = xd.T @ xd / n
+    mu = emp.diagonal().sum() / dim
+    d2 = ((emp - mu * torch.eye(dim, dtype=emp.dtype, device=emp.device)) ** 2).sum() / dim
+    b2 = ((xd.pow(2).sum(1) ** 2).sum() / n - (emp**2).sum()) / (n * dim)
+    shrinkage = 0.0 if float(d2) == 0 else float(torch.clamp(b2, max=d2) / d2)
+    shrunk = (1 - shrinkage) * emp
+    shrunk.diagonal().add_(shrinkage * mu)
+    return shrunk
+
+
+def whitening(x: Tensor) -> Tensor:
+    """A (D, D) map A with ||(u - v) A|| the Mahalanobis distance under the Ledoit–Wolf covariance
+    of ``x``: A = L^-T for the Cholesky factor L L^T of that covariance."""
+    chol = torch.linalg.cholesky(ledoit_wolf_covariance(x))
+    eye = torch.eye(x.shape[1], dtype=chol.dtype, device=chol.device)
+    return torch.linalg.solve_triangular(chol, eye, upper=False).T.to(x.dtype)
+
+
+def _euclidean(x: Tensor, w: Tensor) -> Tensor:
+    centre = w.mean(0)  # distances are translation invariant; centring keeps float32 accurate
+    return torch.cdist(x - centre, w - centre)
+
+
+def _pairwise(distance: str, x: Tensor, w: Tensor, metric: Tensor | None) -> Tensor:
+    if distance == "cosine":
+        xn = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        wn = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return 1 - xn @ wn.T
+    if distance == "euclidean":
+        return _euclidean(x, w)
+    if distance == "manhattan":
+        return torch.cdist(x, w, p=1)
+    if distance == "chebyshev":
+        return torch.cdist(x, w, p=float("inf"))
+    if distance == "mahalanobis":
+        return _euclidean(x @ metric, w @ metric)
+    raise ValueError(f"distance={distance!r} is not a distance; choose one of {DISTANCES}")
+
+
+DISTANCES = ("cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One m-nearest-neighbour setting: how many proxies vote, and how votes are weighted."""
+
+    m: int = 1
+    weighting: str = "uniform"
+
+
+def class_max_scores(x: Tensor, proxies: ProxySet, n_classes: int) -> Tensor:
+    """score_c(x) = max_j <w_cj, x> for every test row and class, (N, C)."""
+    out = x.new_empty(x.shape[0], n_classes)
+    counts = torch.bincount(proxies.labels, minlength=n_classes)
+    equal = bool((counts == counts[0]).all())
+    for block in _blocks(x.shape[0], proxies.weights.shape[0]):
+        scores = x[block] @ proxies.weights.T
+        if equal:
+            out[block] = scores.view(scores.shape[0], n_classes, -1).amax(-1)
+        else:
+            index = proxies.labels.expand_as(scores)
+            full = scores.new_full((scores.shape[0], n_classes), -torch.inf)
+            out[block] = full.scatter_reduce_(1, index, scores, "amax")
+    return out
+
+
+def aggregate_max(
+    x: Tensor,
+    proxies: ProxySet,
+    n_classes: int,
+    distance: str,
+    variants: Sequence[Variant],
+    metric: Tensor | None = None,
+) -> list[Tensor]:
+    """The class of the proxy with the largest inner product (ties: the lowest class index).
+
+    With a distance other than the inner product, ``max`` is the 1-nearest-neighbour rule."""
+    if distance != "inner_product":
+        return aggregate_mnn(x, proxies, n_classes, distance, [Variant()] * len(variants), metric)
+    prediction = class_max_scores(x, proxies, n_classes).argmax(1)
+    return [prediction] * len(variants)
+
+
+def nearest_proxies(
+    x: Tensor, proxies: ProxySet, distance: str, m: int, metric: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Distances and indices (N, m) of the m nearest proxies of every test row, nearest first.
+
+    Equal distances (common under Chebyshev or after quantile normalisation) are ordered by proxy
+    index, so the m nearest are the first m of the m + 1 nearest, whatever m is asked for."""
+    dists, index = [], []
+    for block in _blocks(x.shape[0], proxies.weights.shape[0]):
+        d = _pairwise(distance, x[block], proxies.weights, metric)
+        ordered = torch.sort(d, dim=1, stable=True)
+        dists.append(ordered.values[:, :m])
+        index.append(ordered.indices[:, :m])
+    return torch.cat(dists), torch.cat(index)
+
+
+def vote(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tensor:
+    """Class votes of the m nearest proxies (columns nearest first), (N,) predictions.
+
+    A tie between classes goes to the class, among the tied ones, of the nearest proxy."""
+    n, m = labels.shape
+    if weighting == "uniform":
+        weights = torch.ones_like(dists)
+    else:
+        weights = 1 / (dists + 1e-10)
+    votes = dists.new_zeros(n, n_classes).scatter_add_(1, labels, weights)
+    position = torch.arange(m, device=labels.device).expand(n, m)
+    first = torch.full((n, n_classes), m, dtype=torch.long, device=labels.device)
+    first.scatter_reduce_(1, labels, position, "amin")
+    tied = votes == votes.amax(1, keepdim=True)
+    return torch.where(tied, first, m + 1).argmin(1)
+
+
+def aggregate_mnn(
+    x: Tensor,
+    proxies: ProxySet,
+    n_classes: int,
+    distance: str,
+    variants: Sequence[Variant],
+    metric: Tensor | None = None,
+) -> list[Tensor]:
+    """m-nearest-neighbour vote of the proxies, for every variant from one neighbour search."""
+    n_proxies = proxies.weights.shape[0]
+    m_max = min(max(v.m for v in variants), n_proxies)
+    dists, index = nearest_proxies(x, proxies, distance, m_max, metric)
+    labels = proxies.labels[index]
+    out = []
+    for v in variants:
+        m = min(v.m, n_proxies)
+        out.append(vote(dists[:, :m], labels[:, :m], n_classes, v.weighting))
+    return out
+
+
+AGG: dict[str, Callable[..., list[Tensor]]] = {"max": aggregate_max, "mnn": aggregate_mnn}
+WEIGHTINGS = ("uniform", "weighted_by_distance")

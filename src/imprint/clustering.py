@@ -1,0 +1,212 @@
+"""k-means and k-medoids in torch, batched over the classes of a task.
+
+Both take padded samples ``x`` (C, n, D) with a mask (C, n), run every class at once, and need
+k <= the number of samples of every class (callers hand smaller classes over whole).
+Inputs are centred per class first: both methods are translation invariant, and centring keeps
+the float32 distance expansion ||x||^2 - 2<x, c> + ||c||^2 accurate far from the origin.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from imprint.randomness import uniform
+
+
+def _centred(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    w = mask.to(x.dtype)[..., None]
+    shift = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1)
+    return (x - shift) * w, shift
+
+
+def squared_distances(x: Tensor, centres: Tensor) -> Tensor:
+    """Squared Euclidean distances (C, n, k) between x (C, n, D) and centres (C, k, D)."""
+    cross = torch.bmm(x, centres.transpose(1, 2))
+    sq = x.pow(2).sum(-1)[..., None] - 2 * cross + centres.pow(2).sum(-1)[:, None, :]
+    return sq.clamp_min_(0)
+
+
+def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """x (C, n, D), index (C, m) -> (C, m, D)."""
+    return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
+
+
+def _sample_proportional(weights: Tensor, draws: int, generator: torch.Generator) -> Tensor:
+    """``draws`` indices per row, each drawn with probability proportional to ``weights`` (C, n)."""
+    cumulative = torch.cumsum(weights.double(), dim=1)
+    total = cumulative[:, -1:]
+    u = uniform((weights.shape[0], draws), generator, weights.device) * total
+    index = torch.searchsorted(cumulative, u, right=True)
+    return index.clamp_(max=weights.shape[1] - 1)
+
+
+def plus_plus_init(
+    x: Tensor, mask: Tensor, k: int, generator: torch.Generator, power: float = 2.0
+) -> Tensor:
+    """Greedy k-means++ seeding: indices (C, k) of k samples per class.
+
+    The first seed is uniform; each next one is the best, by total potential, of 2 + ln k candidates
+    drawn with probability proportional to distance**power to the nearest seed (power 2 for
+    k-means, 1 for k-medoids).
+    """
+    n_classes = x.shape[0]
+    trials = 2 + int(math.log(k))
+    floor = mask.to(x.dtype) * 1e-30  # duplicates only: keeps every draw on a real sample
+    first = _sample_proportional(mask.to(x.dtype), 1, generator)
+    chosen = [first]
+    closest = squared_distances(x, _gather_rows(x, first))[..., 0].pow(power / 2) * mask
+    rows = torch.arange(n_classes, device=x.device)
+    for _ in range(1, k):
+        candidates = _sample_proportional(closest + floor, trials, generator)
+        dist = squared_distances(x, _gather_rows(x, candidates)).pow(power / 2)  # (C, n, trials)
+        merged = torch.minimum(closest[..., None], dist) * mask[..., None]
+        best = merged.sum(1).argmin(1)
+        chosen.append(candidates[rows, best][:, None])
+        closest = merged[rows, :, best]
+    return torch.cat(chosen, dim=1)
+
+
+def kmeans(
+    x: Tensor, mask: Tensor, k: int, generator: torch.Generator, max_iter: int = 300
+) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means from greedy k-means++ seeds, run until no assignment changes.
+
+    Returns centroids (C, k, D) and inertia (C,): squared distances to the nearest centroid, summed.
+    An emptied cluster keeps its previous centroid.
+    """
+    xc, shift = _centred(x, mask)
+    centres = _gather_rows(xc, plus_plus_init(xc, mask, k, generator))
+    valid = mask.to(x.dtype)[..., None]
+    previous = None
+    for _ in range(max_iter):
+        assign = squared_distances(xc, centres).argmin(-1)
+        if previous is not None and bool(((assign == previous) | ~mask).all()):
+            break
+        previous = assign
+        onehot = torch.nn.functional.one_hot(assign, k).to(x.dtype) * valid
+        sizes = onehot.sum(1)[..., None]
+        sums = torch.bmm(onehot.transpose(1, 2), xc)
+        centres = torch.where(sizes > 0, sums / sizes.clamp_min(1), centres)
+    inertia = (squared_distances(xc, centres).amin(-1) * mask).sum(1)
+    return centres + shift, inertia
+
+
+def kmedoids(
+    x: Tensor, mask: Tensor, k: int, generator: torch.Generator, max_iter: int = 300
+) -> tuple[Tensor, Tensor]:
+    """k-medoids per class (Euclidean): greedy k-medoids++ seeds, alternating refinement, then
+    PAM swaps to a local optimum. Returns medoid indices (C, k) into the rows of ``x`` and the
+    objective (C,): distances to the nearest medoid, summed. Classes run in chunks whose
+    distance matrices hold at most 2**27 entries together."""
+    per_chunk = max(1, 2**27 // max(x.shape[1] ** 2, 1))
+    parts = []
+    for i in range(0, x.shape[0], per_chunk):
+        xc, _ = _centred(x[i : i + per_chunk], mask[i : i + per_chunk])
+        distances = squared_distances(xc, xc).sqrt_()
+        distances.diagonal(dim1=1, dim2=2).zero_()  # exact zeros where rounding left crumbs
+        chunk_mask = mask[i : i + per_chunk]
+        medoids = plus_plus_init(xc, chunk_mask, k, generator, power=1.0)
+        medoids = _alternate(distances, chunk_mask, medoids, max_iter)
+        if k > 1:
+            medoids = _swap(distances, chunk_mask, medoids, max_passes=max_iter)
+        objective = (_to_medoids(distances, medoids).amin(-1) * chunk_mask).sum(1)
+        parts.append((medoids, objective))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _to_medoids(distances: Tensor, medoids: Tensor) -> Tensor:
+    """Distances (C, n, k) from every sample to every medoid."""
+    return torch.gather(distances, 2, medoids[:, None, :].expand(-1, distances.shape[1], -1))
+
+
+def _alternate(distances: Tensor, mask: Tensor, medoids: Tensor, max_iter: int) -> Tensor:
+    """Assign samples to their nearest medoid, move each medoid to the member with the least
+    total distance to its cluster, repeat until the medoids stop moving."""
+    k = medoids.shape[1]
+    valid = mask.to(distances.dtype)[..., None]
+    for _ in range(max_iter):
+        assign = _to_medoids(distances, medoids).argmin(-1)
+        onehot = torch.nn.functional.one_hot(assign, k).to(distances.dtype) * valid
+        within = torch.bmm(distances, onehot).masked_fill_(onehot == 0, math.inf)
+        updated = torch.where(onehot.sum(1) > 0, within.argmin(1), medoids)
+        if torch.equal(updated, medoids):
+            break
+        medoids = updated
+    return medoids
+
+
+def _nearest_two(to_medoids: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """From distances to the medoids (C, n, k): the nearest and second nearest distance (C, n),
+    the one-hot owner (C, n, k), and each medoid's removal loss (C, k), by which the objective
+    grows if its members move to their second nearest medoid."""
+    d1, slot = to_medoids.min(-1)
+    d2 = to_medoids.scatter(-1, slot[..., None], math.inf).amin(-1)
+    owner = torch.nn.functional.one_hot(slot, to_medoids.shape[-1]).to(to_medoids.dtype)
+    owner *= valid[..., None]
+    return d1, d2, owner, torch.einsum("cnk,cn->ck", owner, d2 - d1)
+
+
+def _swap(
+    distances: Tensor, mask: Tensor, medoids: Tensor, max_passes: int, block: int = 32
+) -> Tensor:
+    """PAM's swap phase, eagerly in the manner of FasterPAM (Schubert & Rousseeuw, 2021), every
+    class at once.
+
+    Candidates are taken in blocks of ``block`` samples; the cost change of exchanging each with
+    every medoid comes from the medoids' removal losses and the candidate's shared gain, and the
+    best exchange of the block is made at once when it lowers the objective. Passes repeat until
+    one makes no exchange."""
+    valid = mask.to(distances.dtype)
+    medoids = medoids.clone()
+    to_medoids = _to_medoids(distances, medoids)
+    d1, d2, owner, removal = _nearest_two(to_medoids, valid)
+    k, n = medoids.shape[1], distances.shape[1]
+    for _ in range(max_passes):
+        exchanged = False
+        for start in range(0, n, block):
+            candidates = torch.arange(start, min(start + block, n), device=distances.device)
+            to_candidates = distances[:, candidates]  # (C, B, n), symmetric: rows = columns
+            closer = (to_candidates - d1[:, None]).clamp_max(0) * valid[:, None]
+            gain = torch.where(
+                to_candidates < d1[:, None],
+                (d1 - d2)[:, None],
+                (to_candidates - d2[:, None]).clamp_max(0),
+            )
+            delta = removal[:, None] + torch.bmm(gain * valid[:, None], owner)
+            delta += closer.sum(2)[..., None]  # (C, B, k)
+            taken = (medoids[:, :, None] == candidates).any(1) | ~mask[:, candidates]
+            best_delta, best = delta.masked_fill_(taken[..., None], math.inf).flatten(1).min(1)
+            tolerance = 1e-6 * (d1 * valid).sum(1).clamp_min(1e-12)
+            accept = best_delta < -tolerance
+            if bool(accept.any()):
+                rows = accept.nonzero()[:, 0]
+                chosen, slots = candidates[best[rows] // k], best[rows] % k
+                medoids[rows, slots] = chosen
+                to_medoids[rows, :, slots] = distances[rows, chosen]
+                d1[rows], d2[rows], owner[rows], removal[rows] = _nearest_two(
+                    to_medoids[rows], valid[rows]
+                )
+                exchanged = True
+        if not exchanged:
+            break
+    return medoids
+
+
+def farthest_point_sampling(x: Tensor, mask: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """Indices (C, k): a uniformly random first sample, then repeatedly the sample farthest
+    (Euclidean) from all chosen ones; ties go to the lowest index."""
+
+    def distance_to(index: Tensor) -> Tensor:
+        chosen = _gather_rows(x, index)
+        return torch.cdist(x, chosen, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
+
+    chosen = [_sample_proportional(mask.to(x.dtype), 1, generator)]
+    closest = distance_to(chosen[0]).masked_fill(~mask, -1)
+    for _ in range(1, k):
+        nxt = closest.argmax(1, keepdim=True)
+        chosen.append(nxt)
+        closest = torch.minimum(closest, distance_to(nxt))
+    return torch.cat(chosen, dim=1)

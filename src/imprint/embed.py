@@ -1,0 +1,202 @@
+"""Embeddings with Lightning: a DataModule of uint8 images, a frozen FM as a LightningModule,
+and a prediction writer that stores each device's shard with its sample indices.
+
+``embed_images`` runs ``Trainer.predict`` (accelerator and devices ``auto``, bf16 on GPU), then
+merges the shards by index into one float32 ``.npy`` file, so several GPUs keep the order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from imprint.backbones import Preprocessing
+from imprint.data import load_images
+from imprint.io import atomic_path
+from imprint.progress import LogProgress
+
+
+class ImageArrayDataModule(L.LightningDataModule):
+    """Batches of (uint8 images (B, H, W, C), sample indices) from an ``.npz`` image file."""
+
+    def __init__(
+        self, path: str | os.PathLike, batch_size: int = 256, num_workers: int = 0
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def setup(self, stage: str | None = None) -> None:
+        images, labels = load_images(self.path)
+        self.labels = labels
+        self.dataset = TensorDataset(torch.from_numpy(images), torch.arange(len(images)))
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+class ImageFolderDataModule(L.LightningDataModule):
+    """Batches of (uint8 images (B, crop, crop, 3), sample indices) from an ImageNet-style folder
+    (one sub-folder per class, classes numbered in sorted folder order), for data sets too large
+    to keep decoded: workers decode JPEGs and resize and crop each image as the FM's weights do."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        classes: list[int],
+        resize: int,
+        crop: int,
+        batch_size: int = 256,
+        num_workers: int = 4,
+        interpolation: str = "bilinear",
+    ) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.classes = classes
+        self.resize, self.crop, self.interpolation = resize, crop, interpolation
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def setup(self, stage: str | None = None) -> None:
+        names = sorted(p.name for p in self.folder.iterdir() if p.is_dir())
+        files, labels = [], []
+        for index in self.classes:
+            images = sorted(p for p in (self.folder / names[index]).iterdir() if p.is_file())
+            files += images
+            labels += [index] * len(images)
+        self.files, self.labels = files, np.array(labels, dtype=np.int64)
+
+    def _load(self, i: int) -> tuple[Tensor, int]:
+        from torchvision.io import ImageReadMode, decode_image
+        from torchvision.transforms.v2 import functional as TF
+
+        image = decode_image(str(self.files[i]), mode=ImageReadMode.RGB)
+        mode = TF.InterpolationMode(self.interpolation)
+        image = TF.center_crop(
+            TF.resize(image, [self.resize], interpolation=mode, antialias=True), [self.crop]
+        )
+        return image.permute(1, 2, 0).contiguous(), i
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(
+            _Indexed(self._load, len(self.files)),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, load: Any, length: int) -> None:
+        self.load, self.length = load, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.load(i)
+
+
+class FrozenEmbedder(L.LightningModule):
+    """A frozen FM: ``predict_step`` prepares the uint8 batch on the device and returns float32
+    embeddings with their sample indices."""
+
+    def __init__(self, backbone: nn.Module, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        self.backbone = backbone.eval().requires_grad_(False)
+        self.preprocessing = preprocessing
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
+        images, index = batch
+        embeddings = self.backbone(self.preprocessing(images))
+        return index, embeddings.flatten(1).float()  # autocast gives bf16: store float32
+
+
+class ShardWriter(BasePredictionWriter):
+    """Writes each device's predictions, with their sample indices, to ``rank<r>.pt``."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        super().__init__(write_interval="epoch")
+        self.directory = Path(directory)
+
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: Any, predictions: Any, batch_indices: Any
+    ) -> None:
+        index = torch.cat([i for i, _ in predictions]).cpu()
+        embeddings = torch.cat([e for _, e in predictions]).cpu()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"index": index, "embeddings": embeddings},
+            self.directory / f"rank{trainer.global_rank}.pt",
+        )
+
+
+def merge_shards(directory: str | os.PathLike, n_samples: int) -> np.ndarray:
+    """Embeddings of all shards in sample order; every sample must appear exactly once."""
+    shards = [torch.load(p, weights_only=True) for p in sorted(Path(directory).glob("rank*.pt"))]
+    index = torch.cat([s["index"] for s in shards])
+    embeddings = torch.cat([s["embeddings"] for s in shards])
+    # DistributedSampler pads with repeats; keep the first copy of each index.
+    order = torch.argsort(index, stable=True)
+    index, embeddings = index[order], embeddings[order]
+    first = torch.ones_like(index, dtype=torch.bool)
+    first[1:] = index[1:] != index[:-1]
+    index, embeddings = index[first], embeddings[first]
+    if not torch.equal(index, torch.arange(n_samples)):
+        raise RuntimeError(
+            f"prediction shards in {directory} cover {len(index)} of {n_samples} samples"
+        )
+    return embeddings.numpy()
+
+
+def embed_images(
+    backbone: nn.Module,
+    preprocessing: Preprocessing,
+    data: L.LightningDataModule,
+    embeddings_path: str | os.PathLike,
+    labels_path: str | os.PathLike,
+    accelerator: str = "auto",
+    devices: str | int = "auto",
+) -> None:
+    """Embed every image of ``data`` (which has ``labels`` after ``setup``) with the frozen FM
+    into float32 ``embeddings_path`` (N, D) and int64 ``labels_path`` (N,), both ``.npy`` and
+    written atomically."""
+    shard_dir = Path(str(embeddings_path) + ".shards")
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        precision="bf16-mixed" if on_gpu else "32-true",
+        callbacks=[ShardWriter(shard_dir), LogProgress()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
+    trainer.predict(
+        FrozenEmbedder(backbone, preprocessing), datamodule=data, return_predictions=False
+    )
+    trainer.strategy.barrier()  # every rank's shard is on disk before rank 0 merges
+    if trainer.global_rank != 0:
+        return
+    embeddings = merge_shards(shard_dir, len(data.labels))
+    for path, array in ((embeddings_path, embeddings), (labels_path, data.labels)):
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, array)
+    for shard in shard_dir.glob("rank*.pt"):
+        shard.unlink()
+    shard_dir.rmdir()

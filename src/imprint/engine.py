@@ -1,0 +1,156 @@
+"""The sweep engine, ``sweep``: many IMPRINT configurations on one task, each intermediate
+computed once.
+
+Runs are grouped so that NORMpre + presampling run once per (NORMpre, few-shot, Weibull, seed),
+GEN once per (that, GEN, k, λ, seed) — the seed only where the step is random — NORMpost once
+per proxy set, NORMinf once per option, and one neighbour search serves every (m, weighting) of
+an (AGG, distance). Each step is the same function ``ImprintingClassifier`` calls, so a row's
+accuracy equals the classifier's for the same parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from imprint.aggregation import AGG, Variant
+from imprint.batch import ClassBatch
+from imprint.generators import GEN, RANDOM_GENS, GenContext
+from imprint.normalize import NORM, NORM_POST
+from imprint.params import RUN_COLUMNS, validate_params
+from imprint.pipeline import (
+    as_embeddings,
+    check_dimensions,
+    distance_metric,
+    encode_labels,
+    index_labels,
+    prepare_classes,
+)
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = ("accuracy", "f1_per_class", "gen_time_s", "time_s")
+
+
+def _plan(runs: list[dict[str, Any]]) -> dict[Hashable, Any]:
+    """Nest run indices as data key -> GEN key -> NORMpost -> (NORMinf, AGG, distance) -> runs.
+
+    Seeds and λ enter the keys only where they change the result."""
+    tree: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
+    for i, p in enumerate(runs):
+        data_seed = p["seed"] if p["fewshot"] != -1 else None
+        gen_seed = p["seed"] if p["gen"] in RANDOM_GENS else None
+        lam = p["lambda_reg"] if p["gen"] in ("ls", "kls") else None
+        data_key = (p["norm_pre"], p["fewshot"], p["weibull"], data_seed)
+        gen_key = (p["gen"], p["k"], lam, gen_seed)
+        scoring_key = (p["norm_inf"], p["agg"], p["distance"])
+        tree[data_key][gen_key][p["norm_post"]][scoring_key].append(i)
+    return tree
+
+
+def f1_per_class(truth: np.ndarray, prediction: np.ndarray, n_classes: int) -> list[float]:
+    """One-vs-rest F1 of every class (0 where a class is neither present nor predicted)."""
+    hit = truth == prediction
+    tp = np.bincount(truth[hit], minlength=n_classes)
+    predicted = np.bincount(prediction, minlength=n_classes)
+    actual = np.bincount(truth[truth >= 0], minlength=n_classes)
+    denominator = predicted + actual
+    return (2 * tp / np.maximum(denominator, 1)).tolist()
+
+
+def sweep(
+    X_train: Any,
+    y_train: Any,
+    X_test: Any,
+    y_test: Any,
+    configs: pd.DataFrame,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Run every row of ``configs`` (columns as ``RUN_COLUMNS``, optionally ``weibull``).
+
+    Returns the rows with ``accuracy`` (percent), ``f1_per_class``, ``gen_time_s`` (the GEN time
+    of the row's proxy set) and ``time_s`` (that plus the row's share of NORMpost and AGG time).
+    """
+    missing = [c for c in RUN_COLUMNS if c not in configs.columns]
+    if missing:
+        raise ValueError(f"configs lacks column(s) {missing}; a sweep needs {list(RUN_COLUMNS)}")
+    columns = [c for c in configs.columns if c in (*RUN_COLUMNS, "weibull")]
+    runs = [validate_params(r) for r in configs[columns].to_dict("records")]
+    x_train = as_embeddings(X_train, "X_train", device)
+    x_test = as_embeddings(X_test, "X_test", device)
+    check_dimensions(x_train.shape[1], x_test)
+    classes, train_index = encode_labels(y_train, x_train.shape[0])
+    truth = index_labels(classes, y_test, x_test.shape[0])
+    labels = torch.as_tensor(train_index, device=x_train.device)
+    n_classes = len(classes)
+
+    accuracy = np.zeros(len(runs))
+    f1: list[list[float]] = [[] for _ in runs]
+    gen_time = np.zeros(len(runs))
+    total_time = np.zeros(len(runs))
+    test_views: dict[str, torch.Tensor] = {}
+    kmeans_caches: dict[Hashable, dict] = defaultdict(dict)
+    plan = _plan(runs)
+    n_sets = sum(len(gens) for gens in plan.values())
+    done = 0
+    for data_key, gens in plan.items():
+        norm_pre, fewshot, weibull, data_seed = data_key
+        batch: ClassBatch = prepare_classes(
+            x_train, labels, n_classes, norm_pre, fewshot, weibull, data_seed or 0
+        )
+        metric: torch.Tensor | None = None
+        for (gen, k, lam, gen_seed), posts in gens.items():
+            context = GenContext(gen_seed or 0, lam or 0.0, kmeans_caches[(data_key, gen_seed)])
+            proxies, seconds_gen = _timed(device, GEN[gen], batch, k, context)
+            for norm_post, groups in posts.items():
+                normalised, seconds_post = _timed(device, NORM_POST[norm_post], proxies)
+                seconds_post /= sum(len(members) for members in groups.values())
+                for (norm_inf, agg, distance), members in groups.items():
+                    if norm_inf not in test_views:
+                        test_views[norm_inf] = NORM[norm_inf](x_test)
+                    if distance == "mahalanobis" and metric is None:
+                        metric = distance_metric(batch, distance)
+                    variants = [Variant(runs[i]["m"], runs[i]["weighting"]) for i in members]
+                    predictions, seconds_agg = _timed(
+                        device,
+                        AGG[agg],
+                        test_views[norm_inf],
+                        normalised,
+                        n_classes,
+                        distance,
+                        variants,
+                        metric,
+                    )
+                    for i, prediction in zip(members, predictions, strict=True):
+                        prediction = prediction.cpu().numpy()
+                        accuracy[i] = np.mean(prediction == truth) * 100
+                        f1[i] = f1_per_class(truth, prediction, n_classes)
+                        gen_time[i] = seconds_gen
+                        total_time[i] = seconds_gen + seconds_post + seconds_agg / len(members)
+            done += 1
+            log.info(
+                "proxy set %d/%d: gen=%s k=%s norm_pre=%s fewshot=%s seed=%s (%.2fs)",
+                done, n_sets, gen, k, norm_pre, fewshot, gen_seed, seconds_gen,
+            )  # fmt: skip
+    out = configs.copy()
+    out["accuracy"] = accuracy
+    out["f1_per_class"] = f1
+    out["gen_time_s"] = gen_time
+    out["time_s"] = total_time
+    return out
+
+
+def _timed(device: str, function: Any, *args: Any) -> tuple[Any, float]:
+    """The function's result and its wall time in seconds (waiting for the GPU to finish)."""
+    start = time.perf_counter()
+    result = function(*args)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start

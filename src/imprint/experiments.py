@@ -1,0 +1,94 @@
+"""From the workflow's config to sweep shards: which runs a shard holds and which embeddings
+it reads, and the tidy results table it writes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imprint.engine import sweep
+from imprint.grid import expand_grid
+from imprint.io import with_provenance
+from imprint.methods import NAMED_METHODS
+from imprint.params import RUN_COLUMNS
+from imprint.tasks import member_datasets, select_task
+
+log = logging.getLogger(__name__)
+
+
+def embedding_paths(root: str, fm: str, dataset: str, split: str) -> list[str]:
+    """The embeddings files (``.npy``, labels beside them) a data set's split reads."""
+    return [f"{root}/{fm}/{member}/{split}.npy" for member in member_datasets(dataset)]
+
+
+def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-mapped embeddings and their labels (``<name>.labels.npy``); several files are
+    concatenated with each file's labels shifted past the previous ones (CombiDigits: +10 per
+    data set, so that ``mod10`` merges each digit's four data sets)."""
+    xs, ys = [], []
+    offset = 0
+    for path in paths:
+        x = np.load(path, mmap_mode="r")
+        y = np.load(Path(path).with_suffix(".labels.npy"))
+        if x.ndim != 2 or len(x) != len(y):
+            raise ValueError(
+                f"{path}: embeddings {x.shape} do not match {len(y)} labels; delete the file and "
+                "rerun snakemake to regenerate it"
+            )
+        xs.append(x)
+        ys.append(y + offset)
+        offset += int(y.max()) + 1
+    return (xs[0], ys[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(ys))
+
+
+def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame:
+    """The deduplicated runs of one shard: named methods or a grid, over the experiment's seeds,
+    with the FM's λ for ``ls`` and ``kls``."""
+    seeds = list(experiment["seeds"])
+    if "methods" in experiment:
+        rows = []
+        for name in experiment["methods"]:
+            for seed in seeds:
+                params = {c: NAMED_METHODS[name][c] for c in RUN_COLUMNS}
+                rows.append({"method": name, **params, "seed": seed, "lambda_reg": lambda_reg})
+        return pd.DataFrame(rows)
+    grid = {**experiment["grid"], "seed": seeds, "lambda_reg": [lambda_reg]}
+    return expand_grid(grid)
+
+
+def run_shard(
+    experiment_name: str,
+    experiment: Mapping[str, Any],
+    fm: str,
+    fm_config: Mapping[str, Any],
+    dataset: str,
+    mapping: str,
+    task: str,
+    embeddings_root: str,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Every run of one (experiment, FM, data set, mapping, task): a tidy table with provenance."""
+    train = select_task(
+        *load_embeddings(embedding_paths(embeddings_root, fm, dataset, "train")), mapping, task
+    )
+    test = select_task(
+        *load_embeddings(embedding_paths(embeddings_root, fm, dataset, "test")), mapping, task
+    )
+    runs = shard_runs(experiment, fm_config["lambda_reg"])
+    log.info(
+        "%s/%s/%s/%s/%s: %d runs, %d train and %d test samples",
+        experiment_name, fm, dataset, mapping, task, len(runs), len(train[1]), len(test[1]),
+    )  # fmt: skip
+    result = sweep(*train, *test, runs, device=device)
+    result.insert(0, "experiment", experiment_name)
+    result.insert(1, "fm", fm)
+    result.insert(2, "dataset", dataset)
+    result.insert(3, "mapping", mapping)
+    result.insert(4, "task", task)
+    slice_ = {"experiment": dict(experiment), "fm": dict(fm_config)}
+    return with_provenance(result, slice_)

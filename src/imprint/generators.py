@@ -1,0 +1,170 @@
+"""Weight generators (GEN): from a task's per-class training embeddings to proxies.
+
+Each generator is ``gen(batch, k, context) -> ProxySet`` and is registered in ``GEN`` by name.
+``k = -1``, or a class with no more than k samples, means the class's samples are its proxies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from imprint import clustering
+from imprint.batch import ClassBatch, ProxySet
+from imprint.randomness import stage_generator, uniform
+
+
+@dataclass
+class GenContext:
+    """What generators share for one (batch, seed): the seed, the ridge λ, and k-means results,
+    so that ``kls`` reuses the clustering ``kmeans`` already computed for the same k."""
+
+    seed: int
+    lambda_reg: float = 1e-4
+    kmeans_cache: dict[int, ProxySet] = field(default_factory=dict)
+
+    def generator(self) -> torch.Generator:
+        return stage_generator(self.seed, "gen")
+
+    def kmeans(self, batch: ClassBatch, k: int) -> ProxySet:
+        if k not in self.kmeans_cache:
+            self.kmeans_cache[k] = _select_per_class(
+                batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.generator())[0]
+            )
+        return self.kmeans_cache[k]
+
+
+def _select_per_class(
+    batch: ClassBatch, k: int, choose: Callable[[ClassBatch], Tensor]
+) -> ProxySet:
+    """k proxies per class from ``choose`` (C', k, D) for the classes with more than k samples;
+    the other classes (and all classes when k = -1) keep their samples."""
+    counts = batch.counts
+    if k == -1 or int(counts.max()) <= k:
+        return ProxySet.from_padded(batch.x, batch.mask)
+    large = counts > k
+    width = max(k, 1)
+    weights = batch.x.new_zeros(batch.n_classes, width, batch.x.shape[2])
+    small_width = min(width, batch.x.shape[1])
+    weights[:, :small_width] = batch.x[:, :small_width]
+    valid = torch.arange(width, device=counts.device)[None, :] < counts[:, None]
+    weights[large] = choose(batch.subset(large))
+    valid[large] = True
+    return ProxySet.from_padded(weights, valid)
+
+
+def _pick(sub: ClassBatch, index: Tensor) -> Tensor:
+    return torch.gather(sub.x, 1, index[..., None].expand(-1, -1, sub.x.shape[2]))
+
+
+def generate_all(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """Every training sample is a proxy."""
+    return ProxySet.from_padded(batch.x, batch.mask)
+
+
+def generate_mean(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """The class mean."""
+    means = batch.means()[:, None]
+    return ProxySet.from_padded(
+        means, torch.ones(means.shape[:2], dtype=torch.bool, device=means.device)
+    )
+
+
+def generate_random(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """k samples per class drawn uniformly without replacement."""
+
+    def choose(sub: ClassBatch) -> Tensor:
+        keys = uniform(tuple(sub.mask.shape), context.generator(), sub.x.device)
+        keys = keys.masked_fill(~sub.mask, math.inf)
+        return _pick(sub, torch.argsort(keys, dim=1)[:, :k])
+
+    return _select_per_class(batch, k, choose)
+
+
+def generate_kmeans(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """The k centroids of k-means on each class."""
+    return context.kmeans(batch, k)
+
+
+def generate_kmedoids(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """The k medoids of k-medoids on each class."""
+
+    def choose(sub: ClassBatch) -> Tensor:
+        return _pick(sub, clustering.kmedoids(sub.x, sub.mask, k, context.generator())[0])
+
+    return _select_per_class(batch, k, choose)
+
+
+def generate_fps(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """Farthest-point sampling from a random first sample."""
+
+    def choose(sub: ClassBatch) -> Tensor:
+        return _pick(
+            sub, clustering.farthest_point_sampling(sub.x, sub.mask, k, context.generator())
+        )
+
+    return _select_per_class(batch, k, choose)
+
+
+def covariance_column_sums(x: Tensor, mask: Tensor) -> Tensor:
+    """Column sums (C, n) of each class's n x n sample-by-sample covariance matrix, in O(n D):
+    with z_i the sample x_i centred over its own features,
+    sum_j cov(i, j) = <z_i, sum_j z_j> / (D - 1)."""
+    z = (x - x.mean(-1, keepdim=True)) * mask[..., None]
+    return torch.einsum("cnd,cd->cn", z, z.sum(1)) / (x.shape[-1] - 1)
+
+
+def generate_cov_max(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """The k samples with the largest column sums of the sample covariance matrix."""
+
+    def choose(sub: ClassBatch) -> Tensor:
+        sums = covariance_column_sums(sub.x.double(), sub.mask).masked_fill(~sub.mask, -math.inf)
+        order = torch.sort(sums, dim=1, descending=True, stable=True).indices
+        return _pick(sub, order[:, :k])
+
+    return _select_per_class(batch, k, choose)
+
+
+def least_squares_weights(x: Tensor, targets: Tensor, lambda_reg: float) -> Tensor:
+    """Ridge weights (Q, D) = (1/Q) T (X^T X / N + λ I)^-1 for target means T (Q, D), in float64."""
+    xd = x.double()
+    gram = xd.T @ xd / x.shape[0]
+    gram.diagonal().add_(lambda_reg)
+    solved = torch.linalg.solve(gram, targets.double().T).T  # the Gram matrix is symmetric
+    return (solved / targets.shape[0]).to(x.dtype)
+
+
+def generate_ls(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """Least squares over all classes jointly: one proxy per class."""
+    x, _ = batch.flat()
+    means = batch.means()
+    weights = least_squares_weights(x, means, context.lambda_reg)
+    labels = torch.arange(batch.n_classes, device=x.device)
+    return ProxySet(weights, labels)
+
+
+def generate_kls(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """k-means each class, solve least squares with the clusters as classes, k rows per class."""
+    clusters = context.kmeans(batch, k)
+    x, _ = batch.flat()
+    return clusters.replace(least_squares_weights(x, clusters.weights, context.lambda_reg))
+
+
+GEN: dict[str, Callable[[ClassBatch, int, GenContext], ProxySet]] = {
+    "all": generate_all,
+    "mean": generate_mean,
+    "random": generate_random,
+    "kmeans": generate_kmeans,
+    "kmedoids": generate_kmedoids,
+    "fps": generate_fps,
+    "cov_max": generate_cov_max,
+    "ls": generate_ls,
+    "kls": generate_kls,
+}
+
+# Generators whose proxies depend on the seed (the others are deterministic functions of the data).
+RANDOM_GENS = frozenset({"random", "kmeans", "kmedoids", "fps", "kls"})

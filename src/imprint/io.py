@@ -1,0 +1,110 @@
+"""Atomic file writes and the provenance recorded with every results table."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+PACKAGES = ("imprint", "torch", "torchvision", "lightning", "numpy", "scikit-learn", "pandas")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it only when the block succeeds, so a killed
+    job never leaves a half-written file under the final name."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix
+    )
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; results are shared
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+
+
+def git_commit() -> str:
+    """The working tree's commit (``-dirty`` with changes); ``unknown`` outside a repository."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in PACKAGES}
+
+
+def config_hash(config: Any) -> str:
+    """A short hash of a JSON-serialisable config slice."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def with_provenance(table: pd.DataFrame, config: Any) -> pd.DataFrame:
+    """The table with columns for package versions, git commit and the config slice's hash."""
+    table = table.copy()
+    for name, version in versions().items():
+        table[f"version_{name.replace('-', '_')}"] = version
+    table["git_commit"] = git_commit()
+    table["config_hash"] = config_hash(config)
+    return table
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write Parquet or CSV (by suffix) atomically."""
+    with atomic_path(path) as temporary:
+        if Path(path).suffix == ".parquet":
+            table.to_parquet(temporary, index=False)
+        else:
+            table.to_csv(temporary, index=False)
+
+
+@contextlib.contextmanager
+def log_to(path: str | os.PathLike) -> Iterator[None]:
+    """Send logging, stdout and stderr (progress bars included) to ``path`` for the block."""
+    import logging
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", buffering=1) as handle:
+        handler = logging.StreamHandler(handle)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+            try:
+                yield
+            except BaseException:
+                logging.getLogger("imprint").exception("step failed")
+                raise
+            finally:
+                root.removeHandler(handler)
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a table written by ``write_table``."""
+    return pd.read_parquet(path) if Path(path).suffix == ".parquet" else pd.read_csv(path)

@@ -1,0 +1,105 @@
+"""The parameters of one imprinting run: their defaults, allowed values and checks.
+
+The classifier, the sweep and the grid expansion all read these, so a value is valid in one
+exactly when it is valid in the others.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
+from imprint.generators import GEN
+from imprint.normalize import NORM, NORM_POST
+
+# Defaults are the paper's best method ("Ours": L2, k-means k = 20, L2, L2, max).
+DEFAULTS: dict[str, Any] = {
+    "norm_pre": "l2",
+    "gen": "kmeans",
+    "k": 20,
+    "norm_post": "l2",
+    "norm_inf": "l2",
+    "agg": "max",
+    "distance": "inner_product",
+    "weighting": "uniform",
+    "m": 1,
+    "fewshot": -1,
+    "lambda_reg": 1e-4,
+    "seed": 0,
+    "weibull": None,
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "norm_pre": tuple(NORM),
+    "gen": tuple(GEN),
+    "norm_post": tuple(NORM_POST),
+    "norm_inf": tuple(NORM),
+    "agg": tuple(AGG),
+    "distance": ("inner_product", *DISTANCES),
+    "weighting": WEIGHTINGS,
+}
+
+# The columns a sweep table must have (SPEC §8); ``weibull`` is optional.
+RUN_COLUMNS = (
+    "norm_pre", "gen", "k", "norm_post", "norm_inf", "agg",
+    "distance", "weighting", "m", "fewshot", "lambda_reg", "seed",
+)  # fmt: skip
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral | float):
+        raise ValueError(f"{name}={value!r} is not valid; it must be an integer")
+    if float(value) != int(value):
+        raise ValueError(f"{name}={value!r} is not valid; it must be an integer")
+    return int(value)
+
+
+def _weibull(value: Any) -> tuple[float, float] | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    try:
+        lower, upper = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"weibull={value!r} is not valid; give None or [a, b]") from None
+    if not 0 <= lower < upper <= 1:
+        raise ValueError(f"weibull={value!r} is not valid; need 0 <= a < b <= 1")
+    return lower, upper
+
+
+def validate_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check one run's parameters and return them with defaults filled in and types normalised.
+
+    Raises ``ValueError`` naming the parameter and its allowed values."""
+    unknown = set(params) - set(DEFAULTS) - {"device"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **{key: params[key] for key in params if key != "device"}}
+    for name, allowed in CHOICES.items():
+        if p[name] not in allowed:
+            raise ValueError(f"{name}={p[name]!r} is not valid; choose one of {list(allowed)}")
+    for name in ("k", "m", "fewshot", "seed"):
+        p[name] = _integer(name, p[name])
+    if p["k"] != -1 and p["k"] < 1:
+        raise ValueError(f"k={p['k']} is not valid; use k >= 1, or k = -1 for all samples")
+    if p["fewshot"] != -1 and p["fewshot"] < 1:
+        raise ValueError(f"fewshot={p['fewshot']} is not valid; use n >= 1, or -1 for all samples")
+    if p["agg"] == "mnn":
+        if p["m"] < 1:
+            raise ValueError(f"m={p['m']} is not valid for agg='mnn'; use m >= 1")
+        if p["distance"] == "inner_product":
+            raise ValueError(
+                "distance='inner_product' is not valid for agg='mnn'; "
+                f"choose one of {list(DISTANCES)}"
+            )
+    try:
+        p["lambda_reg"] = float(p["lambda_reg"])
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"lambda_reg={p['lambda_reg']!r} is not valid; it must be a number"
+        ) from None
+    if not p["lambda_reg"] >= 0:
+        raise ValueError(f"lambda_reg={p['lambda_reg']} is not valid; it must be >= 0")
+    p["weibull"] = _weibull(p["weibull"])
+    return p

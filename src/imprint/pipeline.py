@@ -1,0 +1,99 @@
+"""The steps of one imprinting run, shared by ``ImprintingClassifier`` and ``sweep``.
+
+fit:     embeddings -> NORMpre -> presampling -> GEN -> NORMpost
+         (``prepare_classes``, ``GEN``, ``NORM_POST``)
+predict: embeddings -> NORMinf -> AGG  (``NORM``, ``AGG``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from imprint.aggregation import whitening
+from imprint.batch import ClassBatch
+from imprint.normalize import NORM
+from imprint.presample import fewshot as sample_fewshot
+from imprint.presample import weibull as sample_weibull
+from imprint.randomness import stage_generator
+
+
+def as_embeddings(
+    x: Any, name: str, device: str | torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """An (N, D) tensor of ``dtype`` on ``device``; rejects other shapes, NaN and infinity."""
+    if isinstance(x, Tensor):
+        tensor = x
+    else:
+        array = np.asarray(x)
+        if not np.issubdtype(array.dtype, np.number):
+            raise ValueError(f"{name} must be numeric, got an array of {array.dtype}")
+        tensor = torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)
+    if tensor.ndim != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty 2-D array (samples x features), "
+            f"got shape {tuple(tensor.shape)}"
+        )
+    tensor = tensor.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; clean or drop those rows first")
+    return tensor
+
+
+def _labels_array(y: Any, name: str, n_rows: int) -> np.ndarray:
+    labels = y.cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
+    if labels.ndim != 1 or len(labels) != n_rows:
+        raise ValueError(
+            f"{name} must be 1-D with one label per row of X ({n_rows}), got shape {labels.shape}"
+        )
+    return labels
+
+
+def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct labels and each label's index among them (labels need not be 0..C-1)."""
+    classes, index = np.unique(_labels_array(y, "y", n_rows), return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"y must hold at least two classes, got {len(classes)}: {classes.tolist()}"
+        )
+    return classes, index
+
+
+def index_labels(classes: np.ndarray, y: Any, n_rows: int) -> np.ndarray:
+    """Indices of test labels among the training ``classes``; -1 for a label unseen in training."""
+    labels = _labels_array(y, "y_test", n_rows)
+    position = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
+    return np.where(classes[position] == labels, position, -1)
+
+
+def check_dimensions(n_train: int, x: Tensor) -> None:
+    if x.shape[1] != n_train:
+        raise ValueError(
+            f"X has {x.shape[1]} features but the classifier was fitted on {n_train}; "
+            "use embeddings from the same backbone for training and test"
+        )
+
+
+def prepare_classes(
+    x: Tensor,
+    labels: Tensor,
+    n_classes: int,
+    norm_pre: str,
+    fewshot: int,
+    weibull: tuple[float, float] | None,
+    seed: int,
+) -> ClassBatch:
+    """NORMpre, then grouping by class, few-shot sampling and Weibull presampling."""
+    batch = ClassBatch.from_labels(NORM[norm_pre](x), labels, n_classes)
+    batch = sample_fewshot(batch, fewshot, stage_generator(seed, "presample"))
+    if weibull is not None:
+        batch = sample_weibull(batch, *weibull)
+    return batch
+
+
+def distance_metric(batch: ClassBatch, distance: str) -> Tensor | None:
+    """The whitening map for ``mahalanobis`` (Ledoit–Wolf on the training embeddings), else None."""
+    return whitening(batch.flat()[0]) if distance == "mahalanobis" else None

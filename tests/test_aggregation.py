@@ -1,0 +1,135 @@
+"""AGG against brute-force loops and scikit-learn's NearestNeighbors and LedoitWolf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.covariance import LedoitWolf
+from sklearn.neighbors import NearestNeighbors
+
+from imprint.aggregation import AGG, Variant, ledoit_wolf_covariance, vote, whitening
+from imprint.batch import ProxySet
+
+SKLEARN_METRIC = {
+    "cosine": "cosine",
+    "euclidean": "euclidean",
+    "manhattan": "manhattan",
+    "chebyshev": "chebyshev",
+}
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    weights = rng.normal(size=(len(labels), 5)) + 20.0  # a common offset far from the origin
+    x = rng.normal(size=(40, 5)) + 20.0
+    return x, weights, labels
+
+
+def _proxies(weights, labels) -> ProxySet:
+    return ProxySet(torch.tensor(weights, dtype=torch.float32), torch.tensor(labels))
+
+
+def _reference_vote(dist_row, label_row, n_classes, weighting):
+    votes = np.zeros(n_classes)
+    for d, c in zip(dist_row, label_row, strict=True):
+        votes[c] += 1.0 if weighting == "uniform" else 1.0 / (d + 1e-10)
+    tied = set(np.flatnonzero(np.isclose(votes, votes.max(), rtol=1e-9, atol=0)))
+    return next(c for c in label_row if c in tied)  # nearest proxy among the tied classes
+
+
+def test_max_is_the_class_of_the_best_inner_product(problem):
+    x, weights, labels = problem
+    (got,) = AGG["max"](
+        torch.tensor(x, dtype=torch.float32),
+        _proxies(weights, labels),
+        4,
+        "inner_product",
+        [Variant()],
+    )
+    scores = x @ weights.T
+    expected = [max(range(4), key=lambda c, s=s: max(s[labels == c])) for s in scores]
+    assert got.tolist() == expected
+
+
+def test_max_ties_go_to_the_lowest_class():
+    proxies = ProxySet(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1, 2]))
+    (got,) = AGG["max"](
+        torch.tensor([[1.0, 0.0], [0.0, 1.0]]), proxies, 3, "inner_product", [Variant()]
+    )
+    assert got.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("distance", sorted(SKLEARN_METRIC))
+@pytest.mark.parametrize("weighting", ["uniform", "weighted_by_distance"])
+def test_mnn_matches_nearest_neighbors_and_a_vote_loop(problem, distance, weighting):
+    x, weights, labels = problem
+    ms = [1, 3, 5, 50]
+    got = AGG["mnn"](
+        torch.tensor(x, dtype=torch.float32), _proxies(weights, labels), 4, distance,
+        [Variant(m, weighting) for m in ms],
+    )  # fmt: skip
+    index = NearestNeighbors(metric=SKLEARN_METRIC[distance], algorithm="brute").fit(weights)
+    for m, prediction in zip(ms, got, strict=True):
+        m_eff = min(m, len(labels))
+        dist, idx = index.kneighbors(x, n_neighbors=m_eff)
+        expected = [
+            _reference_vote(d, labels[i], 4, weighting) for d, i in zip(dist, idx, strict=True)
+        ]
+        assert prediction.tolist() == expected
+
+
+def test_mahalanobis_uses_the_ledoit_wolf_covariance(problem):
+    x, weights, labels = problem
+    train = np.random.default_rng(1).normal(size=(30, 5)) * [1, 2, 3, 0.5, 1]
+    metric = whitening(torch.tensor(train, dtype=torch.float32))
+    got = AGG["mnn"](
+        torch.tensor(x, dtype=torch.float32),
+        _proxies(weights, labels),
+        4,
+        "mahalanobis",
+        [Variant(3)],
+        metric,
+    )
+    precision = np.linalg.inv(LedoitWolf().fit(train).covariance_)
+    index = NearestNeighbors(
+        metric="mahalanobis", metric_params={"VI": precision}, algorithm="brute"
+    ).fit(weights)
+    dist, idx = index.kneighbors(x, n_neighbors=3)
+    expected = [_reference_vote(d, labels[i], 4, "uniform") for d, i in zip(dist, idx, strict=True)]
+    assert got[0].tolist() == expected
+
+
+@pytest.mark.parametrize("shape", [(50, 8), (6, 10)])
+def test_ledoit_wolf_matches_sklearn(shape):
+    x = np.random.default_rng(2).normal(size=shape) @ np.random.default_rng(3).normal(
+        size=(shape[1],) * 2
+    )
+    np.testing.assert_allclose(
+        ledoit_wolf_covariance(torch.tensor(x)).numpy(), LedoitWolf().fit(x).covariance_, rtol=1e-10
+    )
+
+
+def test_vote_tie_goes_to_the_nearest_proxys_class():
+    # Nearest first: classes 2, 0, 0, 2 -> two votes each; class 2 holds the nearest proxy.
+    labels = torch.tensor([[2, 0, 0, 2], [1, 1, 0, 0]])
+    dists = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.1, 0.2]])
+    assert vote(dists, labels, 3, "uniform").tolist() == [2, 1]
+
+
+def test_weighted_vote_weights_by_inverse_distance():
+    labels = torch.tensor([[0, 1, 1]])
+    dists = torch.tensor([[0.1, 0.3, 0.3]])  # 10 against 2 * 3.33
+    assert vote(dists, labels, 2, "weighted_by_distance").tolist() == [0]
+    assert vote(dists, labels, 2, "uniform").tolist() == [1]
+
+
+def test_max_with_a_distance_is_one_nearest_neighbour(problem):
+    x, weights, labels = problem
+    xt = torch.tensor(x, dtype=torch.float32)
+    proxies = _proxies(weights, labels)
+    via_max = AGG["max"](xt, proxies, 4, "euclidean", [Variant(7, "weighted_by_distance")])[0]
+    via_mnn = AGG["mnn"](xt, proxies, 4, "euclidean", [Variant(1)])[0]
+    assert torch.equal(via_max, via_mnn)

@@ -1,0 +1,138 @@
+"""ImprintingClassifier: the scikit-learn contract, the named methods and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from imprint import NAMED_METHODS, ImprintingClassifier
+from tests.conftest import make_task
+
+
+def test_sklearn_contract(task):
+    x, y, x_test, y_test = task
+    clf = ImprintingClassifier(gen="kmeans", k=3, seed=4)
+    assert clone(clf).get_params() == clf.get_params()
+    clf.set_params(k=2)
+    assert clf.k == 2
+    pipe = make_pipeline(StandardScaler(), ImprintingClassifier(**NAMED_METHODS["qi"])).fit(x, y)
+    assert pipe.score(x_test, y_test) > 0.5
+    assert clf.fit(x, y).score(x_test, y_test) == np.mean(clf.predict(x_test) == y_test)
+
+
+@pytest.mark.parametrize("name", ["qi", "hosoda", "hosoda_quantile", "janson", "ours", "oracle"])
+def test_named_methods_learn_a_separable_task(task, name):
+    x, y, x_test, y_test = task
+    assert ImprintingClassifier(**NAMED_METHODS[name]).fit(x, y).score(x_test, y_test) > 0.6
+
+
+def test_arbitrary_labels_are_mapped_and_mapped_back(task):
+    x, y, x_test, _ = task
+    names = np.array(["cat", "dog", "emu", "fox"])
+    plain = ImprintingClassifier(k=3).fit(x, y).predict(x_test)
+    named = ImprintingClassifier(k=3).fit(x, names[y]).predict(x_test)
+    shifted = ImprintingClassifier(k=3).fit(x, y * 10 + 7).predict(x_test)
+    np.testing.assert_array_equal(named, names[plain])
+    np.testing.assert_array_equal(shifted, plain * 10 + 7)
+
+
+def test_torch_tensors_are_accepted(task):
+    x, y, x_test, _ = task
+    from_numpy = ImprintingClassifier(k=2).fit(x, y).predict(x_test)
+    from_torch = (
+        ImprintingClassifier(k=2)
+        .fit(torch.tensor(x), torch.tensor(y))
+        .predict(torch.tensor(x_test))
+    )
+    np.testing.assert_array_equal(from_numpy, from_torch)
+
+
+def test_k_larger_than_a_class_and_a_one_sample_class():
+    x, y = make_task(n_classes=3, per_class=5, seed=3)
+    x, y = x[:11], y[:11]  # class 2 has one sample
+    clf = ImprintingClassifier(
+        norm_pre="none", gen="kmeans", k=8, norm_post="none", norm_inf="none"
+    ).fit(x, y)
+    weights = clf.proxies_.weights.numpy()
+    assert clf.proxies_.labels.tolist() == [0] * 5 + [1] * 5 + [2]
+    np.testing.assert_array_equal(weights, x)
+    assert clf.predict(x[10:11]).tolist() == [2]
+
+
+def test_same_seed_same_proxies_and_predictions(task):
+    x, y, x_test, _ = task
+    first = ImprintingClassifier(gen="kmedoids", k=4, seed=9).fit(x, y)
+    second = ImprintingClassifier(gen="kmedoids", k=4, seed=9).fit(x, y)
+    assert torch.equal(first.proxies_.weights, second.proxies_.weights)
+    np.testing.assert_array_equal(first.predict(x_test), second.predict(x_test))
+
+
+def test_results_do_not_depend_on_the_number_of_threads(task):
+    x, y, x_test, _ = task
+    threads = torch.get_num_threads()
+    try:
+        outputs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            clf = ImprintingClassifier(gen="kmeans", k=5, seed=1).fit(x, y)
+            outputs.append((clf.proxies_.weights, clf.predict(x_test)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outputs[0][0], outputs[1][0])
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+
+
+@pytest.mark.parametrize(
+    ("params", "fit_input", "message"),
+    [
+        ({}, "nan", "NaN or infinite"),
+        ({}, "inf", "NaN or infinite"),
+        ({}, "one_class", "at least two classes"),
+        ({"gen": "kmeanz"}, None, r"gen='kmeanz' is not valid; choose one of \['all', 'mean'"),
+        ({"norm_post": "max"}, None, "norm_post='max' is not valid"),
+        ({"distance": "hamming"}, None, "distance='hamming' is not valid"),
+        ({"agg": "mnn", "distance": "euclidean", "m": 0}, None, "m=0 is not valid for agg='mnn'"),
+        (
+            {"agg": "mnn", "distance": "inner_product"},
+            None,
+            "distance='inner_product' is not valid for agg='mnn'",
+        ),
+        ({"k": 0}, None, "k=0 is not valid"),
+        ({"k": 2.5}, None, "k=2.5 is not valid"),
+        ({"fewshot": 0}, None, "fewshot=0 is not valid"),
+        ({"lambda_reg": -1}, None, "lambda_reg=-1.0 is not valid"),
+        ({"weibull": (0.9, 0.1)}, None, "weibull=.* is not valid"),
+        ({}, "labels_length", "one label per row"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(task, params, fit_input, message):
+    x, y, _, _ = task
+    x = x.copy()
+    if fit_input == "nan":
+        x[3, 1] = np.nan
+    elif fit_input == "inf":
+        x[0, 0] = np.inf
+    elif fit_input == "one_class":
+        y = np.zeros_like(y)
+    elif fit_input == "labels_length":
+        y = y[:-1]
+    with pytest.raises(ValueError, match=message):
+        ImprintingClassifier(**params).fit(x, y)
+
+
+def test_test_dimension_mismatch_is_rejected(task):
+    x, y, x_test, _ = task
+    clf = ImprintingClassifier(k=2).fit(x, y)
+    with pytest.raises(ValueError, match="X has 5 features but the classifier was fitted on 8"):
+        clf.predict(x_test[:, :5])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        clf.predict(np.full_like(x_test, np.nan))
+
+
+def test_unknown_parameter_in_set_params_is_rejected():
+    with pytest.raises(ValueError):
+        ImprintingClassifier().set_params(gem="mean")

@@ -1,0 +1,113 @@
+"""k-means, k-medoids and farthest-point sampling against scikit-learn and brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+
+from imprint.batch import ClassBatch
+from imprint.clustering import farthest_point_sampling, kmeans, kmedoids
+from imprint.randomness import stage_generator
+from tests.conftest import make_task
+
+
+def _batch(**kwargs) -> tuple[ClassBatch, np.ndarray, np.ndarray]:
+    x, y = make_task(**kwargs)
+    return ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), int(y.max()) + 1), x, y
+
+
+@pytest.mark.parametrize("k", [2, 5, 12])
+def test_kmeans_inertia_within_one_percent_of_sklearn(k):
+    """Both are one seeded k-means++ run to a local optimum, so compare them over many seeds:
+    the mean inertia over seeds and classes, and the best inertia of every class."""
+    batch, x, y = _batch(n_classes=3, per_class=200, dim=16, modes=6, offset=50.0, seed=k)
+    seeds = range(30)
+    ours = np.stack([kmeans(batch.x, batch.mask, k, stage_generator(s, "gen"))[1] for s in seeds])
+    rows = [x[y == c].astype(np.float64) for c in range(3)]
+    theirs = np.array(
+        [[KMeans(k, n_init=1, random_state=s).fit(r).inertia_ for r in rows] for s in seeds]
+    )
+    assert ours.mean() <= 1.01 * theirs.mean()
+    assert (ours.min(0) <= 1.01 * theirs.min(0)).all()
+    centres, inertia = kmeans(batch.x, batch.mask, k, stage_generator(0, "gen"))
+    for c in range(3):
+        rows = x[y == c].astype(np.float64)
+        brute = ((rows[:, None] - centres[c].double().numpy()[None]) ** 2).sum(-1).min(1).sum()
+        assert inertia[c].item() == pytest.approx(brute, rel=1e-4)
+
+
+def test_kmeans_ends_at_a_lloyd_fixed_point():
+    batch, x, y = _batch(n_classes=2, per_class=60, modes=3, seed=3)
+    centres, _ = kmeans(batch.x, batch.mask, 3, stage_generator(1, "gen"))
+    for c in range(2):
+        rows = x[y == c]
+        assign = ((rows[:, None] - centres[c].numpy()[None]) ** 2).sum(-1).argmin(1)
+        for j in range(3):
+            np.testing.assert_allclose(centres[c, j].numpy(), rows[assign == j].mean(0), atol=1e-4)
+
+
+def test_kmeans_handles_classes_of_different_sizes():
+    x, y = make_task(n_classes=3, per_class=40, seed=4)
+    keep = np.ones(len(y), bool)
+    keep[np.flatnonzero(y == 1)[:25]] = False
+    batch = ClassBatch.from_labels(torch.tensor(x[keep]), torch.tensor(y[keep]), 3)
+    centres, inertia = kmeans(batch.x, batch.mask, 4, stage_generator(0, "gen"))
+    rows = x[keep][y[keep] == 1]
+    brute = ((rows[:, None] - centres[1].numpy()[None]) ** 2).sum(-1).min(1).sum()
+    assert inertia[1].item() == pytest.approx(brute, rel=1e-4)
+
+
+def _medoid_objective(rows: np.ndarray, medoids) -> float:
+    d = np.linalg.norm(rows[:, None] - rows[list(medoids)][None], axis=-1)
+    return d.min(1).sum()
+
+
+def test_kmedoids_reaches_the_exhaustive_optimum_within_one_percent():
+    batch, x, y = _batch(n_classes=2, per_class=14, dim=3, modes=3, seed=5)
+    index, objective = kmedoids(batch.x, batch.mask, 3, stage_generator(0, "gen"))
+    for c in range(2):
+        rows = x[y == c].astype(np.float64)
+        best = min(_medoid_objective(rows, s) for s in itertools.combinations(range(len(rows)), 3))
+        assert objective[c].item() <= 1.01 * best
+        assert objective[c].item() == pytest.approx(
+            _medoid_objective(rows, index[c].tolist()), rel=2e-4
+        )
+
+
+def test_kmedoids_medoids_minimise_distance_within_their_clusters():
+    batch, x, y = _batch(n_classes=2, per_class=50, dim=5, modes=4, seed=6)
+    index, _ = kmedoids(batch.x, batch.mask, 4, stage_generator(2, "gen"))
+    for c in range(2):
+        rows = x[y == c].astype(np.float64)
+        medoids = index[c].numpy()
+        d = np.linalg.norm(rows[:, None] - rows[None], axis=-1)
+        assign = d[:, medoids].argmin(1)
+        for j, medoid in enumerate(medoids):
+            members = np.flatnonzero(assign == j)
+            costs = d[np.ix_(members, members)].sum(1)
+            assert costs[members == medoid][0] <= costs.min() + 1e-4
+
+
+def test_farthest_point_sampling_matches_a_loop():
+    batch, x, y = _batch(n_classes=3, per_class=25, seed=7)
+    index = farthest_point_sampling(batch.x, batch.mask, 6, stage_generator(3, "gen"))
+    for c in range(3):
+        rows = x[y == c].astype(np.float64)
+        chosen = [int(index[c, 0])]
+        for _ in range(5):
+            d = np.min([((rows - rows[i]) ** 2).sum(1) for i in chosen], axis=0)
+            chosen.append(int(np.argmax(d)))
+        assert index[c].tolist() == chosen
+
+
+def test_clustering_is_deterministic_per_seed():
+    batch, _, _ = _batch(n_classes=3, per_class=40, seed=8)
+    first = kmeans(batch.x, batch.mask, 4, stage_generator(11, "gen"))[0]
+    second = kmeans(batch.x, batch.mask, 4, stage_generator(11, "gen"))[0]
+    assert torch.equal(first, second)
+    medoids = [kmedoids(batch.x, batch.mask, 4, stage_generator(11, "gen"))[0] for _ in range(2)]
+    assert torch.equal(*medoids)

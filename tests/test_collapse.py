@@ -1,0 +1,67 @@
+"""nc1() against a brute-force computation and a Gaussian model with known covariances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imprint import collapse, nc1
+
+
+def _brute_force(x, y):
+    classes = np.unique(y)
+    means = np.stack([x[y == c].mean(0) for c in classes])
+    global_mean = x.mean(0)
+    dim = x.shape[1]
+    sigma_w = np.zeros((dim, dim))
+    for c, mu in zip(classes, means, strict=True):
+        within = np.zeros((dim, dim))
+        for h in x[y == c]:
+            within += np.outer(h - mu, h - mu)
+        sigma_w += within / (y == c).sum()
+    sigma_w /= len(classes)
+    sigma_b = sum(np.outer(mu - global_mean, mu - global_mean) for mu in means) / len(classes)
+    rank_b = np.linalg.matrix_rank(sigma_b)
+    return {
+        "nc1": np.trace(sigma_w @ np.linalg.pinv(sigma_b)) / len(classes),
+        "vci": 1 - np.trace(sigma_b @ np.linalg.pinv(sigma_w + sigma_b)) / rank_b,
+        "tr_sigma_w": np.trace(sigma_w),
+        "tr_sigma_b": np.trace(sigma_b),
+        "rank_sigma_w": np.linalg.matrix_rank(sigma_w),
+        "rank_sigma_b": rank_b,
+    }
+
+
+def test_matches_brute_force_with_unequal_classes_and_chunks(monkeypatch):
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 17)  # several chunks, classes split across them
+    rng = np.random.default_rng(0)
+    y = rng.choice([3, 7, 11, 20], size=150, p=[0.1, 0.2, 0.3, 0.4])
+    x = rng.normal(size=(150, 6)) + rng.normal(size=(21, 6))[y] * 2
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    got, expected = nc1(x, y), _brute_force(x, y)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_gaussian_classes_with_known_covariances():
+    """Two classes at ±a·e1 with isotropic noise σ²: Σ_W = σ² I, Σ_B = a² e1 e1ᵀ."""
+    rng = np.random.default_rng(1)
+    a, sigma, dim, n = 3.0, 0.5, 4, 200_000
+    y = np.repeat([0, 1], n)
+    x = rng.normal(scale=sigma, size=(2 * n, dim))
+    x[:, 0] += np.where(y == 0, -a, a)
+    got = nc1(x.astype(np.float32), y)
+    assert got["tr_sigma_w"] == pytest.approx(dim * sigma**2, rel=1e-2)
+    assert got["tr_sigma_b"] == pytest.approx(a**2, rel=1e-2)
+    assert got["nc1"] == pytest.approx(sigma**2 / a**2 / 2, rel=2e-2)  # Tr(σ² I · e1e1ᵀ/a²) / C
+    assert got["vci"] == pytest.approx(1 - a**2 / (a**2 + sigma**2), rel=2e-2)
+    assert (got["rank_sigma_b"], got["rank_sigma_w"]) == (1, dim)
+
+
+def test_works_on_a_memory_map(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=300)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    assert nc1(np.load(path, mmap_mode="r"), y) == pytest.approx(nc1(x, y))

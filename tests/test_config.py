@@ -1,0 +1,85 @@
+"""The config schema and reference checks: bad configs stop before any job, with a clear message."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
+from imprint.config import check_references
+from imprint.generators import GEN
+from imprint.normalize import NORM, NORM_POST
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
+
+
+def _config(name: str = "config.yaml") -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+def test_shipped_configs_are_valid():
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        validate(config, SCHEMA)
+        check_references(config)
+
+
+def test_schema_lists_exactly_the_registries():
+    grid = yaml.safe_load(Path(SCHEMA).read_text())["$defs"]["experiment"]["properties"]["grid"][
+        "properties"
+    ]
+    assert grid["gen"]["items"]["enum"] == list(GEN)
+    assert grid["norm_post"]["items"]["enum"] == list(NORM_POST)
+    assert grid["norm_pre"]["items"]["enum"] == grid["norm_inf"]["items"]["enum"] == list(NORM)
+    assert grid["agg"]["items"]["enum"] == list(AGG)
+    assert grid["distance"]["items"]["enum"] == ["inner_product", *DISTANCES]
+    assert grid["weighting"]["items"]["enum"] == list(WEIGHTINGS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.update(typo=1), "typo"),
+        (lambda c: c["experiments"]["fig6"]["grid"].update(gen=["kmeanz"]), "kmeanz"),
+        (lambda c: c["experiments"]["fig6"]["grid"].update(k=[0]), "0"),
+        (lambda c: c["experiments"]["named"].update(tasks=["evens"]), "evens"),
+        (lambda c: c["experiments"]["named"].update(mappings=["mod"]), "mod"),
+        (lambda c: c["statistics"].update(posthoc="tukey"), "tukey"),
+        (lambda c: c["experiments"]["named"].pop("seeds"), "seeds"),
+    ],
+)
+def test_schema_rejects_bad_keys_and_values(change, message):
+    config = copy.deepcopy(_config())
+    change(config)
+    with pytest.raises(WorkflowError, match=message):
+        validate(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["experiments"]["named"].update(fms=["resnet18"]),
+            r"experiments.named.fms names undefined FM\(s\) \['resnet18'\]",
+        ),
+        (
+            lambda c: c["figures"].update(fig6="nope"),
+            r"figures.fig6 names undefined experiment\(s\) \['nope'\]",
+        ),
+        (
+            lambda c: c["statistics"]["cd_diagrams"]["gen"].update(experiment="x"),
+            "statistics.cd_diagrams.gen",
+        ),
+    ],
+)
+def test_references_between_sections_are_checked(change, message):
+    config = copy.deepcopy(_config())
+    change(config)
+    with pytest.raises(ValueError, match=message):
+        check_references(config)

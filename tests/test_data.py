@@ -1,0 +1,174 @@
+"""Data and weights: bundled digits, the .npz format, and every download against a loopback
+HTTP server, including truncated and corrupted files that must be rejected."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import io
+import struct
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets as tvd
+
+from imprint import data
+from imprint.backbones import download_weights
+from imprint.data import digits, imagenet, load_images, save_images, torchvision_dataset
+
+
+@pytest.fixture
+def http_files():
+    """Files (name -> bytes) served on 127.0.0.1, 404 for others; yields (files, base URL)."""
+    files: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path.rsplit("/", 1)[-1])
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield files, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _damage(body: bytes, how: str) -> bytes:
+    return body[: len(body) // 2] if how == "truncate" else body[:-1] + bytes([body[-1] ^ 0xFF])
+
+
+def test_digits_split_is_stratified_and_fixed():
+    train_x, train_y = digits("train")
+    _, test_y = digits("test")
+    assert train_x.dtype == np.uint8 and train_x.shape[1:] == (8, 8)
+    assert len(train_y) + len(test_y) == 1797
+    assert np.bincount(test_y).min() >= 50
+    np.testing.assert_array_equal(digits("test")[1], test_y)
+
+
+def test_npz_round_trip_and_checks(tmp_path):
+    images = np.zeros((3, 4, 4), np.uint8)
+    save_images(tmp_path / "a.npz", images, [1, 2, 3])
+    loaded, labels = load_images(tmp_path / "a.npz")
+    assert loaded.shape == (3, 4, 4, 1) and labels.tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="uint8"):
+        save_images(tmp_path / "b.npz", images.astype(np.float32), [1, 2, 3])
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        save_images(tmp_path / "b.npz", images, [1, 2])
+
+
+def _idx(array: np.ndarray, magic: int) -> bytes:
+    return struct.pack(">I" + "I" * array.ndim, magic, *array.shape) + array.tobytes()
+
+
+@pytest.fixture
+def mnist(http_files, monkeypatch):
+    files, url = http_files
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        files[f"{prefix}-images-idx3-ubyte.gz"] = gzip.compress(_idx(images, 2051))
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        files[f"{prefix}-labels-idx1-ubyte.gz"] = gzip.compress(_idx(labels, 2049))
+    checksums = [(name, hashlib.md5(body).hexdigest()) for name, body in files.items()]
+    monkeypatch.setattr(tvd.MNIST, "mirrors", [url + "/"])
+    monkeypatch.setattr(tvd.MNIST, "resources", checksums)
+    return files
+
+
+def test_torchvision_download_decodes_a_served_dataset(tmp_path, mnist):
+    images, labels = torchvision_dataset("mnist", "train", tmp_path / "root")
+    assert images.shape == (12, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (12,)
+
+
+@pytest.mark.parametrize("how", ["truncate", "corrupt"])
+def test_a_damaged_torchvision_download_is_rejected(tmp_path, mnist, how):
+    name = "train-images-idx3-ubyte.gz"
+    mnist[name] = _damage(mnist[name], how)
+    with pytest.raises(RuntimeError):
+        torchvision_dataset("mnist", "train", tmp_path / "root")
+
+
+@pytest.fixture
+def mnistm(http_files, monkeypatch):
+    files, url = http_files
+    images = torch.randint(0, 256, (6, 28, 28, 3), dtype=torch.uint8)
+    labels = torch.arange(6) % 10
+    payload = io.BytesIO()
+    torch.save((images, labels), payload)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("mnist_m_train.pt")
+        info.size = len(payload.getvalue())
+        tar.addfile(info, io.BytesIO(payload.getvalue()))
+    files["mnist_m_train.pt.tar.gz"] = archive.getvalue()
+    monkeypatch.setattr(data, "MNISTM_RELEASE", url)
+    md5 = hashlib.md5(archive.getvalue()).hexdigest()
+    monkeypatch.setitem(data.MNISTM_FILES, "train", ("mnist_m_train.pt", md5))
+    return files, images, labels
+
+
+def test_mnistm_download_decodes_the_release(tmp_path, mnistm):
+    _, images, labels = mnistm
+    got_images, got_labels = data.download("mnistm", "train", tmp_path)
+    np.testing.assert_array_equal(got_images, images.numpy())
+    np.testing.assert_array_equal(got_labels, labels.numpy())
+
+
+@pytest.mark.parametrize("how", ["truncate", "corrupt"])
+def test_a_damaged_mnistm_download_names_the_url(tmp_path, mnistm, how):
+    files, _, _ = mnistm
+    files["mnist_m_train.pt.tar.gz"] = _damage(files["mnist_m_train.pt.tar.gz"], how)
+    with pytest.raises(
+        RuntimeError, match=r"downloading MNIST-M from http://127\.0\.0\.1:\d+/mnist_m_train"
+    ):
+        data.download("mnistm", "train", tmp_path)
+
+
+@pytest.fixture
+def weights_file(http_files):
+    files, url = http_files
+    payload = io.BytesIO()
+    torch.save({"layer.weight": torch.ones(2, 2)}, payload)
+    body = payload.getvalue()
+    name = f"tiny-{hashlib.sha256(body).hexdigest()[:8]}.pth"
+    files[name] = body
+    return files, name, f"{url}/{name}"
+
+
+def test_weights_download_checks_the_hash_in_the_file_name(tmp_path, weights_file):
+    _, _, url = weights_file
+    download_weights(url, tmp_path / "w.pth")
+    assert torch.load(tmp_path / "w.pth", weights_only=True)["layer.weight"].sum() == 4
+
+
+@pytest.mark.parametrize("how", ["truncate", "corrupt", "missing"])
+def test_a_damaged_or_missing_weights_file_is_rejected_and_nothing_is_left(
+    tmp_path, weights_file, how
+):
+    files, name, url = weights_file
+    if how == "missing":
+        del files[name]
+    else:
+        files[name] = _damage(files[name], how)
+    with pytest.raises(RuntimeError, match=f"downloading weights from {url} failed"):
+        download_weights(url, tmp_path / "w.pth")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_dataset_and_missing_imagenet_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="dataset='mnistt' is not valid"):
+        torchvision_dataset("mnistt", "train", tmp_path)
+    with pytest.raises(FileNotFoundError, match="set `imagenet_root`"):
+        imagenet(tmp_path / "nowhere", "train")

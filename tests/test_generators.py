@@ -1,0 +1,115 @@
+"""Every GEN against a direct computation on one class at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imprint.batch import ClassBatch
+from imprint.generators import GEN, GenContext
+from tests.conftest import make_task
+
+
+@pytest.fixture
+def data() -> tuple[ClassBatch, np.ndarray, np.ndarray]:
+    x, y = make_task(n_classes=3, per_class=20, dim=6, modes=3, offset=5.0, seed=11)
+    return ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 3), x, y
+
+
+def _by_class(proxies) -> list[np.ndarray]:
+    labels = proxies.labels.numpy()
+    return [proxies.weights.numpy()[labels == c] for c in range(int(labels.max()) + 1)]
+
+
+def _is_subset(rows: np.ndarray, pool: np.ndarray) -> bool:
+    return all((pool == r).all(1).any() for r in rows)
+
+
+def test_all_and_mean(data):
+    batch, x, y = data
+    everything = _by_class(GEN["all"](batch, -1, GenContext(0)))
+    means = _by_class(GEN["mean"](batch, 1, GenContext(0)))
+    for c in range(3):
+        np.testing.assert_array_equal(everything[c], x[y == c])
+        np.testing.assert_allclose(means[c][0], x[y == c].mean(0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("gen", ["random", "kmedoids", "fps", "cov_max"])
+def test_sample_selecting_generators_pick_k_distinct_class_samples(data, gen):
+    batch, x, y = data
+    for c, rows in enumerate(_by_class(GEN[gen](batch, 4, GenContext(3)))):
+        assert rows.shape == (4, 6)
+        assert _is_subset(rows, x[y == c])
+        assert len({r.tobytes() for r in rows}) == 4
+
+
+@pytest.mark.parametrize("gen", ["kmeans", "kmedoids", "random", "fps", "cov_max", "kls"])
+def test_k_at_least_class_size_uses_every_sample(data, gen):
+    batch, x, y = data
+    proxies = GEN[gen](batch, 50, GenContext(0, 1e-3))
+    assert proxies.weights.shape[0] == len(y)
+    if gen != "kls":
+        for c, rows in enumerate(_by_class(proxies)):
+            np.testing.assert_array_equal(np.sort(rows, 0), np.sort(x[y == c], 0))
+
+
+def test_mixed_class_sizes_keep_small_classes_whole():
+    x, y = make_task(n_classes=3, per_class=12, seed=12)
+    keep = ~((y == 2) & (np.arange(len(y)) % 12 >= 3))  # class 2 keeps 3 samples
+    batch = ClassBatch.from_labels(torch.tensor(x[keep]), torch.tensor(y[keep]), 3)
+    rows = _by_class(GEN["kmeans"](batch, 5, GenContext(0)))
+    assert [len(r) for r in rows] == [5, 5, 3]
+    np.testing.assert_array_equal(rows[2], x[keep][y[keep] == 2])
+
+
+def test_cov_max_takes_largest_column_sums_of_numpy_covariance(data):
+    batch, x, y = data
+    for c, rows in enumerate(_by_class(GEN["cov_max"](batch, 5, GenContext(0)))):
+        samples = x[y == c].astype(np.float64)
+        sums = np.cov(samples).sum(0)  # rows of np.cov are variables: the n x n sample covariance
+        expected = samples[np.argsort(-sums, kind="stable")[:5]]
+        np.testing.assert_allclose(rows, expected)
+
+
+def _ridge(x: np.ndarray, targets: np.ndarray, lam: float) -> np.ndarray:
+    gram = x.T @ x / len(x) + lam * np.eye(x.shape[1])
+    return targets @ np.linalg.inv(gram) / len(targets)
+
+
+def test_ls_is_the_closed_form(data):
+    batch, x, y = data
+    x64 = x.astype(np.float64)
+    means = np.stack([x64[y == c].mean(0) for c in range(3)])
+    proxies = GEN["ls"](batch, 1, GenContext(0, 0.1))
+    np.testing.assert_allclose(
+        proxies.weights.numpy(), _ridge(x64, means, 0.1), rtol=1e-4, atol=1e-6
+    )
+    assert proxies.labels.tolist() == [0, 1, 2]
+
+
+def test_kls_solves_least_squares_over_the_kmeans_clusters(data):
+    batch, x, _ = data
+    context = GenContext(5, 0.01)
+    clusters = GEN["kmeans"](batch, 3, context)
+    proxies = GEN["kls"](batch, 3, context)
+    expected = _ridge(x.astype(np.float64), clusters.weights.double().numpy(), 0.01)
+    np.testing.assert_allclose(proxies.weights.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert proxies.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_kls_reuses_the_kmeans_clustering_of_its_context(data):
+    batch, _, _ = data
+    shared = GenContext(5, 0.01)
+    first = GEN["kls"](batch, 3, shared)
+    fresh = GEN["kls"](batch, 3, GenContext(5, 0.01))
+    assert torch.equal(first.weights, fresh.weights)
+    assert 3 in shared.kmeans_cache
+
+
+@pytest.mark.parametrize("gen", ["random", "kmeans", "kmedoids", "fps"])
+def test_random_generators_are_deterministic_per_seed(data, gen):
+    batch, _, _ = data
+    first = GEN[gen](batch, 3, GenContext(42)).weights
+    assert torch.equal(first, GEN[gen](batch, 3, GenContext(42)).weights)
+    assert not torch.equal(first, GEN[gen](batch, 3, GenContext(43)).weights)

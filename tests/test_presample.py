@@ -1,0 +1,74 @@
+"""Presampling: few-shot draws and the Weibull filter against SciPy's weibull_min."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import weibull_min
+
+from imprint.batch import ClassBatch
+from imprint.presample import fewshot, fit_weibull, weibull
+from imprint.randomness import stage_generator
+from tests.conftest import make_task
+
+
+def _batch(per_class: int = 30, seed: int = 0) -> tuple[ClassBatch, np.ndarray, np.ndarray]:
+    x, y = make_task(per_class=per_class, seed=seed)
+    return ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 4), x, y
+
+
+def _rows(batch: ClassBatch, c: int) -> np.ndarray:
+    return batch.x[c][batch.mask[c]].numpy()
+
+
+def test_fewshot_draws_n_distinct_samples_of_each_class_deterministically():
+    batch, x, y = _batch()
+    picked = fewshot(batch, 5, stage_generator(7, "presample"))
+    again = fewshot(batch, 5, stage_generator(7, "presample"))
+    other = fewshot(batch, 5, stage_generator(8, "presample"))
+    assert picked.counts.tolist() == [5, 5, 5, 5]
+    for c in range(4):
+        rows = _rows(picked, c)
+        assert len({r.tobytes() for r in rows}) == 5
+        assert all((x[y == c] == r).all(1).any() for r in rows)
+    assert torch.equal(picked.x, again.x)
+    assert not torch.equal(picked.x, other.x)
+
+
+def test_fewshot_all_and_more_than_available_keep_everything():
+    batch, _, _ = _batch(per_class=6)
+    assert fewshot(batch, -1, stage_generator(0, "presample")) is batch
+    assert fewshot(batch, 50, stage_generator(0, "presample")).counts.tolist() == [6] * 4
+
+
+def test_weibull_fit_matches_scipy_maximum_likelihood():
+    rng = np.random.default_rng(0)
+    samples = [
+        weibull_min.rvs(c, scale=s, size=200, random_state=rng) for c, s in [(1.5, 2), (4, 0.3)]
+    ]
+    distances = torch.tensor(np.stack(samples))
+    shape, scale = fit_weibull(distances, torch.ones_like(distances, dtype=torch.bool))
+    for i, sample in enumerate(samples):
+        c, _, s = weibull_min.fit(sample, floc=0)
+        assert shape[i].item() == pytest.approx(c, rel=1e-4)
+        assert scale[i].item() == pytest.approx(s, rel=1e-4)
+
+
+def test_weibull_keeps_samples_between_the_fitted_quantiles():
+    batch, x, y = _batch(per_class=40)
+    kept = weibull(batch, 0.1, 0.8)
+    for c in range(4):
+        rows = x[y == c].astype(np.float64)
+        d = np.linalg.norm(rows - rows.mean(0), axis=1)
+        shape, _, scale = weibull_min.fit(d, floc=0)
+        low, high = weibull_min.ppf([0.1, 0.8], shape, scale=scale)
+        expected = rows[(d >= low) & (d <= high)]
+        np.testing.assert_allclose(_rows(kept, c), expected, rtol=1e-6)
+
+
+def test_weibull_full_range_keeps_everything_and_rejects_bad_ranges():
+    batch, _, _ = _batch()
+    assert weibull(batch, 0.0, 1.0).counts.tolist() == batch.counts.tolist()
+    with pytest.raises(ValueError, match="weibull"):
+        weibull(batch, 0.8, 0.2)

@@ -1,0 +1,112 @@
+"""sweep(): every row equals the classifier on the same parameters; F1 and timings are right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from imprint import ImprintingClassifier, expand_grid, sweep
+from imprint.engine import f1_per_class
+from imprint.params import RUN_COLUMNS
+
+GRID = {
+    "norm_pre": ["none", "l2"],
+    "gen": ["all", "mean", "random", "kmeans", "kmedoids", "fps", "cov_max", "ls", "kls"],
+    "k": [1, 3, -1],
+    "norm_post": ["none", "l2", "quantile", "quantile_sequential"],
+    "norm_inf": ["none", "l2"],
+    "agg": ["max", "mnn"],
+    "distance": ["inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis"],
+    "weighting": ["uniform", "weighted_by_distance"],
+    "m": [1, 4, 25],
+    "fewshot": [-1, 6],
+    "lambda_reg": [1e-3],
+    "seed": [3, 8],
+}
+
+
+def _classifier_accuracy(row, x, y, x_test, y_test) -> float:
+    params = {c: row[c] for c in RUN_COLUMNS}
+    return ImprintingClassifier(**params).fit(x, y).score(x_test, y_test) * 100
+
+
+def test_every_row_equals_the_classifier_on_a_random_sample_of_the_grid(task):
+    x, y, x_test, y_test = task
+    grid = expand_grid(GRID)
+    runs = grid.sample(n=150, random_state=0).reset_index(drop=True)
+    result = sweep(x, y, x_test, y_test, runs)
+    assert list(result.columns[: len(runs.columns)]) == list(runs.columns)
+    for _, row in result.iterrows():
+        assert row["accuracy"] == _classifier_accuracy(row, x, y, x_test, y_test), dict(row)
+
+
+def test_weibull_presampling_runs_in_a_sweep(task):
+    x, y, x_test, y_test = task
+    runs = expand_grid(
+        {"gen": ["kmeans", "mean"], "k": [2], "weibull": [(0.05, 0.95)], "seed": [1]}
+    )
+    result = sweep(x, y, x_test, y_test, runs)
+    for _, row in result.iterrows():
+        clf = ImprintingClassifier(**{c: row[c] for c in (*RUN_COLUMNS, "weibull")})
+        assert row["accuracy"] == clf.fit(x, y).score(x_test, y_test) * 100
+
+
+def test_sweep_is_deterministic_and_reports_f1_and_times(task):
+    x, y, x_test, y_test = task
+    runs = expand_grid({"gen": ["kmeans", "random"], "k": [2, 5], "seed": [1, 2]})
+    first = sweep(x, y, x_test, y_test, runs)
+    second = sweep(x, y, x_test, y_test, runs)
+    pd.testing.assert_series_equal(first["accuracy"], second["accuracy"])
+    assert (first["gen_time_s"] > 0).all()
+    assert (first["time_s"] >= first["gen_time_s"]).all()
+    for _, row in first.iterrows():
+        params = {c: row[c] for c in RUN_COLUMNS}
+        prediction = ImprintingClassifier(**params).fit(x, y).predict(x_test)
+        expected = f1_score(y_test, prediction, average=None, labels=[0, 1, 2, 3])
+        np.testing.assert_allclose(row["f1_per_class"], expected)
+
+
+def test_f1_per_class_matches_sklearn_with_absent_classes():
+    truth = np.array([0, 0, 1, 1, 2, -1])
+    prediction = np.array([0, 1, 1, 1, 0, 3])
+    expected = f1_score(truth, prediction, labels=[0, 1, 2, 3], average=None, zero_division=0)
+    np.testing.assert_allclose(f1_per_class(truth, prediction, 4), expected)
+
+
+def test_sweep_rejects_missing_columns_and_bad_values(task):
+    x, y, x_test, y_test = task
+    runs = expand_grid({"gen": ["mean"]})
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['seed'\]"):
+        sweep(x, y, x_test, y_test, runs.drop(columns="seed"))
+    with pytest.raises(ValueError, match="gen='means' is not valid"):
+        sweep(x, y, x_test, y_test, runs.assign(gen="means"))
+    with pytest.raises(ValueError, match="X has 3 features"):
+        sweep(x, y, x_test[:, :3], y_test, runs)
+
+
+def test_unseen_test_labels_count_as_errors(task):
+    x, y, x_test, y_test = task
+    runs = expand_grid({"gen": ["mean"], "norm_pre": ["l2"], "norm_inf": ["l2"]})
+    shifted = np.where(y_test == 3, 99, y_test)
+    result = sweep(x, y, x_test, shifted, runs)
+    assert result["accuracy"][0] == _classifier_accuracy(result.iloc[0], x, y, x_test, shifted)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_sweep_agrees_with_cpu(task):
+    x, y, x_test, y_test = task
+    runs = expand_grid(
+        {
+            "gen": ["mean", "kmeans", "ls"],
+            "k": [1, 3],
+            "agg": ["max", "mnn"],
+            "distance": ["inner_product", "euclidean"],
+            "m": [1, 3],
+        }
+    )
+    cpu = sweep(x, y, x_test, y_test, runs)
+    gpu = sweep(x, y, x_test, y_test, runs, device="cuda")
+    assert (np.abs(cpu["accuracy"] - gpu["accuracy"]) <= 100 / len(y_test) * 2).all()

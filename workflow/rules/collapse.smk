@@ -1,0 +1,35 @@
+# Neural collapse (NC1) of L2-normalised training embeddings.
+
+
+rule nc1:
+    input:
+        lambda wildcards: embeddings(wildcards.fm, wildcards.dataset, "train"),
+    output:
+        "results/collapse/{fm}/{dataset}/{mapping}/{task}.csv",
+    log:
+        "logs/collapse/{fm}_{dataset}_{mapping}_{task}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    script:
+        "../scripts/nc1.py"
+
+
+rule nc1_table:
+    input:
+        collapse_entries(),
+    output:
+        report(
+            "results/tables/nc1.csv",
+            caption="../report/nc1.rst",
+            category="Neural collapse",
+        ),
+    log:
+        "logs/collapse/nc1_table.log",
+    localrule: True
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/gather_tables.py"

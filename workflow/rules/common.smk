@@ -1,0 +1,100 @@
+from snakemake.utils import min_version, validate
+
+from imprint.config import check_references
+from imprint.tasks import member_datasets
+
+min_version("9.0")
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_references(config)
+
+
+wildcard_constraints:
+    split="train|test",
+    experiment="[A-Za-z0-9]+",
+    view="[A-Za-z0-9]+",
+    fm="demo_cnn|resnet18|resnet50|vit_b_16|swin_b",
+    dataset="[a-z0-9]+",
+    mapping="[a-z0-9_]+",
+    task="[a-z]+",
+
+
+def canonical(value):
+    """A config slice with keys sorted at every level, so reordering keys in a config file does
+    not look like a change of params (which would rerun jobs)."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def embeddings(fm, dataset, split):
+    """The embeddings files a (possibly composite) data set's split reads."""
+    return [
+        f"results/embeddings/{fm}/{m}/{split}.npy" for m in member_datasets(dataset)
+    ]
+
+
+def shard_inputs(wildcards):
+    return {
+        split: embeddings(wildcards.fm, wildcards.dataset, split)
+        for split in ("train", "test")
+    }
+
+
+def shards(experiment):
+    e = config["experiments"][experiment]
+    return expand(
+        "results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}.parquet",
+        experiment=experiment,
+        fm=e["fms"],
+        dataset=e["datasets"],
+        mapping=e["mappings"],
+        task=e["tasks"],
+    )
+
+
+def collapse_entries():
+    c = config["collapse"]
+    return [
+        f"results/collapse/{fm}/{dataset}/{s['mapping']}/{s['task']}.csv"
+        for fm in c["fms"]
+        for dataset in c["datasets"]
+        for s in c["subsets"]
+    ]
+
+
+def runs_of(experiments):
+    names = [experiments] if isinstance(experiments, str) else experiments
+    return [f"results/runs/{name}.parquet" for name in names]
+
+
+def final_targets():
+    figures = config["figures"]
+    targets = ["results/tables/nc1.csv", "results/figures/fig11a.pdf"]
+    targets += expand(
+        "results/figures/cd_{view}.pdf",
+        view=config["statistics"].get("cd_diagrams", {}),
+    )
+    if "table1" in figures:
+        targets += expand("results/tables/table1.{ext}", ext=["md", "csv", "tex"])
+    targets += [
+        f"results/figures/{f}.pdf"
+        for f in ("fig6", "fig10", "fig11b", "fig12")
+        if f in figures
+    ]
+    return targets
+
+
+def embed_inputs(wildcards):
+    """FM weights, and the decoded images (ImageNet is read from its folder instead)."""
+    suffix = "pt" if wildcards.fm == "demo_cnn" else "pth"
+    inputs = {"weights": f"resources/models/{wildcards.fm}.{suffix}"}
+    if wildcards.dataset != "imagenet":
+        inputs["images"] = f"resources/data/{wildcards.dataset}/{wildcards.split}.npz"
+    return inputs
+
+
+def cd_view(wildcards):
+    return config["statistics"]["cd_diagrams"][wildcards.view]

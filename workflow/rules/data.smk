@@ -1,0 +1,30 @@
+# Data sets, decoded once into uint8 arrays under resources/data/.
+
+
+rule digits:
+    output:
+        "resources/data/digits/{split}.npz",
+    log:
+        "logs/data/digits_{split}.log",
+    localrule: True
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/digits.py"
+
+
+rule download_data:
+    output:
+        "resources/data/{dataset}/{split}.npz",
+    log:
+        "logs/data/{dataset}_{split}.log",
+    wildcard_constraints:
+        dataset="mnist|fashionmnist|cifar10|usps|svhn|mnistm",
+    retries: 3
+    localrule: True
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        root=lambda wildcards: f"resources/data/downloads/{wildcards.dataset}",
+    script:
+        "../scripts/download_data.py"

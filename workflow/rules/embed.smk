@@ -1,0 +1,56 @@
+# Foundation models and their embeddings of every data set split.
+
+
+rule train_demo_fm:
+    input:
+        "resources/data/digits/train.npz",
+    output:
+        "resources/models/demo_cnn.pt",
+    log:
+        "logs/embed/train_demo_fm.log",
+    conda:
+        "../../envs/imprint.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        settings=canonical(config.get("demo_fm", {})),
+    script:
+        "../scripts/train_demo_fm.py"
+
+
+rule fm_weights:
+    output:
+        "resources/models/{fm}.pth",
+    log:
+        "logs/embed/weights_{fm}.log",
+    wildcard_constraints:
+        fm="resnet18|resnet50|vit_b_16|swin_b",
+    retries: 3
+    localrule: True
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/fm_weights.py"
+
+
+rule embed:
+    input:
+        unpack(embed_inputs),
+    output:
+        embeddings="results/embeddings/{fm}/{dataset}/{split}.npy",
+        labels="results/embeddings/{fm}/{dataset}/{split}.labels.npy",
+    log:
+        "logs/embed/{fm}_{dataset}_{split}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    threads: 4
+    resources:
+        gpu=lambda wildcards: 0 if wildcards.fm == "demo_cnn" else 1,
+        runtime=120,
+        mem_mb=16000,
+    params:
+        batch_size=lambda wildcards: config["fms"][wildcards.fm].get("batch_size", 256),
+        imagenet_root=config.get("imagenet_root"),
+    script:
+        "../scripts/embed.py"

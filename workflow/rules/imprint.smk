@@ -1,0 +1,38 @@
+# Sweep shards: one job per (experiment, FM, data set, label mapping, task split).
+
+
+rule sweep_shard:
+    input:
+        unpack(shard_inputs),
+    output:
+        "results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}.parquet",
+    log:
+        "logs/imprint/{experiment}/{fm}_{dataset}_{mapping}_{task}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    resources:
+        gpu=1 if config.get("sweep_device") == "cuda" else 0,
+        runtime=60,
+        mem_mb=8000,
+    params:
+        experiment=lambda wildcards: canonical(
+            config["experiments"][wildcards.experiment]
+        ),
+        fm=lambda wildcards: canonical(config["fms"][wildcards.fm]),
+        device=config.get("sweep_device", "cpu"),
+    script:
+        "../scripts/sweep_shard.py"
+
+
+rule gather_runs:
+    input:
+        lambda wildcards: shards(wildcards.experiment),
+    output:
+        "results/runs/{experiment}.parquet",
+    log:
+        "logs/imprint/{experiment}_gather.log",
+    localrule: True
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/gather_tables.py"

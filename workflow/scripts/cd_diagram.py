@@ -1,0 +1,18 @@
+"""Average ranks, Friedman and post-hoc tests, and the CD diagram of one view of an experiment."""
+
+from imprint.io import log_to, read_table, with_provenance, write_table
+from imprint.plots import cd_diagram
+from imprint.stats import best_per_component, median_table, summarise
+
+with log_to(snakemake.log[0]):
+    view = snakemake.params.view
+    runs = read_table(snakemake.input[0])
+    component = view.get("component")
+    medians = best_per_component(runs, component) if component else median_table(runs)
+    summary, pvalues = summarise(medians, snakemake.params.posthoc)
+    print(summary.to_string())
+    write_table(with_provenance(summary, view), snakemake.output.ranks)
+    write_table(pvalues.reset_index(names="config"), snakemake.output.pvalues)
+    title = f"{view['experiment']}: " + (f"best per {component}" if component else "all")
+    title += f" ({snakemake.params.posthoc}, α = {snakemake.params.alpha}, {len(medians)} groups)"
+    cd_diagram(summary, pvalues, title, snakemake.output.figure, snakemake.params.alpha)

@@ -1,0 +1,18 @@
+"""NC1, VCI, traces and ranks of one data set's L2-normalised training embeddings."""
+
+import numpy as np
+import pandas as pd
+
+from imprint.collapse import nc1
+from imprint.experiments import load_embeddings
+from imprint.io import log_to, with_provenance, write_table
+from imprint.tasks import select_task
+
+with log_to(snakemake.log[0]):
+    w = snakemake.wildcards
+    x, y = select_task(*load_embeddings(list(snakemake.input)), w.mapping, w.task)
+    x = np.asarray(x, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    row = {"fm": w.fm, "dataset": w.dataset, "mapping": w.mapping, "task": w.task, **nc1(x, y)}
+    print(row)
+    write_table(with_provenance(pd.DataFrame([row]), dict(w)), snakemake.output[0])

@@ -1,0 +1,19 @@
+"""Run every configuration of one sweep shard and write its tidy Parquet table."""
+
+from imprint.experiments import run_shard
+from imprint.io import log_to, write_table
+
+with log_to(snakemake.log[0]):
+    w = snakemake.wildcards
+    table = run_shard(
+        w.experiment,
+        snakemake.params.experiment,
+        w.fm,
+        snakemake.params.fm,
+        w.dataset,
+        w.mapping,
+        w.task,
+        embeddings_root="results/embeddings",
+        device=snakemake.params.device,
+    )
+    write_table(table, snakemake.output[0])
