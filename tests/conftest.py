@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from tests.workflow_runs import copy_workflow, snakemake
 
 
 def make_task(
@@ -31,3 +35,13 @@ def task() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x, y = make_task(seed=1)
     x_test, y_test = make_task(per_class=15, seed=1, sample_seed=2)
     return x, y, x_test, y_test
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory) -> Path:
+    """The workflow run to completion on the embedded default, shared by the end-to-end tests
+    (which must not change it: copy it first)."""
+    directory = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    result = snakemake(directory)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return directory

@@ -96,7 +96,7 @@ def test_torchvision_download_decodes_a_served_dataset(tmp_path, mnist):
 def test_a_damaged_torchvision_download_is_rejected(tmp_path, mnist, how):
     name = "train-images-idx3-ubyte.gz"
     mnist[name] = _damage(mnist[name], how)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"downloading mnist \(train\) from http://127\.0\.0\.1"):
         torchvision_dataset("mnist", "train", tmp_path / "root")
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from imprint.backbones import DEMO_PREPROCESSING, DemoCNN, Preprocessing
 from imprint.data import save_images
 from imprint.embed import ImageArrayDataModule, ImageFolderDataModule, embed_images, merge_shards
+from imprint.store import open_embeddings
 
 
 def test_trainer_predict_equals_a_direct_forward_pass_in_order(tmp_path):
@@ -23,16 +24,15 @@ def test_trainer_predict_equals_a_direct_forward_pass_in_order(tmp_path):
         DEMO_PREPROCESSING,
         ImageArrayDataModule(tmp_path / "images.npz", batch_size=8),
         tmp_path / "x.npy",
-        tmp_path / "x.labels.npy",
         accelerator="cpu",
         devices=1,
     )
     with torch.no_grad():
         expected = backbone(DEMO_PREPROCESSING(torch.from_numpy(images))).numpy()
-    got = np.load(tmp_path / "x.npy")
+    got, got_labels = open_embeddings(tmp_path / "x.npy")
     assert got.dtype == np.float32 and got.shape == (37, 64)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(np.load(tmp_path / "x.labels.npy"), labels)
+    np.testing.assert_array_equal(got_labels, labels)
     assert not (tmp_path / "x.npy.shards").exists()
 
 

@@ -2,55 +2,33 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import yaml
 
 from imprint.experiments import shard_runs
+from tests.workflow_runs import snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 FIGURES = ["fig6", "fig10", "fig11a", "fig11b", "fig12", "cd_named", "cd_gen", "cd_norm", "cd_agg"]
 
 
-def _snakemake(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=directory, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("workflow")
-    for part in ("workflow", "config", "envs"):
-        shutil.copytree(ROOT / part, directory / part)
-    result = _snakemake(directory)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return directory
-
-
-def test_every_artifact_exists(run):
+def test_every_artifact_exists(workflow_run):
     for name in FIGURES:
-        assert (run / f"results/figures/{name}.pdf").stat().st_size > 1000, name
-        assert (run / f"results/figures/{name}.png").exists(), name
+        assert (workflow_run / f"results/figures/{name}.pdf").stat().st_size > 1000, name
+        assert (workflow_run / f"results/figures/{name}.png").exists(), name
     for ext in ("md", "csv", "tex"):
-        assert (run / f"results/tables/table1.{ext}").exists()
-    table1 = pd.read_csv(run / "results/tables/table1.csv")
+        assert (workflow_run / f"results/tables/table1.{ext}").exists()
+    table1 = pd.read_csv(workflow_run / "results/tables/table1.csv")
     assert set(table1["method"]) == {"qi", "hosoda", "hosoda_quantile", "janson", "ours", "oracle"}
     assert table1["avg accuracy (%)"].between(20, 100).all()
 
 
-def test_every_planned_run_has_a_row(run):
-    config = yaml.safe_load((run / "config/config.yaml").read_text())
+def test_every_planned_run_has_a_row(workflow_run):
+    config = yaml.safe_load((workflow_run / "config/config.yaml").read_text())
     for name, experiment in config["experiments"].items():
-        table = pd.read_parquet(run / f"results/runs/{name}.parquet")
+        table = pd.read_parquet(workflow_run / f"results/runs/{name}.parquet")
         n_shards = (
             len(experiment["fms"])
             * len(experiment["datasets"])
@@ -64,28 +42,28 @@ def test_every_planned_run_has_a_row(run):
         )
 
 
-def test_several_proxies_beat_the_mean_on_merged_classes(run):
-    merged = pd.read_parquet(run / "results/runs/merged.parquet")
+def test_several_proxies_beat_the_mean_on_merged_classes(workflow_run):
+    merged = pd.read_parquet(workflow_run / "results/runs/merged.parquet")
     by_k = merged.groupby("k")["accuracy"].median()
     assert by_k.loc[2:].min() > by_k.loc[1] + 5
 
 
-def test_new_classes_are_less_collapsed_than_the_demo_fms_own(run):
-    nc1 = pd.read_csv(run / "results/tables/nc1.csv").set_index(["mapping", "task"])["nc1"]
+def test_new_classes_are_less_collapsed_than_the_demo_fms_own(workflow_run):
+    nc1 = pd.read_csv(workflow_run / "results/tables/nc1.csv").set_index(["mapping", "task"])["nc1"]
     assert nc1.loc[("none", "lower")] < nc1.loc[("none", "upper")]
 
 
-def test_a_second_run_has_nothing_to_do(run):
-    result = _snakemake(run)
+def test_a_second_run_has_nothing_to_do(workflow_run):
+    result = snakemake(workflow_run)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_changing_one_grid_reruns_only_its_shards(run):
-    config = yaml.safe_load((run / "config/config.yaml").read_text())
+def test_changing_one_grid_reruns_only_its_shards(workflow_run):
+    config = yaml.safe_load((workflow_run / "config/config.yaml").read_text())
     config["experiments"]["merged"]["grid"]["k"] = [1, 2, 3]
-    (run / "config/changed.yaml").write_text(yaml.safe_dump(config))
-    result = _snakemake(run, "--configfile", "config/changed.yaml", "-n")
+    (workflow_run / "config/changed.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workflow_run, "--configfile", "config/changed.yaml", "-n")
     assert result.returncode == 0
     planned = result.stdout
     assert "sweep_shard" in planned and "results/runs/merged/" in planned
@@ -94,10 +72,10 @@ def test_changing_one_grid_reruns_only_its_shards(run):
     assert "embed" not in planned.split("Job stats:")[-1]
 
 
-def test_report_shows_every_figure_with_its_caption(run):
-    result = _snakemake(run, "--report", "results/report.html")
+def test_report_shows_every_figure_with_its_caption(workflow_run):
+    result = snakemake(workflow_run, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-3000:]
-    html = (run / "results/report.html").read_text()
+    html = (workflow_run / "results/report.html").read_text()
     for caption in (
         "Figure 6: accuracy",
         "Figure 10: accuracy",

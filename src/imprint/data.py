@@ -59,6 +59,15 @@ def digits(split: str, test_size: float = 0.3, seed: int = 0) -> tuple[np.ndarra
     return (train_x, train_y) if split == "train" else (test_x, test_y)
 
 
+def source_urls(cls: type, split: str) -> list[str]:
+    """Where a torchvision data set class downloads a split from (for error messages)."""
+    if hasattr(cls, "mirrors"):  # MNIST and FashionMNIST: every file from the first mirror
+        return [cls.mirrors[0] + file for file, _ in cls.resources]
+    if hasattr(cls, "split_list"):  # USPS and SVHN: one file per split
+        return [cls.split_list[split][0]]
+    return [cls.url]  # CIFAR10: one archive
+
+
 def torchvision_dataset(
     name: str, split: str, root: str | os.PathLike
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +79,12 @@ def torchvision_dataset(
             f"dataset={name!r} is not valid; choose one of {list(TORCHVISION_DATASETS)}"
         )
     class_name, split_kwargs = TORCHVISION_DATASETS[name]
-    dataset = getattr(tvd, class_name)(root=str(root), download=True, **split_kwargs[split])
+    cls = getattr(tvd, class_name)
+    try:
+        dataset = cls(root=str(root), download=True, **split_kwargs[split])
+    except Exception as error:
+        urls = ", ".join(source_urls(cls, split))
+        raise RuntimeError(f"downloading {name} ({split}) from {urls} failed: {error}") from error
     images = [np.asarray(image, dtype=np.uint8) for image, _ in dataset]
     labels = np.array([int(label) for _, label in dataset])
     return np.stack(images), labels

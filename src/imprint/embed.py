@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from imprint.backbones import Preprocessing
 from imprint.data import load_images
-from imprint.io import atomic_path
 from imprint.progress import LogProgress
+from imprint.store import save_embeddings
 
 
 class ImageArrayDataModule(L.LightningDataModule):
@@ -168,15 +168,14 @@ def embed_images(
     backbone: nn.Module,
     preprocessing: Preprocessing,
     data: L.LightningDataModule,
-    embeddings_path: str | os.PathLike,
-    labels_path: str | os.PathLike,
+    path: str | os.PathLike,
     accelerator: str = "auto",
     devices: str | int = "auto",
 ) -> None:
     """Embed every image of ``data`` (which has ``labels`` after ``setup``) with the frozen FM
-    into float32 ``embeddings_path`` (N, D) and int64 ``labels_path`` (N,), both ``.npy`` and
-    written atomically."""
-    shard_dir = Path(str(embeddings_path) + ".shards")
+    into the embeddings file ``path`` (float32 N × D, labels and manifest beside it; see
+    ``imprint.store``)."""
+    shard_dir = Path(str(path) + ".shards")
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     trainer = L.Trainer(
         accelerator=accelerator,
@@ -193,10 +192,7 @@ def embed_images(
     trainer.strategy.barrier()  # every rank's shard is on disk before rank 0 merges
     if trainer.global_rank != 0:
         return
-    embeddings = merge_shards(shard_dir, len(data.labels))
-    for path, array in ((embeddings_path, embeddings), (labels_path, data.labels)):
-        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-            np.save(handle, array)
+    save_embeddings(path, merge_shards(shard_dir, len(data.labels)), data.labels)
     for shard in shard_dir.glob("rank*.pt"):
         shard.unlink()
     shard_dir.rmdir()

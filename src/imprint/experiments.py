@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from imprint.grid import expand_grid
 from imprint.io import with_provenance
 from imprint.methods import NAMED_METHODS
 from imprint.params import RUN_COLUMNS
+from imprint.store import open_embeddings
 from imprint.tasks import member_datasets, select_task
 
 log = logging.getLogger(__name__)
@@ -27,19 +27,13 @@ def embedding_paths(root: str, fm: str, dataset: str, split: str) -> list[str]:
 
 
 def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Memory-mapped embeddings and their labels (``<name>.labels.npy``); several files are
-    concatenated with each file's labels shifted past the previous ones (CombiDigits: +10 per
-    data set, so that ``mod10`` merges each digit's four data sets)."""
+    """Checked, memory-mapped embeddings files and their labels (``imprint.store``); several
+    files are concatenated with each file's labels shifted past the previous ones (CombiDigits:
+    +10 per data set, so that ``mod10`` merges each digit's four data sets)."""
     xs, ys = [], []
     offset = 0
     for path in paths:
-        x = np.load(path, mmap_mode="r")
-        y = np.load(Path(path).with_suffix(".labels.npy"))
-        if x.ndim != 2 or len(x) != len(y):
-            raise ValueError(
-                f"{path}: embeddings {x.shape} do not match {len(y)} labels; delete the file and "
-                "rerun snakemake to regenerate it"
-            )
+        x, y = open_embeddings(path)
         xs.append(x)
         ys.append(y + offset)
         offset += int(y.max()) + 1

@@ -40,6 +40,7 @@ rule embed:
     output:
         embeddings="results/embeddings/{fm}/{dataset}/{split}.npy",
         labels="results/embeddings/{fm}/{dataset}/{split}.labels.npy",
+        manifest="results/embeddings/{fm}/{dataset}/{split}.manifest.json",
     log:
         "logs/embed/{fm}_{dataset}_{split}.log",
     conda:

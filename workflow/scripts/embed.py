@@ -26,6 +26,4 @@ with log_to(snakemake.log[0]):
         preprocessing = replace(preprocessing, resize=None, crop=None)
     else:
         data = ImageArrayDataModule(snakemake.input.images, batch_size)
-    embed_images(
-        backbone, preprocessing, data, snakemake.output.embeddings, snakemake.output.labels
-    )
+    embed_images(backbone, preprocessing, data, snakemake.output.embeddings)

@@ -1,0 +1,165 @@
+"""Faults: killed jobs, damaged embeddings and failing downloads, on copies of a finished run."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.workflow_runs import copy_workflow, results_without_timings, snakemake
+
+pytestmark = pytest.mark.e2e
+
+SHARD = "results/runs/fig6/demo_cnn/digits/none/all.parquet"
+
+
+@pytest.fixture
+def finished(workflow_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the finished embedded-default run."""
+    return Path(shutil.copytree(workflow_run, tmp_path / "run", symlinks=True))
+
+
+def _shard_table(directory: Path) -> pd.DataFrame:
+    return results_without_timings(directory)["fig6"]
+
+
+def test_a_write_killed_midway_leaves_the_old_file_or_none(tmp_path):
+    target = tmp_path / "table.parquet"
+    target.write_bytes(b"complete")
+    code = (
+        "import os, signal, sys\n"
+        "from imprint.io import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as temporary:\n"
+        "    temporary.write_bytes(b'half of a')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    for path, before in ((target, b"complete"), (tmp_path / "new.parquet", None)):
+        killed = subprocess.run([sys.executable, "-c", code, str(path)], check=False)
+        assert killed.returncode == -signal.SIGKILL
+        assert (path.read_bytes() if path.exists() else None) == before
+
+
+def _script_processes(directory: Path, script: str) -> list[int]:
+    """PIDs of the job processes running ``script`` in ``directory``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            cwd = os.readlink(proc / "cwd")
+        except (OSError, ValueError):
+            continue
+        if script.encode() in cmdline and Path(cwd) == directory:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's process in /proc")
+def test_a_killed_job_leaves_no_accepted_output_and_a_rerun_completes(finished):
+    expected = _shard_table(finished)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", SHARD, "--forcerun", SHARD],
+        cwd=finished, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (pids := _script_processes(finished, "sweep_shard.py")):
+        assert driver.poll() is None and time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode != 0
+    assert "Error in rule sweep_shard" in output
+    assert not (finished / SHARD).exists()
+
+    planned = snakemake(finished, "-n", SHARD)
+    assert "sweep_shard" in planned.stdout
+    rerun = snakemake(finished, SHARD)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    pd.testing.assert_frame_equal(_shard_table(finished), expected)
+
+
+def test_rerunning_every_shard_gives_identical_tables_but_for_timings(finished):
+    expected = results_without_timings(finished)
+    result = snakemake(finished, "--forcerun", "sweep_shard", "--until", "gather_runs")
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = results_without_timings(finished)
+    assert got.keys() == expected.keys()
+    for name in expected:
+        pd.testing.assert_frame_equal(got[name], expected[name], check_exact=True)
+
+
+def test_damaged_embeddings_stop_the_shard_and_the_advice_regenerates_them(finished):
+    expected = _shard_table(finished)
+    embeddings = "results/embeddings/demo_cnn/digits/test.npy"
+    data = bytearray((finished / embeddings).read_bytes())
+    data[-5] ^= 0xFF
+    (finished / embeddings).write_bytes(bytes(data))
+
+    failed = snakemake(finished, SHARD)
+    assert failed.returncode != 0
+    log = (finished / "logs/imprint/fig6/demo_cnn_digits_none_all.log").read_text()
+    assert "does not match the SHA-256 digest in its manifest" in log
+    advice = f"snakemake --forcerun {embeddings}"
+    assert advice in log
+
+    fixed = snakemake(finished, SHARD, "--forcerun", embeddings)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    pd.testing.assert_frame_equal(_shard_table(finished), expected)
+
+
+@pytest.fixture
+def refusing_proxy():
+    """An HTTP(S) proxy on 127.0.0.1 that answers every request with 503; yields (URL, counts of
+    requests per host)."""
+    requests: Counter[str] = Counter()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _refuse(self):
+            requests[self.path.split("//")[-1].split("/")[0].split(":")[0]] += 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_CONNECT = do_GET = do_HEAD = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+
+
+def test_a_failing_download_is_retried_then_fails_naming_the_url_and_reason(
+    tmp_path, refusing_proxy
+):
+    directory = copy_workflow(tmp_path)
+    proxy, requests = refusing_proxy
+    env = {**os.environ, "https_proxy": proxy, "http_proxy": proxy, "no_proxy": ""}
+    env = {k: v for k, v in env.items() if k not in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")}
+    result = snakemake(
+        directory, "--keep-going", "resources/models/resnet18.pth",
+        "resources/data/cifar10/test.npz", env=env,
+    )  # fmt: skip
+    assert result.returncode != 0
+    attempts = 4  # the first try and the rules' `retries: 3`
+    assert requests["download.pytorch.org"] == attempts
+    assert requests["www.cs.toronto.edu"] == attempts
+    weights_log = (directory / "logs/embed/weights_resnet18.log").read_text()
+    assert "downloading weights from https://download.pytorch.org/models/resnet18-" in weights_log
+    assert "503" in weights_log
+    data_log = (directory / "logs/data/cifar10_test.log").read_text()
+    assert "from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz failed" in data_log
+    assert "503" in data_log
+    assert not (directory / "resources/models/resnet18.pth").exists()

@@ -1,0 +1,37 @@
+"""Running the workflow from tests: a copy of it in a temporary directory, and snakemake there."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from imprint.engine import TIMING_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_workflow(directory: Path) -> Path:
+    """The workflow, its configs and env files, copied into ``directory``."""
+    for part in ("workflow", "config", "envs"):
+        shutil.copytree(ROOT / part, directory / part)
+    return directory
+
+
+def snakemake(directory: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``snakemake --cores 2 ARGS`` in ``directory`` (its default profile applies)."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=directory, capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+
+
+def results_without_timings(directory: Path) -> dict[str, pd.DataFrame]:
+    """Every runs table of a finished workflow, keyed by experiment, minus the timing columns."""
+    return {
+        path.stem: pd.read_parquet(path).drop(columns=list(TIMING_COLUMNS))
+        for path in sorted((directory / "results/runs").glob("*.parquet"))
+    }
