@@ -16,7 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow_runs import copy_workflow, results_without_timings, snakemake
+from tests.workflow_runs import (
+    copy_workflow,
+    results_without_timings,
+    snakemake,
+    without_timings,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +32,6 @@ SHARD = "results/runs/fig6/demo_cnn/digits/none/all.parquet"
 def finished(workflow_run: Path, tmp_path: Path) -> Path:
     """A private copy of the finished embedded-default run."""
     return Path(shutil.copytree(workflow_run, tmp_path / "run", symlinks=True))
-
-
-def _shard_table(directory: Path) -> pd.DataFrame:
-    return results_without_timings(directory)["fig6"]
 
 
 def test_a_write_killed_midway_leaves_the_old_file_or_none(tmp_path):
@@ -65,7 +66,7 @@ def _script_processes(directory: Path, script: str) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's process in /proc")
 def test_a_killed_job_leaves_no_accepted_output_and_a_rerun_completes(finished):
-    expected = _shard_table(finished)
+    expected = without_timings(finished / SHARD)
     driver = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--cores", "1", SHARD, "--forcerun", SHARD],
         cwd=finished, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -85,7 +86,7 @@ def test_a_killed_job_leaves_no_accepted_output_and_a_rerun_completes(finished):
     assert "sweep_shard" in planned.stdout
     rerun = snakemake(finished, SHARD)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    pd.testing.assert_frame_equal(_shard_table(finished), expected)
+    pd.testing.assert_frame_equal(without_timings(finished / SHARD), expected)
 
 
 def test_rerunning_every_shard_gives_identical_tables_but_for_timings(finished):
@@ -99,7 +100,7 @@ def test_rerunning_every_shard_gives_identical_tables_but_for_timings(finished):
 
 
 def test_damaged_embeddings_stop_the_shard_and_the_advice_regenerates_them(finished):
-    expected = _shard_table(finished)
+    expected = without_timings(finished / SHARD)
     embeddings = "results/embeddings/demo_cnn/digits/test.npy"
     data = bytearray((finished / embeddings).read_bytes())
     data[-5] ^= 0xFF
@@ -114,7 +115,7 @@ def test_damaged_embeddings_stop_the_shard_and_the_advice_regenerates_them(finis
 
     fixed = snakemake(finished, SHARD, "--forcerun", embeddings)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
-    pd.testing.assert_frame_equal(_shard_table(finished), expected)
+    pd.testing.assert_frame_equal(without_timings(finished / SHARD), expected)
 
 
 @pytest.fixture

@@ -29,9 +29,14 @@ def snakemake(directory: Path, *args: str, env: dict | None = None) -> subproces
     )  # fmt: skip
 
 
+def without_timings(path: Path) -> pd.DataFrame:
+    """A runs table minus its measured timing columns."""
+    return pd.read_parquet(path).drop(columns=list(TIMING_COLUMNS))
+
+
 def results_without_timings(directory: Path) -> dict[str, pd.DataFrame]:
     """Every runs table of a finished workflow, keyed by experiment, minus the timing columns."""
     return {
-        path.stem: pd.read_parquet(path).drop(columns=list(TIMING_COLUMNS))
+        path.stem: without_timings(path)
         for path in sorted((directory / "results/runs").glob("*.parquet"))
     }

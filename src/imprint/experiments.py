@@ -16,14 +16,9 @@ from imprint.io import with_provenance
 from imprint.methods import NAMED_METHODS
 from imprint.params import RUN_COLUMNS
 from imprint.store import open_embeddings
-from imprint.tasks import member_datasets, select_task
+from imprint.tasks import select_task
 
 log = logging.getLogger(__name__)
-
-
-def embedding_paths(root: str, fm: str, dataset: str, split: str) -> list[str]:
-    """The embeddings files (``.npy``, labels beside them) a data set's split reads."""
-    return [f"{root}/{fm}/{member}/{split}.npy" for member in member_datasets(dataset)]
 
 
 def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -63,16 +58,14 @@ def run_shard(
     dataset: str,
     mapping: str,
     task: str,
-    embeddings_root: str,
+    train_files: list[str],
+    test_files: list[str],
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """Every run of one (experiment, FM, data set, mapping, task): a tidy table with provenance."""
-    train = select_task(
-        *load_embeddings(embedding_paths(embeddings_root, fm, dataset, "train")), mapping, task
-    )
-    test = select_task(
-        *load_embeddings(embedding_paths(embeddings_root, fm, dataset, "test")), mapping, task
-    )
+    """Every run of one (experiment, FM, data set, mapping, task) on the embeddings files of the
+    data set's splits: a tidy table with provenance."""
+    train = select_task(*load_embeddings(train_files), mapping, task)
+    test = select_task(*load_embeddings(test_files), mapping, task)
     runs = shard_runs(experiment, fm_config["lambda_reg"])
     log.info(
         "%s/%s/%s/%s/%s: %d runs, %d train and %d test samples",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-PACKAGES = ("imprint", "torch", "torchvision", "lightning", "numpy", "scikit-learn", "pandas")
+PACKAGES = ("torch", "torchvision", "lightning", "numpy", "scikit-learn", "pandas")
 
 
 @contextlib.contextmanager
@@ -55,7 +55,10 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
-    return {name: metadata.version(name) for name in PACKAGES}
+    """imprint's version (also when it is imported from a checkout) and its main dependencies'."""
+    from imprint import __version__
+
+    return {"imprint": __version__} | {name: metadata.version(name) for name in PACKAGES}
 
 
 def config_hash(config: Any) -> str:

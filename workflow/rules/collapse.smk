@@ -3,7 +3,7 @@
 
 rule nc1:
     input:
-        lambda wildcards: embeddings(wildcards.fm, wildcards.dataset, "train"),
+        unpack(embedding_inputs(["train"])),
     output:
         "results/collapse/{fm}/{dataset}/{mapping}/{task}.csv",
     log:

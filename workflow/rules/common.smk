@@ -1,9 +1,19 @@
+import os
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 from imprint.config import check_references
 from imprint.tasks import member_datasets
 
 min_version("9.0")
+
+# Steps run with `--sdm conda` get the pinned dependencies from envs/ and the imprint package
+# from this checkout's src/ (a checkout-relative path cannot go into a conda env file).
+SOURCE = str(Path(workflow.basedir).parent / "src")
+PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+if os.path.isdir(SOURCE) and SOURCE not in PYTHONPATH:
+    os.environ["PYTHONPATH"] = os.pathsep.join([SOURCE, *PYTHONPATH])
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_references(config)
@@ -29,18 +39,29 @@ def canonical(value):
     return value
 
 
-def embeddings(fm, dataset, split):
-    """The embeddings files a (possibly composite) data set's split reads."""
+def embeddings(fm, dataset, split, suffix=".npy"):
+    """The embeddings files a (possibly composite) data set's split reads; with ``suffix``
+    ``.labels.npy`` or ``.manifest.json``, the files beside them."""
     return [
-        f"results/embeddings/{fm}/{m}/{split}.npy" for m in member_datasets(dataset)
+        f"results/embeddings/{fm}/{m}/{split}{suffix}" for m in member_datasets(dataset)
     ]
 
 
-def shard_inputs(wildcards):
-    return {
-        split: embeddings(wildcards.fm, wildcards.dataset, split)
-        for split in ("train", "test")
-    }
+def embedding_inputs(splits):
+    """Named inputs: the embeddings of each split, and their labels and manifests (declared so
+    that remote storage brings them along)."""
+
+    def inputs(wildcards):
+        named = {s: embeddings(wildcards.fm, wildcards.dataset, s) for s in splits}
+        named["beside"] = [
+            path
+            for s in splits
+            for suffix in (".labels.npy", ".manifest.json")
+            for path in embeddings(wildcards.fm, wildcards.dataset, s, suffix)
+        ]
+        return named
+
+    return inputs
 
 
 def shards(experiment):

@@ -3,7 +3,7 @@
 
 rule sweep_shard:
     input:
-        unpack(shard_inputs),
+        unpack(embedding_inputs(["train", "test"])),
     output:
         "results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}.parquet",
     log:

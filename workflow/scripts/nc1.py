@@ -10,7 +10,7 @@ from imprint.tasks import select_task
 
 with log_to(snakemake.log[0]):
     w = snakemake.wildcards
-    x, y = select_task(*load_embeddings(list(snakemake.input)), w.mapping, w.task)
+    x, y = select_task(*load_embeddings(snakemake.input.train), w.mapping, w.task)
     x = np.asarray(x, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     row = {"fm": w.fm, "dataset": w.dataset, "mapping": w.mapping, "task": w.task, **nc1(x, y)}

@@ -13,7 +13,8 @@ with log_to(snakemake.log[0]):
         w.dataset,
         w.mapping,
         w.task,
-        embeddings_root="results/embeddings",
+        train_files=snakemake.input.train,
+        test_files=snakemake.input.test,
         device=snakemake.params.device,
     )
     write_table(table, snakemake.output[0])

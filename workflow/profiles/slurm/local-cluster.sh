@@ -10,9 +10,17 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# Exit status 3: the packages could not be installed (no apt, or its mirrors are unreachable).
 if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null || ! command -v mariadbd >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm slurmdbd munge mariadb-server >/dev/null
+    if ! command -v apt-get >/dev/null; then
+        echo "local-cluster.sh installs Debian's slurm-wlm packages and needs apt-get" >&2
+        exit 3
+    fi
+    if ! apt-get update -qq || ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        slurm-wlm slurmdbd munge mariadb-server >/dev/null; then
+        echo "apt-get could not install slurm-wlm, slurmdbd, munge and mariadb-server" >&2
+        exit 3
+    fi
 fi
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...

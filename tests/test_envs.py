@@ -1,0 +1,95 @@
+"""Conda environments: every env file parses, every rule that runs code names one, and their pins
+are pyproject.toml's; steps outside the project's venv import the checkout's package."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from tests.workflow_runs import ROOT
+
+ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
+
+
+def _pyproject_requirements() -> dict[str, Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    listed = project["dependencies"] + project["optional-dependencies"]["workflow"]
+    return {r.name: r for r in map(Requirement, listed)}
+
+
+def _pip_requirements(env_file: Path) -> list[Requirement]:
+    env = yaml.safe_load(env_file.read_text())
+    pip = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    return [Requirement(line) for line in (pip[0] if pip else []) if not line.startswith("-")]
+
+
+@pytest.fixture(scope="module")
+def workflow():
+    """The parsed workflow (rules with their directives), as Snakemake's API loads it."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    environ = dict(os.environ)  # parsing sets PYTHONPATH, as for every job
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        workflow_api = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            snakefile=ROOT / "workflow/Snakefile",
+            workdir=ROOT,
+        )
+        yield workflow_api._workflow  # the parsed rules; Snakemake has no public accessor
+    os.environ.clear()
+    os.environ.update(environ)
+
+
+@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
+def test_env_files_parse_and_pin_what_pyproject_pins(env_file):
+    env = yaml.safe_load(env_file.read_text())
+    assert env["channels"] and env["dependencies"]
+    assert "python=3.11" in env["dependencies"]
+    pinned = _pyproject_requirements()
+    for requirement in _pip_requirements(env_file):
+        assert requirement.name in pinned, f"{requirement} is not a dependency in pyproject.toml"
+        assert requirement.specifier == pinned[requirement.name].specifier, requirement.name
+
+
+def test_the_step_env_has_every_runtime_dependency():
+    wanted = set(_pyproject_requirements()) - {
+        name for name in _pyproject_requirements() if name.startswith("snakemake")
+    }
+    assert {r.name for r in _pip_requirements(ROOT / "envs/imprint.yaml")} == wanted
+
+
+def test_the_driver_environment_pins_snakemake_and_its_executors_as_pyproject():
+    pinned = _pyproject_requirements()
+    driver = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in driver["dependencies"] if isinstance(d, dict))
+    requirements = [Requirement(line) for line in pip if not line.startswith("-")]
+    assert {r.name for r in requirements} == {n for n in pinned if n.startswith("snakemake")}
+    for requirement in requirements:
+        assert requirement.specifier == pinned[requirement.name].specifier
+
+
+def test_every_rule_that_runs_code_names_an_env_file(workflow):
+    steps = [rule for rule in workflow.rules if not rule.norun]
+    assert len(steps) >= 10
+    for rule in steps:
+        assert rule.conda_env, f"rule {rule.name} has no conda: directive"
+        env_file = (Path(rule.snakefile).parent / rule.conda_env).resolve()
+        assert env_file in ENV_FILES, f"rule {rule.name}: {rule.conda_env} is not in envs/"
+
+
+def test_steps_outside_the_venv_import_the_checkouts_package(workflow):
+    # -S: no site-packages, so `imprint` can only come from PYTHONPATH, as in a conda env.
+    found = subprocess.run(
+        [sys.executable, "-S", "-c", "import imprint; print(imprint.__file__)"],
+        env={"PYTHONPATH": os.environ["PYTHONPATH"]},
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(found) == ROOT / "src/imprint/__init__.py"

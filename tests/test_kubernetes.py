@@ -1,0 +1,95 @@
+"""The Kubernetes path, checked offline: the profile and the Containerfile, a dry run with the
+profile, and the whole workflow on S3-compatible default storage (a loopback moto server)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+import yaml
+from moto.server import ThreadedMotoServer
+
+from tests.workflow_runs import ROOT, copy_workflow, snakemake, without_timings
+
+pytestmark = pytest.mark.e2e
+
+PROFILE = ROOT / "workflow/profiles/kubernetes/config.yaml"
+BUCKET, PREFIX = "imprint-ci", "run"
+KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A loopback S3 server with an empty bucket; yields (endpoint URL, boto3 client)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
+    client.create_bucket(Bucket=BUCKET)
+    yield endpoint, client
+    server.stop()
+
+
+def _storage_args(endpoint: str) -> list[str]:
+    return [
+        "--default-storage-prefix", f"s3://{BUCKET}/{PREFIX}",
+        "--storage-s3-endpoint-url", endpoint,
+        "--storage-s3-access-key", KEYS["aws_access_key_id"],
+        "--storage-s3-secret-key", KEYS["aws_secret_access_key"],
+    ]  # fmt: skip
+
+
+def _planned_jobs(output: str) -> int:
+    return int(re.search(r"^total\s+(\d+)$", output, re.MULTILINE)[1])
+
+
+def test_the_profile_names_namespace_image_and_s3_storage():
+    profile = yaml.safe_load(PROFILE.read_text())
+    assert profile["executor"] == "kubernetes"
+    assert profile["default-storage-provider"] == "s3"
+    assert profile["default-storage-prefix"].startswith("s3://")
+    assert profile["kubernetes-namespace"] and profile["container-image"].endswith(":0.1.0")
+    assert profile["retries"] >= 1
+
+
+def test_the_image_holds_the_package_its_pins_and_the_workflow():
+    containerfile = (ROOT / "Containerfile").read_text()
+    assert re.search(r"^FROM \S*python:3\.11", containerfile, re.MULTILINE)
+    copied = re.findall(r"^COPY (.+) \S+$", containerfile, re.MULTILINE)
+    sources = {s.rstrip("/") for line in copied for s in line.split()}
+    assert {"pyproject.toml", "src", "workflow", "config", "envs"} <= sources
+    assert 'pip install ".[workflow]"' in containerfile  # the pins of pyproject.toml
+
+
+def test_the_kubernetes_profile_plans_the_whole_workflow_on_s3(tmp_path, s3):
+    endpoint, _ = s3
+    directory = copy_workflow(tmp_path)
+    local = snakemake(directory, "-n")
+    planned = snakemake(
+        directory, "--workflow-profile", "workflow/profiles/kubernetes", "-n",
+        *_storage_args(endpoint),
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert _planned_jobs(planned.stdout) == _planned_jobs(local.stdout)
+    assert f"s3://{BUCKET}/{PREFIX}/results/tables/table1.csv" in planned.stdout
+
+
+def test_the_workflow_on_s3_storage_gives_the_results_of_a_local_run(
+    tmp_path, s3, workflow_run: Path
+):
+    endpoint, client = s3
+    directory = copy_workflow(tmp_path / "run")
+    result = snakemake(directory, "--default-storage-provider", "s3", *_storage_args(endpoint))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (directory / "results").exists()  # every output went to the bucket
+    for local in sorted((workflow_run / "results/runs").glob("*.parquet")):
+        fetched = tmp_path / local.name
+        client.download_file(BUCKET, f"{PREFIX}/results/runs/{local.name}", str(fetched))
+        pd.testing.assert_frame_equal(without_timings(fetched), without_timings(local))
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/results/figures/")
+    figures = {Path(o["Key"]).name for o in listed["Contents"]}
+    assert {"fig6.pdf", "fig10.pdf", "fig11a.pdf", "fig11b.pdf", "fig12.pdf"} <= figures
