@@ -93,3 +93,13 @@ def test_steps_outside_the_venv_import_the_checkouts_package(workflow):
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert Path(found) == ROOT / "src/imprint/__init__.py"
+
+
+def test_the_source_goes_on_pythonpath_once_and_only_if_it_exists(tmp_path, monkeypatch):
+    from imprint.environment import prepend_pythonpath
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    prepend_pythonpath(tmp_path)
+    prepend_pythonpath(tmp_path)
+    prepend_pythonpath(tmp_path / "missing")
+    assert os.environ["PYTHONPATH"] == os.pathsep.join([str(tmp_path), "/elsewhere"])

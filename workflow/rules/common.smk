@@ -1,19 +1,16 @@
-import os
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 from imprint.config import check_references
+from imprint.environment import prepend_pythonpath
 from imprint.tasks import member_datasets
 
 min_version("9.0")
 
 # Steps run with `--sdm conda` get the pinned dependencies from envs/ and the imprint package
 # from this checkout's src/ (a checkout-relative path cannot go into a conda env file).
-SOURCE = str(Path(workflow.basedir).parent / "src")
-PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-if os.path.isdir(SOURCE) and SOURCE not in PYTHONPATH:
-    os.environ["PYTHONPATH"] = os.pathsep.join([SOURCE, *PYTHONPATH])
+prepend_pythonpath(Path(workflow.basedir).parent / "src")
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_references(config)
