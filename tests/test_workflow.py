@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from imprint.experiments import shard_runs
+from imprint.io import read_table
 from tests.workflow_runs import snakemake
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +41,16 @@ def test_every_planned_run_has_a_row(workflow_run):
         assert {"git_commit", "config_hash", "version_torch", "f1_per_class", "gen_time_s"} <= set(
             table.columns
         )
+
+
+def test_every_results_table_records_versions_commit_and_config_hash(workflow_run):
+    tables = sorted((workflow_run / "results/tables").glob("*.csv"))
+    tables += sorted((workflow_run / "results/runs").glob("*.parquet"))
+    assert len(tables) >= 10
+    for path in tables:
+        table = read_table(path)
+        for column in ("version_imprint", "version_torch", "git_commit", "config_hash"):
+            assert table[column].notna().all(), (path.name, column)
 
 
 def test_several_proxies_beat_the_mean_on_merged_classes(workflow_run):

@@ -11,8 +11,11 @@ with log_to(snakemake.log[0]):
     medians = best_per_component(runs, component) if component else median_table(runs)
     summary, pvalues = summarise(medians, snakemake.params.posthoc)
     print(summary.to_string())
-    write_table(with_provenance(summary, view), snakemake.output.ranks)
-    write_table(pvalues.reset_index(names="config"), snakemake.output.pvalues)
+    settings = {**view, "posthoc": snakemake.params.posthoc}
+    write_table(with_provenance(summary, settings), snakemake.output.ranks)
+    write_table(
+        with_provenance(pvalues.reset_index(names="config"), settings), snakemake.output.pvalues
+    )
     title = f"{view['experiment']}: " + (f"best per {component}" if component else "all")
     title += f" ({snakemake.params.posthoc}, α = {snakemake.params.alpha}, {len(medians)} groups)"
     cd_diagram(summary, pvalues, title, snakemake.output.figure, snakemake.params.alpha)
