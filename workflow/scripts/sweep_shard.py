@@ -1,8 +1,11 @@
 """Run every configuration of one sweep shard and write its tidy Parquet table."""
 
+import torch
+
 from imprint.experiments import run_shard
 from imprint.io import log_to, write_table
 
+torch.set_num_threads(snakemake.threads)  # the CPUs the scheduler gave this job, no more
 with log_to(snakemake.log[0]):
     w = snakemake.wildcards
     table = run_shard(
