@@ -3,6 +3,7 @@ are pyproject.toml's; steps outside the project's venv import the checkout's pac
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -59,11 +60,12 @@ def test_env_files_parse_and_pin_what_pyproject_pins(env_file):
         assert requirement.specifier == pinned[requirement.name].specifier, requirement.name
 
 
-def test_the_step_env_has_every_runtime_dependency():
-    wanted = set(_pyproject_requirements()) - {
-        name for name in _pyproject_requirements() if name.startswith("snakemake")
-    }
-    assert {r.name for r in _pip_requirements(ROOT / "envs/imprint.yaml")} == wanted
+def test_the_compute_env_has_every_runtime_dependency_and_the_report_env_no_torch():
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    compute = {r.name for r in _pip_requirements(ROOT / "envs/imprint.yaml")}
+    assert {Requirement(line).name for line in runtime} <= compute
+    report = {r.name for r in _pip_requirements(ROOT / "envs/report.yaml")}
+    assert not report & {"torch", "torchvision", "lightning"}
 
 
 def test_the_driver_environment_pins_snakemake_and_its_executors_as_pyproject():
@@ -83,6 +85,62 @@ def test_every_rule_that_runs_code_names_an_env_file(workflow):
         assert rule.conda_env, f"rule {rule.name} has no conda: directive"
         env_file = (Path(rule.snakefile).parent / rule.conda_env).resolve()
         assert env_file in ENV_FILES, f"rule {rule.name}: {rule.conda_env} is not in envs/"
+
+
+# How each pinned distribution is imported.
+IMPORT_NAMES = {
+    "torch": "torch", "torchvision": "torchvision", "lightning": "lightning", "numpy": "numpy",
+    "scipy": "scipy", "scikit-learn": "sklearn", "pandas": "pandas", "pyarrow": "pyarrow",
+    "scikit-posthocs": "scikit_posthocs", "seaborn": "seaborn", "matplotlib": "matplotlib",
+    "tabulate": "tabulate",
+}  # fmt: skip
+
+
+# Run first in a subprocess: importing any of {missing} fails, as if it were not installed.
+BLOCKING_IMPORTER = """
+import importlib, sys
+
+class NotInThisEnv:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {missing!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} in this step's env")
+
+sys.meta_path.insert(0, NotInThisEnv())
+"""
+
+
+def _script_imports(script: Path) -> set[str]:
+    tree = ast.parse(script.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_every_step_imports_only_what_its_env_holds(workflow):
+    assert set(IMPORT_NAMES) == set(_pyproject_requirements()) - {
+        name for name in _pyproject_requirements() if name.startswith("snakemake")
+    }
+    checked = 0
+    for rule in workflow.rules:
+        if not rule.script:
+            continue
+        here = Path(rule.snakefile).parent
+        env = {r.name for r in _pip_requirements((here / rule.conda_env).resolve())}
+        missing = [IMPORT_NAMES[name] for name in IMPORT_NAMES if name not in env]
+        modules = sorted(_script_imports((here / rule.script).resolve()))
+        code = BLOCKING_IMPORTER.format(missing=missing) + (
+            f"for name in {modules!r}:\n    importlib.import_module(name)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"rule {rule.name} ({rule.conda_env}): {result.stderr}"
+        checked += 1
+    assert checked >= 10
 
 
 def test_steps_outside_the_venv_import_the_checkouts_package(workflow):

@@ -49,7 +49,7 @@ def test_every_results_table_records_versions_commit_and_config_hash(workflow_ru
     assert len(tables) >= 10
     for path in tables:
         table = read_table(path)
-        for column in ("version_imprint", "version_torch", "git_commit", "config_hash"):
+        for column in ("version_imprint", "version_pandas", "git_commit", "config_hash"):
             assert table[column].notna().all(), (path.name, column)
 
 

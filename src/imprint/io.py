@@ -55,10 +55,15 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
-    """imprint's version (also when it is imported from a checkout) and its main dependencies'."""
+    """imprint's version (also when it is imported from a checkout) and those of its main
+    dependencies that this environment has (a step's env may hold only what the step needs)."""
     from imprint import __version__
 
-    return {"imprint": __version__} | {name: metadata.version(name) for name in PACKAGES}
+    found = {"imprint": __version__}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
 
 
 def config_hash(config: Any) -> str:

@@ -12,7 +12,6 @@ import scikit_posthocs as sp
 import seaborn as sns
 
 from imprint.io import atomic_path
-from imprint.methods import NAMED_METHODS
 from imprint.tasks import classes_per_task_class
 
 GEN_LABELS = {
@@ -220,11 +219,13 @@ def cd_diagram(
     save_figure(figure, path)
 
 
-def table1(summary: pd.DataFrame) -> pd.DataFrame:
-    """The named methods with their components, average accuracy and average rank."""
+def table1(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The named methods with their components (as ``runs`` ran them), average accuracy and
+    average rank."""
+    components = runs.drop_duplicates("method").set_index("method")
     rows = []
     for _, row in summary.iterrows():
-        method = NAMED_METHODS[row["config"]]
+        method = components.loc[row["config"]]
         agg = "max" if method["agg"] == "max" else f"{method['m']}-nn ({method['distance']})"
         gen = (
             method["gen"]

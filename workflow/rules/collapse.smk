@@ -30,6 +30,6 @@ rule nc1_table:
         "logs/collapse/nc1_table.log",
     localrule: True
     conda:
-        "../../envs/imprint.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/gather_tables.py"

@@ -33,6 +33,6 @@ rule gather_runs:
         "logs/imprint/{experiment}_gather.log",
     localrule: True
     conda:
-        "../../envs/imprint.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/gather_tables.py"

@@ -15,7 +15,7 @@ rule table1:
     log:
         "logs/plots/table1.log",
     conda:
-        "../../envs/imprint.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/table1.py"
 
@@ -34,7 +34,7 @@ rule figure:
     wildcard_constraints:
         figure="fig6|fig10|fig11b",
     conda:
-        "../../envs/imprint.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/figure.py"
 
@@ -51,7 +51,7 @@ rule fig11a:
     log:
         "logs/plots/fig11a.log",
     conda:
-        "../../envs/imprint.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/figure.py"
 
@@ -69,6 +69,6 @@ rule fig12:
     log:
         "logs/plots/fig12.log",
     conda:
-        "../../envs/imprint.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/figure.py"

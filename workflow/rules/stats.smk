@@ -15,7 +15,7 @@ rule cd_diagram:
     log:
         "logs/stats/cd_{view}.log",
     conda:
-        "../../envs/imprint.yaml"
+        "../../envs/report.yaml"
     params:
         view=lambda wildcards: canonical(cd_view(wildcards)),
         posthoc=config["statistics"].get("posthoc", "wilcoxon"),

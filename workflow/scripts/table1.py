@@ -5,8 +5,9 @@ from imprint.plots import table1
 from imprint.stats import median_table, summarise
 
 with log_to(snakemake.log[0]):
-    summary, _ = summarise(median_table(read_table(snakemake.input[0])))
-    table = table1(summary)
+    runs = read_table(snakemake.input[0])
+    summary, _ = summarise(median_table(runs))
+    table = table1(summary, runs)
     print(table.to_string())
     write_table(with_provenance(table, {"table1": snakemake.input[0]}), snakemake.output.csv)
     for path, text in (
