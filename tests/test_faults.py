@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from imprint.io import atomic_path
 from tests.workflow_runs import (
     copy_workflow,
     results_without_timings,
@@ -48,6 +49,11 @@ def test_a_write_killed_midway_leaves_the_old_file_or_none(tmp_path):
         killed = subprocess.run([sys.executable, "-c", code, str(path)], check=False)
         assert killed.returncode == -signal.SIGKILL
         assert (path.read_bytes() if path.exists() else None) == before
+    assert len(list(tmp_path.glob(".table.parquet.*"))) == 1  # the killed write's temporary
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(b"rewritten")
+    assert target.read_bytes() == b"rewritten"
+    assert not list(tmp_path.glob(".table.parquet.*"))
 
 
 def _script_processes(directory: Path, script: str) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -21,9 +22,12 @@ PACKAGES = ("torch", "torchvision", "lightning", "numpy", "scikit-learn", "panda
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only when the block succeeds, so a killed
-    job never leaves a half-written file under the final name."""
+    job never leaves a half-written file under the final name (its temporary is removed by the
+    next write of the same file)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*{glob.escape(target.suffix)}"):
+        stale.unlink(missing_ok=True)
     handle, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix
     )
