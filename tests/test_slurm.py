@@ -26,8 +26,9 @@ CLUSTER_SCRIPT = ROOT / "workflow/profiles/slurm/local-cluster.sh"
 PACKAGES_UNAVAILABLE = 3  # the script's exit status when apt cannot install SLURM
 SHARD = "results/runs/fig6/demo_cnn/digits/none/all.parquet"
 
-# The profile's placeholders filled in for the local cluster (partition and account `main` and
-# `imprint`, one node with 2 CPUs), and quick status checks for a small workflow.
+# The profile's placeholders filled in for the local cluster (partition `main`, account
+# `imprint`), jobs small enough for one node of 2 CPUs (`--cores 2` caps a shard group's width),
+# and quick status checks for a small workflow.
 SLURM = [
     "--workflow-profile", "workflow/profiles/slurm", "--jobs", "4",
     "--default-resources", "slurm_partition=main", "slurm_account=imprint", "runtime=30",
@@ -70,6 +71,13 @@ def _jobs(directory: Path, *states: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _running_jobs(directory: Path) -> set[str]:
+    """SLURM job ids running now from ``directory``, as the controller sees them (no delay)."""
+    args = ["squeue", "-h", "-t", "RUNNING", "-o", "%i|%Z"]
+    rows = subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines()
+    return {job for job, workdir in (r.split("|") for r in rows) if Path(workdir) == directory}
+
+
 def test_every_job_ran_under_slurm_and_results_equal_a_local_run(slurm_run, workflow_run):
     assert len(_jobs(slurm_run, "COMPLETED")) >= 10
     slurm, local = results_without_timings(slurm_run), results_without_timings(workflow_run)
@@ -93,7 +101,7 @@ def test_a_cancelled_job_is_reported_and_retried(slurm_run):
     def cancel_the_first_running_job() -> None:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            running = set(_jobs(slurm_run, "RUNNING")) - before
+            running = _running_jobs(slurm_run) - before
             if running:
                 cancelled.extend(sorted(running))
                 subprocess.run(["scancel", *cancelled], check=True)
