@@ -60,22 +60,19 @@ def slurm_run(cluster, tmp_path_factory) -> Path:
     return directory
 
 
-def _jobs(directory: Path, *states: str) -> list[str]:
-    """SLURM job ids of the jobs submitted from ``directory`` (optionally in these states)."""
-    args = ["sacct", "-X", "-n", "-P", "-S", "now-1days", "-o", "JobID,State,WorkDir"]
+def _jobs(directory: Path, *states: str, live: bool = False) -> list[str]:
+    """SLURM job ids of the jobs submitted from ``directory`` (optionally in these states), from
+    accounting, or with ``live`` from the controller's queue (no accounting delay)."""
+    if live:
+        args = ["squeue", "-h", "-t", "all", "-o", "%i|%T|%Z"]
+    else:
+        args = ["sacct", "-X", "-n", "-P", "-S", "now-1days", "-o", "JobID,State,WorkDir"]
     rows = subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines()
     fields = [row.split("|") for row in rows]
     return [
         job for job, state, workdir in fields
         if Path(workdir) == directory and (not states or state.split()[0] in states)
     ]  # fmt: skip
-
-
-def _running_jobs(directory: Path) -> set[str]:
-    """SLURM job ids running now from ``directory``, as the controller sees them (no delay)."""
-    args = ["squeue", "-h", "-t", "RUNNING", "-o", "%i|%Z"]
-    rows = subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines()
-    return {job for job, workdir in (r.split("|") for r in rows) if Path(workdir) == directory}
 
 
 def test_every_job_ran_under_slurm_and_results_equal_a_local_run(slurm_run, workflow_run):
@@ -101,7 +98,7 @@ def test_a_cancelled_job_is_reported_and_retried(slurm_run):
     def cancel_the_first_running_job() -> None:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            running = _running_jobs(slurm_run) - before
+            running = set(_jobs(slurm_run, "RUNNING", live=True)) - before
             if running:
                 cancelled.extend(sorted(running))
                 subprocess.run(["scancel", *cancelled], check=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from imprint import __version__
+
 PACKAGES = ("torch", "torchvision", "lightning", "numpy", "scikit-learn", "pandas")
 
 
@@ -61,8 +63,6 @@ def git_commit() -> str:
 def versions() -> dict[str, str]:
     """imprint's version (also when it is imported from a checkout) and those of its main
     dependencies that this environment has (a step's env may hold only what the step needs)."""
-    from imprint import __version__
-
     found = {"imprint": __version__}
     for name in PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
