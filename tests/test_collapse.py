@@ -65,3 +65,29 @@ def test_works_on_a_memory_map(tmp_path):
     path = tmp_path / "x.npy"
     np.save(path, x)
     assert nc1(np.load(path, mmap_mode="r"), y) == pytest.approx(nc1(x, y))
+
+
+def _reference_nc1(x, y):
+    """NC1 as the reference computes it (PAPER.md §B): each sample centred at m_c = μ_c − μ_G."""
+    classes = np.unique(y)
+    global_mean = x.mean(0)
+    sigma_w = np.zeros((x.shape[1], x.shape[1]))
+    sigma_b = np.zeros_like(sigma_w)
+    for c in classes:
+        m_c = x[y == c].mean(0) - global_mean
+        centred = x[y == c] - m_c
+        sigma_w += centred.T @ centred / len(centred)
+        sigma_b += np.outer(m_c, m_c)
+    sigma_w /= len(classes)
+    sigma_b /= len(classes)
+    return np.trace(np.linalg.pinv(sigma_b) @ sigma_w) / len(classes)
+
+
+def test_paper_variant_matches_the_references_formula():
+    rng = np.random.default_rng(3)
+    y = rng.choice([0, 1, 2, 5], size=400, p=[0.1, 0.2, 0.3, 0.4])  # unbalanced: μ_G is weighted
+    x = rng.normal(size=(400, 7)) + rng.normal(size=(6, 7))[y] * 2 + 1.5  # a common offset
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    got = nc1(x, y)
+    assert got["nc1_paper"] == pytest.approx(_reference_nc1(x, y), rel=1e-9)
+    assert got["nc1_paper"] > got["nc1"] * 1.01  # the offset makes the two differ

@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
-from imprint.config import check_references
+from imprint.config import check_references, resolve_config
 from imprint.generators import GEN
 from imprint.normalize import NORM, NORM_POST
 
@@ -27,7 +27,7 @@ def test_shipped_configs_are_valid():
     for path in sorted((ROOT / "config").glob("*.yaml")):
         config = yaml.safe_load(path.read_text())
         validate(config, SCHEMA)
-        check_references(config)
+        resolve_config(config)
 
 
 def test_schema_lists_exactly_the_registries():
@@ -83,3 +83,36 @@ def test_references_between_sections_are_checked(change, message):
     change(config)
     with pytest.raises(ValueError, match=message):
         check_references(config)
+
+
+def test_imagenet_parts_are_skipped_without_imagenet_root_with_one_note():
+    config = _config("paper.yaml")
+    validate(config, SCHEMA)
+    resolved, notes = resolve_config(config)
+    assert not any("imagenet" in e["datasets"] for e in resolved["experiments"].values())
+    assert not any("imagenet" in block["datasets"] for block in resolved["collapse"])
+    assert resolved["figures"]["fig11b"] == ["subsec3_nonimagenet", "subsec3_combidigits"]
+    assert len(notes) == 1
+    assert "subsec3_imagenet, experiment subsec3_imagenet_kls, ImageNet NC1" in notes[0]
+    assert "imagenet_root is not set" in notes[0]
+
+
+def test_imagenet_parts_run_with_imagenet_root_nc1_on_val_over_all_remaps():
+    resolved, notes = resolve_config({**_config("paper.yaml"), "imagenet_root": "/data/in1k"})
+    assert notes == []
+    (imagenet,) = [b for b in resolved["collapse"] if b["datasets"] == ["imagenet"]]
+    assert imagenet["split"] == "test"  # the workflow's test split of ImageNet is val
+    assert len(imagenet["mappings"]) == len(set(imagenet["mappings"])) == 100
+    assert imagenet["mappings"][:2] == ["imagenet_merge_d1_r0", "imagenet_merge_d1_r1"]
+    assert "subsec3_imagenet" in resolved["figures"]["fig12"]
+    assert "anchors" not in resolved
+
+
+def test_a_mapping_pattern_that_matches_nothing_is_rejected():
+    config = _config()
+    config["experiments"]["named"]["mappings"] = ["imagenet_random*", "imagenet_merge_d*_r7"]
+    resolved, _ = resolve_config({**config, "imagenet_root": "/data"})
+    assert len(resolved["experiments"]["named"]["mappings"]) == 15
+    config["experiments"]["named"]["mappings"] = ["imagenet_merge_d11*"]
+    with pytest.raises(ValueError, match="matches no mapping"):
+        resolve_config(config)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
+import yaml
 
 from imprint import expand_grid
+from imprint.config import resolve_config
+from imprint.experiments import shard_runs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # The §5.1 grid of the paper's experiment files, with the distances our mnn offers.
 SECTION_5_1 = {
@@ -110,3 +116,76 @@ def test_unknown_keys_and_values_are_rejected():
         expand_grid({"norm_post": ["L2"]})
     with pytest.raises(ValueError, match="has no values"):
         expand_grid({"gen": []})
+
+
+# PAPER.md §A.2 and §A.4: per experiment, the distinct configurations of one group, the seeds,
+# and the (datasets, mappings, tasks); plus the §F.3 experiment for Fig. 10's k = n curve.
+S3 = [17121997, 123987, 12412312]
+S5 = [14057, 994348, 23092007, 123456, 98765]
+SMALL = ["mnist", "fashionmnist", "cifar10"]
+FOUR_TASKS = ["all", "even", "odd", "short"]
+REMAPS = [f"imagenet_merge_d{d}_r{r}" for d in range(1, 11) for r in range(10)]
+PAPER_EXPERIMENTS = {
+    "fig6": (51, S3, SMALL, ["none"], ["all"]),
+    "subsec1_aggfixed": (288, S3, SMALL, ["none"], FOUR_TASKS),
+    "subsec1_aggfixed_kls": (6, S3, SMALL, ["none"], FOUR_TASKS),
+    "subsec1_aggfocus": (1968, S3, SMALL, ["none"], FOUR_TASKS),
+    "subsec1_aggfocus_kls": (119, S3, SMALL, ["none"], FOUR_TASKS),
+    "subsec2": (35, S5, SMALL, ["none"], ["all"]),
+    "subsec2_kls": (35, S5, SMALL, ["none"], ["all"]),
+    "subsec2_all": (13, S5, SMALL, ["none"], ["all"]),
+    "subsec3_combidigits": (30, S3, ["combidigits"], ["mod10"], ["all"]),
+    "subsec3_combidigits_kls": (15, S3, ["combidigits"], ["mod10"], ["all"]),
+    "subsec3_imagenet": (30, S3, ["imagenet"], REMAPS, ["all"]),
+    "subsec3_imagenet_kls": (15, S3, ["imagenet"], REMAPS, ["all"]),
+    "subsec3_nonimagenet": (30, S3, SMALL, ["none"], ["all"]),
+    "subsec3_nonimagenet_kls": (15, S3, SMALL, ["none"], ["all"]),
+}
+
+
+def test_the_paper_config_has_the_published_configurations_per_group():
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    resolved, _ = resolve_config({**config, "imagenet_root": "/data/imagenet"})
+    experiments = resolved["experiments"]
+    assert set(experiments) == {*PAPER_EXPERIMENTS, "named"}
+    for name, (count, seeds, datasets, mappings, tasks) in PAPER_EXPERIMENTS.items():
+        experiment = experiments[name]
+        assert experiment["fms"] == ["resnet18", "resnet50", "vit_b_16", "swin_b"], name
+        assert (experiment["datasets"], experiment["mappings"]) == (datasets, mappings), name
+        assert (experiment["tasks"], experiment["seeds"]) == (tasks, seeds), name
+        for fm in experiment["fms"]:
+            runs = shard_runs(experiment, resolved["fms"][fm]["lambda_reg"])
+            assert len(runs) == count * len(seeds), (name, fm)
+            assert len(runs.drop(columns="seed").drop_duplicates()) == count, (name, fm)
+
+
+def test_paper_rules_keep_what_the_reference_kept():
+    aggfocus = {
+        "gen": ["kmeans", "mean", "all"],
+        "k": [-1, 1, 5, 20],
+        "agg": ["max", "mnn"],
+        "distance": ["inner_product", "euclidean"],
+        "weighting": ["uniform"],
+        "m": [-1, 1, 3, 5, 20, 50],
+        "norm_pre": ["none"],
+        "norm_inf": ["none"],
+    }
+    grid = expand_grid(aggfocus, rules="paper")
+    mnn = grid[grid["agg"] == "mnn"]
+    # Rule 4 sees the raw k: mean (raw k 5 or 20) keeps m = 20 and 50, k-means k = 1 does not.
+    assert sorted(mnn[mnn.gen == "mean"].m) == [1, 3, 5, 20, 50]
+    assert sorted(mnn[(mnn.gen == "kmeans") & (mnn.k == 1)].m) == [1, 3, 5]
+    assert sorted(mnn[mnn.gen == "all"].m) == [1, 3, 5, 20, 50]
+    # max keeps its distance (run as 1-NN) and m = -1; k-means k = -1 is dropped, not `all`.
+    assert sorted(grid[(grid["agg"] == "max") & (grid.gen == "mean")].distance) == [
+        "euclidean",
+        "inner_product",
+    ]
+    assert set(grid[grid["agg"] == "max"].m) == {-1}
+    assert -1 not in set(grid[grid.gen == "kmeans"].k)
+    spec = expand_grid(aggfocus)
+    assert len(spec) < len(grid)
+    fewshot = expand_grid({"gen": ["kmeans", "all"], "k": [-1, 20], "fewshot": [5]}, "paper")
+    assert sorted(zip(fewshot.gen, fewshot.k, strict=True)) == [("all", -1), ("kmeans", 5)]
+    with pytest.raises(ValueError, match="rules='papers' is not valid"):
+        expand_grid(aggfocus, rules="papers")

@@ -21,6 +21,8 @@ def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
     Σ_W = (1/C) Σ_c (1/n_c) Σ_i (h_i − μ_c)(h_i − μ_c)ᵀ centres each class at its own mean;
     Σ_B = (1/C) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ with μ_G the mean of all samples;
     VCI = 1 − Tr(Σ_B Σ_T⁺)/rank(Σ_B) with Σ_T = Σ_W + Σ_B.
+    ``nc1_paper`` is the reference's variant (PAPER.md §B, §F.2), which centres each class at
+    μ_c − μ_G instead of μ_c, i.e. uses Σ_W + μ_G μ_Gᵀ.
     Rows are read in chunks (memory-mapped arrays stay on disk); sums are kept in float64 and
     Σ_W comes from (1/C) Σ_c [(1/n_c) Σ_i h_i h_iᵀ − μ_c μ_cᵀ], so no C × D × D array exists.
     """
@@ -48,6 +50,8 @@ def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
     pinv_t = torch.linalg.pinv(sigma_t, hermitian=True)
     return {
         "nc1": float(torch.trace(sigma_w @ pinv_b)) / n_classes,
+        "nc1_paper": float(global_mean @ pinv_b @ global_mean + torch.trace(sigma_w @ pinv_b))
+        / n_classes,
         "vci": 1 - float(torch.trace(sigma_b @ pinv_t)) / max(rank_b, 1),
         "tr_sigma_w": float(torch.trace(sigma_w)),
         "tr_sigma_b": float(torch.trace(sigma_b)),

@@ -1,9 +1,73 @@
-"""Checks of the workflow config that a JSON schema cannot express: references between sections."""
+"""The workflow config after the JSON schema: patterns expanded, ImageNet dropped when there is
+no ImageNet, and the references between sections checked."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
+
+from imprint.tasks import expand_mappings
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    """A config entry that names one item or a list of them, as a list."""
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _without_imagenet(config: dict[str, Any]) -> list[str]:
+    """Drop ImageNet from every experiment and NC1 block, and what is left empty by that; return
+    what was dropped."""
+    dropped = []
+    for name, experiment in list(config["experiments"].items()):
+        if "imagenet" in experiment["datasets"]:
+            experiment["datasets"].remove("imagenet")
+            if not experiment["datasets"]:
+                del config["experiments"][name]
+                dropped.append(f"experiment {name}")
+    blocks = config["collapse"]
+    for block in blocks:
+        if "imagenet" in block["datasets"]:
+            block["datasets"].remove("imagenet")
+            dropped.append("ImageNet NC1")
+    config["collapse"] = [block for block in blocks if block["datasets"]]
+    remaining = set(config["experiments"])
+    views = config["statistics"].get("cd_diagrams", {})
+    for name, view in list(views.items()):
+        kept = [e for e in as_list(view["experiment"]) if e in remaining]
+        if kept:
+            view["experiment"] = kept
+        else:
+            del views[name]
+    for figure, used in list(config["figures"].items()):
+        kept = [e for e in as_list(used) if e in remaining]
+        if kept:
+            config["figures"][figure] = kept
+        else:
+            del config["figures"][figure]
+    return list(dict.fromkeys(dropped))
+
+
+def resolve_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The config the workflow plans from, and notes for the user.
+
+    Mapping patterns (``imagenet_merge_d*_r*``) are expanded. Without ``imagenet_root``, every
+    ImageNet part is skipped (experiments, NC1 blocks, the figures and views left without
+    experiments), with a note that says so. References between sections are then checked."""
+    resolved = copy.deepcopy(dict(config))
+    resolved.pop("anchors", None)
+    for section in (*resolved["experiments"].values(), *resolved["collapse"]):
+        section["mappings"] = expand_mappings(section["mappings"])
+    notes = []
+    if not resolved.get("imagenet_root"):
+        dropped = _without_imagenet(resolved)
+        if dropped:
+            notes.append(
+                f"ImageNet skipped ({', '.join(dropped)}): imagenet_root is not set; set it to "
+                "a folder with train/ and val/ (one sub-folder per class) to run these"
+            )
+    check_references(resolved)
+    return resolved, notes
 
 
 def check_references(config: Mapping[str, Any]) -> None:
@@ -21,24 +85,14 @@ def check_references(config: Mapping[str, Any]) -> None:
 
     for name, experiment in config["experiments"].items():
         need("FM(s)", set(experiment["fms"]), f"experiments.{name}.fms", fms)
-    need("FM(s)", set(config["collapse"]["fms"]), "collapse.fms", fms)
+    for i, block in enumerate(config["collapse"]):
+        need("FM(s)", set(block["fms"]), f"collapse[{i}].fms", fms)
     for name, view in config["statistics"].get("cd_diagrams", {}).items():
-        need("experiment", {view["experiment"]}, f"statistics.cd_diagrams.{name}", experiments)
-    for figure, used in config["figures"].items():
         need(
             "experiment(s)",
-            set([used] if isinstance(used, str) else used),
-            f"figures.{figure}",
+            set(as_list(view["experiment"])),
+            f"statistics.cd_diagrams.{name}",
             experiments,
         )
-    if "imagenet" in str(config) and not config.get("imagenet_root"):
-        mentions = [
-            name
-            for name, e in config["experiments"].items()
-            if any("imagenet" in m for m in e["mappings"])
-        ]
-        if mentions:
-            raise ValueError(
-                f"experiments {mentions} use ImageNet mappings but imagenet_root is not set; "
-                "set it to a folder with train/ and val/"
-            )
+    for figure, used in config["figures"].items():
+        need("experiment(s)", set(as_list(used)), f"figures.{figure}", experiments)

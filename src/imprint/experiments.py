@@ -36,8 +36,8 @@ def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame:
-    """The deduplicated runs of one shard: named methods or a grid, over the experiment's seeds,
-    with the FM's λ for ``ls`` and ``kls``."""
+    """The deduplicated runs of one shard: named methods or a grid (reduced by the experiment's
+    ``rules``), over the experiment's seeds, with the FM's λ for ``ls`` and ``kls``."""
     seeds = list(experiment["seeds"])
     if "methods" in experiment:
         rows = []
@@ -47,7 +47,7 @@ def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame
                 rows.append({"method": name, **params, "seed": seed, "lambda_reg": lambda_reg})
         return pd.DataFrame(rows)
     grid = {**experiment["grid"], "seed": seeds, "lambda_reg": [lambda_reg]}
-    return expand_grid(grid)
+    return expand_grid(grid, rules=experiment.get("rules", "spec"))
 
 
 def run_shard(

@@ -1,21 +1,28 @@
 """Grid expansion: a sweep description (a list of values per parameter) to a table of runs.
 
-The Cartesian product is reduced by SPEC §2's rules, so that no two rows compute the same thing
-and no row is meaningless:
+Two rule sets reduce the Cartesian product, by name:
+
+``spec`` (the default, SPEC §2): no two rows compute the same thing and no row is meaningless —
 
 - ``max`` ignores m and weighting; ``max`` with a true distance is ``mnn`` with m = 1;
 - ``mnn`` needs m >= 1 and a true distance, and m > 10·k is dropped (k = -1 has no bound);
 - ``mean`` and ``ls`` have k = 1; ``all`` has k = -1, and k = -1 means ``all``;
 - few-shot n < k sets k := n;
 - NORMpre other than ``none`` needs NORMinf = NORMpre;
-- λ matters only to ``ls`` and ``kls`` (the others take the first listed value);
 - duplicates left after these rules collapse to one.
+
+``paper`` (PAPER.md §A.3): the reference's ``filter_combinations``, its twelve rules in their
+order, so that every experiment has exactly the published configurations (PAPER.md §A.4). It keeps
+rows the ``spec`` rules merge: ``max`` keeps its distance (run as 1-NN), m = -1 marks ``max``,
+and the m > 10·k rule sees the raw grid k, before ``mean``/``ls``/``all`` get theirs.
+
+In both, λ matters only to ``ls`` and ``kls`` (the others take the first listed value).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,11 +30,11 @@ import pandas as pd
 from imprint.params import DEFAULTS, RUN_COLUMNS, validate_params
 
 SINGLE_PROXY_GENS = frozenset({"mean", "ls"})
+LAMBDA_GENS = frozenset({"ls", "kls"})
 
 
-def _canonical(p: dict[str, Any], first_lambda: float) -> dict[str, Any] | None:
-    """The run a raw combination stands for, or None when the rules drop it."""
-    p = dict(p)
+def _spec_rules(p: dict[str, Any]) -> dict[str, Any] | None:
+    """SPEC §2: the run a raw combination stands for, or None when the rules drop it."""
     if p["norm_pre"] != "none" and p["norm_inf"] != p["norm_pre"]:
         return None
     if p["k"] == -1 or p["gen"] == "all":
@@ -36,8 +43,6 @@ def _canonical(p: dict[str, Any], first_lambda: float) -> dict[str, Any] | None:
         p["k"] = 1
     if p["fewshot"] != -1 and p["k"] > p["fewshot"]:
         p["k"] = p["fewshot"]
-    if p["gen"] not in ("ls", "kls"):
-        p["lambda_reg"] = first_lambda
     if p["agg"] == "max":
         p["m"], p["weighting"] = 1, "uniform"
         if p["distance"] != "inner_product":
@@ -46,15 +51,50 @@ def _canonical(p: dict[str, Any], first_lambda: float) -> dict[str, Any] | None:
         return None
     if p["agg"] == "mnn" and p["k"] != -1 and p["m"] > 10 * p["k"]:
         return None
-    return validate_params(p)
+    return p
 
 
-def expand_grid(spec: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+def _paper_rules(p: dict[str, Any]) -> dict[str, Any] | None:
+    """PAPER.md §A.3, rules 1-11 in their order (rule 12, deduplication, is the caller's).
+
+    Rules 5 and 6 (presampling quantiles) have nothing to do here: ``weibull`` None is the
+    reference's presampling ``all`` with quantiles (0, 1)."""
+    if p["agg"] == "max":  # 1
+        p["m"], p["weighting"] = -1, "uniform"
+    if p["agg"] == "mnn" and p["m"] == -1:  # 2
+        return None
+    if p["agg"] == "mnn" and p["distance"] == "inner_product":  # 3
+        return None
+    if p["m"] > 10 * p["k"] and p["k"] > 0:  # 4: the raw grid k
+        return None
+    if p["gen"] in SINGLE_PROXY_GENS:  # 7
+        p["k"] = 1
+    if p["k"] == -1 and p["gen"] != "all":  # 8
+        return None
+    if p["gen"] == "all":  # 9
+        p["k"] = -1
+    if p["norm_pre"] != "none" and p["norm_inf"] != p["norm_pre"]:  # 10
+        return None
+    if p["fewshot"] != -1 and p["fewshot"] < p["k"]:  # 11
+        p["k"] = p["fewshot"]
+    return p
+
+
+RULES: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
+    "spec": _spec_rules,
+    "paper": _paper_rules,
+}
+
+
+def expand_grid(spec: Mapping[str, Sequence[Any]], rules: str = "spec") -> pd.DataFrame:
     """All distinct runs of a sweep description, one row each, in a stable order.
 
     ``spec`` maps parameters (``RUN_COLUMNS`` and optionally ``weibull``) to lists of values; a
-    parameter left out takes its default. Values are validated before expansion.
+    parameter left out takes its default. ``rules`` names the reduction (``spec`` or ``paper``,
+    see the module docstring). Values are validated before expansion.
     """
+    if rules not in RULES:
+        raise ValueError(f"rules={rules!r} is not valid; choose one of {list(RULES)}")
     known = (*RUN_COLUMNS, "weibull")
     unknown = set(spec) - set(known)
     if unknown:
@@ -64,11 +104,16 @@ def expand_grid(spec: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
         if not values:
             raise ValueError(f"grid key {name!r} has no values; give at least one")
     first_lambda = float(axes["lambda_reg"][0])
+    reduce = RULES[rules]
     rows: dict[tuple, dict[str, Any]] = {}
     for combination in itertools.product(*axes.values()):
-        run = _canonical(dict(zip(known, combination, strict=True)), first_lambda)
-        if run is not None:
-            rows.setdefault(tuple(run[c] for c in known), run)
+        run = reduce(dict(zip(known, combination, strict=True)))
+        if run is None:
+            continue
+        if run["gen"] not in LAMBDA_GENS:
+            run["lambda_reg"] = first_lambda
+        run = validate_params(run)
+        rows.setdefault(tuple(run[c] for c in known), run)
     table = pd.DataFrame(list(rows.values()), columns=list(known))
     if all(w is None for w in table["weibull"]):
         table = table.drop(columns="weibull")

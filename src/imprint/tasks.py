@@ -6,9 +6,10 @@ classes it lists. CombiDigits and the ImageNet remaps are mappings over embeddin
 
 from __future__ import annotations
 
+import fnmatch
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -79,6 +80,30 @@ def mapping(name: str) -> Callable[[np.ndarray], np.ndarray]:
         f"mapping={name!r} is not valid; use none, mod<n>, imagenet_random<0-4> "
         "or imagenet_merge_d<1-10>_r<0-9>"
     )
+
+
+# The mapping names a ``*`` pattern can stand for, in order (``mod<n>`` takes any n instead).
+IMAGENET_MAPPINGS = [f"imagenet_random{j}" for j in range(5)] + [
+    f"imagenet_merge_d{d}_r{r}" for d in range(1, 11) for r in range(10)
+]
+
+
+def expand_mappings(names: Iterable[str]) -> list[str]:
+    """Mapping names with each ``*`` pattern replaced by the ImageNet mappings it matches, in
+    order (``imagenet_merge_d*_r*``: all 100 remaps; ``imagenet_merge_d*_r0``: d = 1..10)."""
+    expanded: list[str] = []
+    for name in names:
+        if "*" not in name:
+            expanded.append(name)
+            continue
+        matches = fnmatch.filter(IMAGENET_MAPPINGS, name)
+        if not matches:
+            raise ValueError(
+                f"mapping pattern {name!r} matches no mapping; patterns stand for "
+                "imagenet_random<0-4> and imagenet_merge_d<1-10>_r<0-9>"
+            )
+        expanded += matches
+    return list(dict.fromkeys(expanded))
 
 
 def select_task(

@@ -1,13 +1,13 @@
-# Neural collapse (NC1) of L2-normalised training embeddings.
+# Neural collapse (NC1) of L2-normalised embeddings of one split (training; ImageNet: val).
 
 
 rule nc1:
     input:
-        unpack(embedding_inputs(["train"])),
+        unpack(embedding_inputs()),
     output:
-        "results/collapse/{fm}/{dataset}/{mapping}/{task}.csv",
+        "results/collapse/{fm}/{dataset}/{split}/{mapping}/{task}.csv",
     log:
-        "logs/collapse/{fm}_{dataset}_{mapping}_{task}.log",
+        "logs/collapse/{fm}_{dataset}_{split}_{mapping}_{task}.log",
     conda:
         "../../envs/imprint.yaml"
     resources:

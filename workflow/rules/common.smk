@@ -2,7 +2,9 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from imprint.config import check_references
+from snakemake.logging import logger
+
+from imprint.config import as_list, resolve_config
 from imprint.environment import prepend_pythonpath
 from imprint.tasks import member_datasets
 
@@ -13,12 +15,16 @@ min_version("9.0")
 prepend_pythonpath(Path(workflow.basedir).parent / "src")
 
 validate(config, schema="../schemas/config.schema.yaml")
-check_references(config)
+_resolved, _notes = resolve_config(config)
+config.clear()
+config.update(_resolved)
+for _note in _notes:
+    logger.warning(_note)
 
 
 wildcard_constraints:
     split="train|test",
-    experiment="[A-Za-z0-9]+",
+    experiment="[A-Za-z0-9_]+",
     view="[A-Za-z0-9]+",
     fm="demo_cnn|resnet18|resnet50|vit_b_16|swin_b",
     dataset="[a-z0-9]+",
@@ -44,15 +50,16 @@ def embeddings(fm, dataset, split, suffix=".npy"):
     ]
 
 
-def embedding_inputs(splits):
-    """Named inputs: the embeddings of each split, and their labels and manifests (declared so
-    that remote storage brings them along)."""
+def embedding_inputs(splits=None):
+    """Named inputs: the embeddings of each split (default: the ``split`` wildcard's), and their
+    labels and manifests (declared so that remote storage brings them along)."""
 
     def inputs(wildcards):
-        named = {s: embeddings(wildcards.fm, wildcards.dataset, s) for s in splits}
+        wanted = splits or [wildcards.split]
+        named = {s: embeddings(wildcards.fm, wildcards.dataset, s) for s in wanted}
         named["beside"] = [
             path
-            for s in splits
+            for s in wanted
             for suffix in (".labels.npy", ".manifest.json")
             for path in embeddings(wildcards.fm, wildcards.dataset, s, suffix)
         ]
@@ -74,23 +81,28 @@ def shards(experiment):
 
 
 def collapse_entries():
-    c = config["collapse"]
     return [
-        f"results/collapse/{fm}/{dataset}/{s['mapping']}/{s['task']}.csv"
-        for fm in c["fms"]
-        for dataset in c["datasets"]
-        for s in c["subsets"]
+        path
+        for block in config["collapse"]
+        for path in expand(
+            "results/collapse/{fm}/{dataset}/{split}/{mapping}/{task}.csv",
+            fm=block["fms"],
+            dataset=block["datasets"],
+            split=block.get("split", "train"),
+            mapping=block["mappings"],
+            task=block["tasks"],
+        )
     ]
 
 
 def runs_of(experiments):
-    names = [experiments] if isinstance(experiments, str) else experiments
-    return [f"results/runs/{name}.parquet" for name in names]
+    return [f"results/runs/{name}.parquet" for name in as_list(experiments)]
 
 
 def final_targets():
     figures = config["figures"]
-    targets = ["results/tables/nc1.csv", "results/figures/fig11a.pdf"]
+    targets = runs_of(list(config["experiments"]))
+    targets += ["results/tables/nc1.csv", "results/figures/fig11a.pdf"]
     targets += expand(
         "results/figures/cd_{view}.pdf",
         view=config["statistics"].get("cd_diagrams", {}),

@@ -1,4 +1,4 @@
-"""NC1, VCI, traces and ranks of one data set's L2-normalised training embeddings."""
+"""NC1 (and nc1_paper), VCI, traces and ranks of one split's L2-normalised embeddings."""
 
 import numpy as np
 import pandas as pd
@@ -10,9 +10,10 @@ from imprint.tasks import select_task
 
 with log_to(snakemake.log[0]):
     w = snakemake.wildcards
-    x, y = select_task(*load_embeddings(snakemake.input.train), w.mapping, w.task)
+    x, y = select_task(*load_embeddings(snakemake.input[w.split]), w.mapping, w.task)
     x = np.asarray(x, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    row = {"fm": w.fm, "dataset": w.dataset, "mapping": w.mapping, "task": w.task, **nc1(x, y)}
+    keys = {"fm": w.fm, "dataset": w.dataset, "split": w.split, "mapping": w.mapping}
+    row = {**keys, "task": w.task, **nc1(x, y)}
     print(row)
     write_table(with_provenance(pd.DataFrame([row]), dict(w)), snakemake.output[0])

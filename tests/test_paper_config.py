@@ -1,0 +1,59 @@
+"""The paper configuration plans every experiment, with and without ImageNet."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from tests.workflow_runs import ROOT, copy_workflow, snakemake
+
+
+def _planned(output: str) -> dict[str, int]:
+    """Job counts from a dry run's job stats table."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.mark.parametrize("imagenet", [False, True])
+def test_dry_run_plans_every_experiment(tmp_path, imagenet):
+    directory = copy_workflow(tmp_path)
+    args = ["-n", "--configfile", "config/paper.yaml"]
+    if imagenet:
+        (tmp_path / "imagenet/train").mkdir(parents=True)
+        (tmp_path / "imagenet/val").mkdir()
+        args += ["--config", f"imagenet_root={tmp_path / 'imagenet'}"]
+    result = snakemake(directory, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    experiments = {
+        name: e
+        for name, e in config["experiments"].items()
+        if imagenet or "imagenet" not in e["datasets"]
+    }
+    remaps = 100  # the one pattern imagenet_merge_d*_r* stands for 100 mappings
+    shards = sum(
+        len(e["fms"])
+        * len(e["datasets"])
+        * len(e["tasks"])
+        * len(e["mappings"])
+        * (remaps if "imagenet" in e["datasets"] else 1)
+        for e in experiments.values()
+    )
+    planned = _planned(result.stdout)
+    assert planned["gather_runs"] == len(experiments)
+    assert planned["sweep_shard"] == shards
+    assert planned["nc1"] == 16 + (400 if imagenet else 0)
+    skipped = "ImageNet skipped" in result.stdout + result.stderr
+    assert skipped != imagenet
+    for name in experiments:
+        assert f"results/runs/{name}.parquet" in result.stdout
+
+
+def test_rule_graph_stays_readable(tmp_path):
+    result = snakemake(copy_workflow(tmp_path), "--rulegraph", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rules = set(re.findall(r'label = "(\w+)"', result.stdout))
+    assert {"download_data", "embed", "sweep_shard", "gather_runs", "nc1", "figure"} <= rules
+    assert len(rules) <= 16
