@@ -1,4 +1,5 @@
-"""k-means, k-medoids and farthest-point sampling against scikit-learn and brute force."""
+"""k-means, k-medoids and farthest-point sampling against scikit-learn, plain NumPy and brute
+force."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from imprint.batch import ClassBatch
-from imprint.clustering import farthest_point_sampling, kmeans, kmedoids
+from imprint.clustering import farthest_point_sampling, kmeans, kmedoids, kmedoids_pam
 from imprint.randomness import stage_generator
 from tests.conftest import make_task
 
@@ -66,9 +67,9 @@ def _medoid_objective(rows: np.ndarray, medoids) -> float:
     return d.min(1).sum()
 
 
-def test_kmedoids_reaches_the_exhaustive_optimum_within_one_percent():
+def test_kmedoids_pam_reaches_the_exhaustive_optimum_within_one_percent():
     batch, x, y = _batch(n_classes=2, per_class=14, dim=3, modes=3, seed=5)
-    index, objective = kmedoids(batch.x, batch.mask, 3, stage_generator(0, "gen"))
+    index, objective = kmedoids_pam(batch.x, batch.mask, 3, stage_generator(0, "gen"))
     for c in range(2):
         rows = x[y == c].astype(np.float64)
         best = min(_medoid_objective(rows, s) for s in itertools.combinations(range(len(rows)), 3))
@@ -78,9 +79,13 @@ def test_kmedoids_reaches_the_exhaustive_optimum_within_one_percent():
         )
 
 
-def test_kmedoids_medoids_minimise_distance_within_their_clusters():
+@pytest.mark.parametrize("variant", ["kmedoids", "kmedoids_pam"])
+def test_kmedoids_medoids_minimise_distance_within_their_clusters(variant):
     batch, x, y = _batch(n_classes=2, per_class=50, dim=5, modes=4, seed=6)
-    index, _ = kmedoids(batch.x, batch.mask, 4, stage_generator(2, "gen"))
+    if variant == "kmedoids":
+        index, _ = kmedoids(batch.x, batch.mask, 4)
+    else:
+        index, _ = kmedoids_pam(batch.x, batch.mask, 4, stage_generator(2, "gen"))
     for c in range(2):
         rows = x[y == c].astype(np.float64)
         medoids = index[c].numpy()
@@ -109,5 +114,46 @@ def test_clustering_is_deterministic_per_seed():
     first = kmeans(batch.x, batch.mask, 4, stage_generator(11, "gen"))[0]
     second = kmeans(batch.x, batch.mask, 4, stage_generator(11, "gen"))[0]
     assert torch.equal(first, second)
-    medoids = [kmedoids(batch.x, batch.mask, 4, stage_generator(11, "gen"))[0] for _ in range(2)]
+    medoids = [kmedoids_pam(batch.x, batch.mask, 4, stage_generator(11, "gen"))[0] for _ in "ab"]
     assert torch.equal(*medoids)
+
+
+def _reference_kmedoids(rows: np.ndarray, k: int, max_iter: int = 300) -> list[int]:
+    """PAPER.md §F.1 step by step, in plain NumPy: heuristic start, then alternate."""
+    d = np.sqrt(((rows[:, None] - rows[None]) ** 2).sum(-1))
+    totals = d.sum(1)
+    medoids = sorted(range(len(rows)), key=lambda i: (totals[i], i))[:k]
+    for _ in range(max_iter):
+        assign = [min(range(k), key=lambda j, i=i: (d[i, medoids[j]], j)) for i in range(len(rows))]
+        moved = list(medoids)
+        for j in range(k):
+            members = [i for i in range(len(rows)) if assign[i] == j]
+            if not members:
+                continue
+            cost = {i: sum(d[i, other] for other in members) for i in members}
+            best = min(members, key=lambda i: (cost[i], i))
+            current = cost[medoids[j]] if medoids[j] in cost else cost[members[0]]
+            if cost[best] < current:
+                moved[j] = best
+        if moved == medoids:
+            break
+        medoids = moved
+    return medoids
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_kmedoids_is_the_references_algorithm(ties):
+    rng = np.random.default_rng(13)
+    if ties:  # points on a small integer lattice: many equal distances and equal sums, duplicates
+        x = rng.integers(0, 3, size=(3 * 40, 2)).astype(np.float32)
+    else:
+        x, _ = make_task(n_classes=3, per_class=40, dim=4, modes=3, seed=13)
+    y = np.repeat(np.arange(3), 40)
+    batch = ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 3)
+    for k in (1, 3, 7):
+        index, objective = kmedoids(batch.x, batch.mask, k)
+        for c in range(3):
+            rows = x[y == c].astype(np.float64)
+            expected = _reference_kmedoids(rows, k)
+            assert index[c].tolist() == expected, (ties, k, c)
+            assert objective[c].item() == pytest.approx(_medoid_objective(rows, expected))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from imprint.batch import ClassBatch
-from imprint.generators import GEN, GenContext
+from imprint.generators import GEN, RANDOM_GENS, GenContext
 from tests.conftest import make_task
 
 
@@ -35,7 +35,7 @@ def test_all_and_mean(data):
         np.testing.assert_allclose(means[c][0], x[y == c].mean(0), rtol=1e-5)
 
 
-@pytest.mark.parametrize("gen", ["random", "kmedoids", "fps", "cov_max"])
+@pytest.mark.parametrize("gen", ["random", "kmedoids", "kmedoids_pam", "fps", "cov_max"])
 def test_sample_selecting_generators_pick_k_distinct_class_samples(data, gen):
     batch, x, y = data
     for c, rows in enumerate(_by_class(GEN[gen](batch, 4, GenContext(3)))):
@@ -44,7 +44,9 @@ def test_sample_selecting_generators_pick_k_distinct_class_samples(data, gen):
         assert len({r.tobytes() for r in rows}) == 4
 
 
-@pytest.mark.parametrize("gen", ["kmeans", "kmedoids", "random", "fps", "cov_max", "kls"])
+@pytest.mark.parametrize(
+    "gen", ["kmeans", "kmedoids", "kmedoids_pam", "random", "fps", "cov_max", "kls"]
+)
 def test_k_at_least_class_size_uses_every_sample(data, gen):
     batch, x, y = data
     proxies = GEN[gen](batch, 50, GenContext(0, 1e-3))
@@ -107,9 +109,16 @@ def test_kls_reuses_the_kmeans_clustering_of_its_context(data):
     assert 3 in shared.kmeans_cache
 
 
-@pytest.mark.parametrize("gen", ["random", "kmeans", "kmedoids", "fps"])
+@pytest.mark.parametrize("gen", ["random", "kmeans", "kmedoids_pam", "fps"])
 def test_random_generators_are_deterministic_per_seed(data, gen):
     batch, _, _ = data
     first = GEN[gen](batch, 3, GenContext(42)).weights
     assert torch.equal(first, GEN[gen](batch, 3, GenContext(42)).weights)
     assert not torch.equal(first, GEN[gen](batch, 3, GenContext(43)).weights)
+
+
+def test_the_references_kmedoids_ignores_the_seed(data):
+    batch, _, _ = data
+    first = GEN["kmedoids"](batch, 3, GenContext(42)).weights
+    assert torch.equal(first, GEN["kmedoids"](batch, 3, GenContext(43)).weights)
+    assert "kmedoids" not in RANDOM_GENS

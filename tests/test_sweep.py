@@ -14,7 +14,7 @@ from imprint.params import RUN_COLUMNS
 
 GRID = {
     "norm_pre": ["none", "l2"],
-    "gen": ["all", "mean", "random", "kmeans", "kmedoids", "fps", "cov_max", "ls", "kls"],
+    "gen": ["all", "mean", "random", "kmeans", "kmedoids", "kmedoids_pam", "fps", "cov_max", "ls", "kls"],
     "k": [1, 3, -1],
     "norm_post": ["none", "l2", "quantile", "quantile_sequential"],
     "norm_inf": ["none", "l2"],

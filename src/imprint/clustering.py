@@ -1,4 +1,5 @@
-"""k-means and k-medoids in torch, batched over the classes of a task.
+"""k-means and k-medoids (the reference's and a PAM variant) in torch, batched over the classes
+of a task.
 
 Both take padded samples ``x`` (C, n, D) with a mask (C, n), run every class at once, and need
 k <= the number of samples of every class (callers hand smaller classes over whole).
@@ -94,27 +95,58 @@ def kmeans(
     return centres + shift, inertia
 
 
-def kmedoids(
+def _class_distances(x: Tensor, mask: Tensor, per_chunk_entries: int = 2**26):
+    """Per chunk of classes: the chunk's slice and its exact Euclidean distance matrices
+    (C', n, n) in float64, so that ties and sums do not depend on rounding. A chunk's matrices
+    hold at most ``per_chunk_entries`` entries together."""
+    per_chunk = max(1, per_chunk_entries // max(x.shape[1] ** 2, 1))
+    for i in range(0, x.shape[0], per_chunk):
+        part = slice(i, i + per_chunk)
+        xc, _ = _centred(x[part].double(), mask[part])
+        distances = squared_distances(xc, xc).sqrt_()
+        distances = (distances + distances.transpose(1, 2)) / 2  # d(a, b) = d(b, a) exactly
+        distances.diagonal(dim1=1, dim2=2).zero_()  # exact zeros where rounding left crumbs
+        yield part, distances
+
+
+def kmedoids(x: Tensor, mask: Tensor, k: int, max_iter: int = 300) -> tuple[Tensor, Tensor]:
+    """The reference's k-medoids (scikit-learn-extra 0.3 ``KMedoids`` defaults, PAPER.md §F.1),
+    per class, Euclidean, deterministic.
+
+    Heuristic start: the k samples with the smallest sum of distances to the class (ordered by
+    that sum, ties to the lower index); then ``_alternate`` until no medoid moves or
+    ``max_iter`` rounds. Returns medoid indices (C, k) into the rows of ``x`` and the objective
+    (C,): distances to the nearest medoid, summed."""
+    medoids, objective = [], []
+    for part, distances in _class_distances(x, mask):
+        chunk_mask = mask[part]
+        totals = torch.einsum("cij,cj->ci", distances, chunk_mask.double())
+        totals.masked_fill_(~chunk_mask, math.inf)
+        start = torch.sort(totals, dim=1, stable=True).indices[:, :k]
+        chosen = _alternate(distances, chunk_mask, start, max_iter)
+        medoids.append(chosen)
+        objective.append((_to_medoids(distances, chosen).amin(-1) * chunk_mask).sum(1))
+    return torch.cat(medoids), torch.cat(objective)
+
+
+def kmedoids_pam(
     x: Tensor, mask: Tensor, k: int, generator: torch.Generator, max_iter: int = 300
 ) -> tuple[Tensor, Tensor]:
-    """k-medoids per class (Euclidean): greedy k-medoids++ seeds, alternating refinement, then
-    PAM swaps to a local optimum. Returns medoid indices (C, k) into the rows of ``x`` and the
-    objective (C,): distances to the nearest medoid, summed. Classes run in chunks whose
-    distance matrices hold at most 2**27 entries together."""
-    per_chunk = max(1, 2**27 // max(x.shape[1] ** 2, 1))
-    parts = []
-    for i in range(0, x.shape[0], per_chunk):
-        xc, _ = _centred(x[i : i + per_chunk], mask[i : i + per_chunk])
-        distances = squared_distances(xc, xc).sqrt_()
-        distances.diagonal(dim1=1, dim2=2).zero_()  # exact zeros where rounding left crumbs
-        chunk_mask = mask[i : i + per_chunk]
-        medoids = plus_plus_init(xc, chunk_mask, k, generator, power=1.0)
-        medoids = _alternate(distances, chunk_mask, medoids, max_iter)
+    """k-medoids per class (Euclidean) to a better optimum than the reference's: greedy
+    k-medoids++ seeds, ``_alternate``, then PAM swaps to a local optimum. Returns medoid indices
+    (C, k) into the rows of ``x`` and the objective (C,): distances to the nearest medoid,
+    summed."""
+    medoids, objective = [], []
+    for part, distances in _class_distances(x, mask):
+        chunk_mask = mask[part]
+        xc, _ = _centred(x[part], chunk_mask)
+        chosen = plus_plus_init(xc, chunk_mask, k, generator, power=1.0)
+        chosen = _alternate(distances, chunk_mask, chosen, max_iter)
         if k > 1:
-            medoids = _swap(distances, chunk_mask, medoids, max_passes=max_iter)
-        objective = (_to_medoids(distances, medoids).amin(-1) * chunk_mask).sum(1)
-        parts.append((medoids, objective))
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            chosen = _swap(distances, chunk_mask, chosen, max_passes=max_iter)
+        medoids.append(chosen)
+        objective.append((_to_medoids(distances, chosen).amin(-1) * chunk_mask).sum(1))
+    return torch.cat(medoids), torch.cat(objective)
 
 
 def _to_medoids(distances: Tensor, medoids: Tensor) -> Tensor:
@@ -123,15 +155,26 @@ def _to_medoids(distances: Tensor, medoids: Tensor) -> Tensor:
 
 
 def _alternate(distances: Tensor, mask: Tensor, medoids: Tensor, max_iter: int) -> Tensor:
-    """Assign samples to their nearest medoid, move each medoid to the member with the least
-    total distance to its cluster, repeat until the medoids stop moving."""
+    """The alternate step of scikit-learn-extra's ``KMedoids``, every class at once: assign each
+    sample to its nearest medoid (ties to the first), then in every non-empty cluster move the
+    medoid to the member with the least total distance to the cluster (ties to the lowest index),
+    only if that total is strictly below the current medoid's (the first member's, should the
+    medoid have been assigned elsewhere); repeat until no medoid moves."""
     k = medoids.shape[1]
     valid = mask.to(distances.dtype)[..., None]
     for _ in range(max_iter):
         assign = _to_medoids(distances, medoids).argmin(-1)
         onehot = torch.nn.functional.one_hot(assign, k).to(distances.dtype) * valid
         within = torch.bmm(distances, onehot).masked_fill_(onehot == 0, math.inf)
-        updated = torch.where(onehot.sum(1) > 0, within.argmin(1), medoids)
+        # Sums that differ by rounding alone (equal points, summed in another order) are ties.
+        best_cost = within.amin(1)
+        tolerance = 1e-9 * best_cost.abs().nan_to_num(posinf=0)
+        best = (within <= best_cost[:, None] + tolerance[:, None]).to(torch.int8).argmax(1)
+        current = torch.gather(within, 1, medoids[:, None, :])[:, 0]
+        first_member = torch.gather(within, 1, onehot.argmax(1, keepdim=True))[:, 0]
+        current = torch.where(torch.isinf(current), first_member, current)
+        better = (onehot.sum(1) > 0) & (best_cost < current - tolerance)
+        updated = torch.where(better, best, medoids)
         if torch.equal(updated, medoids):
             break
         medoids = updated

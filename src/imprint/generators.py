@@ -91,10 +91,17 @@ def generate_kmeans(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
 
 
 def generate_kmedoids(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
-    """The k medoids of k-medoids on each class."""
+    """The k medoids of the reference's k-medoids on each class (deterministic)."""
+    return _select_per_class(
+        batch, k, lambda sub: _pick(sub, clustering.kmedoids(sub.x, sub.mask, k)[0])
+    )
+
+
+def generate_kmedoids_pam(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
+    """The k medoids of seeded k-medoids++, alternate and PAM swaps on each class."""
 
     def choose(sub: ClassBatch) -> Tensor:
-        return _pick(sub, clustering.kmedoids(sub.x, sub.mask, k, context.generator())[0])
+        return _pick(sub, clustering.kmedoids_pam(sub.x, sub.mask, k, context.generator())[0])
 
     return _select_per_class(batch, k, choose)
 
@@ -160,6 +167,7 @@ GEN: dict[str, Callable[[ClassBatch, int, GenContext], ProxySet]] = {
     "random": generate_random,
     "kmeans": generate_kmeans,
     "kmedoids": generate_kmedoids,
+    "kmedoids_pam": generate_kmedoids_pam,
     "fps": generate_fps,
     "cov_max": generate_cov_max,
     "ls": generate_ls,
@@ -167,4 +175,4 @@ GEN: dict[str, Callable[[ClassBatch, int, GenContext], ProxySet]] = {
 }
 
 # Generators whose proxies depend on the seed (the others are deterministic functions of the data).
-RANDOM_GENS = frozenset({"random", "kmeans", "kmedoids", "fps", "kls"})
+RANDOM_GENS = frozenset({"random", "kmeans", "kmedoids_pam", "fps", "kls"})

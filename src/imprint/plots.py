@@ -17,6 +17,7 @@ from imprint.tasks import classes_per_task_class
 GEN_LABELS = {
     "kmeans": "k-means",
     "kmedoids": "k-medoids",
+    "kmedoids_pam": "k-medoids (PAM)",
     "cov_max": "k-cov-max",
     "random": "k-random",
     "fps": "k-fps",
