@@ -10,11 +10,12 @@ from sklearn.metrics import f1_score
 
 from imprint import ImprintingClassifier, expand_grid, sweep
 from imprint.engine import f1_per_class
+from imprint.generators import GEN
 from imprint.params import RUN_COLUMNS
 
 GRID = {
     "norm_pre": ["none", "l2"],
-    "gen": ["all", "mean", "random", "kmeans", "kmedoids", "kmedoids_pam", "fps", "cov_max", "ls", "kls"],
+    "gen": list(GEN),
     "k": [1, 3, -1],
     "norm_post": ["none", "l2", "quantile", "quantile_sequential"],
     "norm_inf": ["none", "l2"],
