@@ -8,7 +8,14 @@ import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
-from imprint.aggregation import AGG, Variant, ledoit_wolf_covariance, vote, whitening
+from imprint.aggregation import (
+    AGG,
+    Variant,
+    ledoit_wolf_covariance,
+    nearest_proxies,
+    vote,
+    whitening,
+)
 from imprint.batch import ProxySet
 
 SKLEARN_METRIC = {
@@ -133,3 +140,19 @@ def test_max_with_a_distance_is_one_nearest_neighbour(problem):
     via_max = AGG["max"](xt, proxies, 4, "euclidean", [Variant(7, "weighted_by_distance")])[0]
     via_mnn = AGG["mnn"](xt, proxies, 4, "euclidean", [Variant(1)])[0]
     assert torch.equal(via_max, via_mnn)
+
+
+def test_cosine_distance_is_never_negative_and_an_exact_match_wins_the_weighted_vote():
+    """In float32, 1 - cos(x, x) often comes out slightly below 0; unclamped, 1/(d + 1e-10)
+    would turn the exact match into a huge negative vote."""
+    rng = np.random.default_rng(5)
+    weights = rng.normal(size=(400, 64)).astype(np.float32)
+    labels = np.repeat([0, 1], 200)
+    proxies = _proxies(weights, labels)
+    x = torch.tensor(weights[:200])  # every test row equals a proxy of class 0
+    xn = x / x.norm(dim=1, keepdim=True)
+    assert bool(((1 - (xn * xn).sum(1)) < 0).any())  # the rounding this guards against
+    dists, _ = nearest_proxies(x, proxies, "cosine", 5, None)
+    assert bool((dists >= 0).all())
+    (got,) = AGG["mnn"](x, proxies, 2, "cosine", [Variant(5, "weighted_by_distance")])
+    assert got.tolist() == [0] * 200

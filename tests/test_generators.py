@@ -100,13 +100,38 @@ def test_kls_solves_least_squares_over_the_kmeans_clusters(data):
     assert proxies.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
-def test_kls_reuses_the_kmeans_clustering_of_its_context(data):
+def test_kls_reuses_the_kmeans_clustering_of_its_context_and_is_charged_its_time(data):
     batch, _, _ = data
-    shared = GenContext(5, 0.01)
-    first = GEN["kls"](batch, 3, shared)
+    cache: dict = {}
+    first = GEN["kls"](batch, 3, GenContext(5, 0.01, cache))
     fresh = GEN["kls"](batch, 3, GenContext(5, 0.01))
     assert torch.equal(first.weights, fresh.weights)
-    assert 3 in shared.kmeans_cache
+    assert 3 in cache
+    clustering_seconds = cache[3][1]
+    assert clustering_seconds > 0
+    reusing = GenContext(5, 0.01, cache)
+    GEN["kmeans"](batch, 3, reusing)
+    assert reusing.reused_seconds == clustering_seconds
+    assert GenContext(5, 0.01).reused_seconds == 0
+
+
+def test_kls_leaves_classes_with_fewer_than_k_samples_out_of_the_solve():
+    """As the reference: a class with n < k keeps its samples as proxies, and its samples are not
+    in the ridge problem; a class with n = k is clustered into its n samples and solved."""
+    x, y = make_task(n_classes=4, per_class=12, dim=5, seed=14)
+    keep = ~((y == 2) & (np.arange(len(y)) % 12 >= 3)) & ~((y == 3) & (np.arange(len(y)) % 12 >= 4))
+    x, y = x[keep], y[keep]  # class 2 keeps 3 samples, class 3 keeps 4
+    batch = ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 4)
+    context = GenContext(3, 0.05)
+    clusters = _by_class(GEN["kmeans"](batch, 4, context))
+    proxies = _by_class(GEN["kls"](batch, 4, context))
+    np.testing.assert_array_equal(proxies[2], x[y == 2])
+    solved = [0, 1, 3]
+    samples = x[np.isin(y, solved)].astype(np.float64)
+    targets = np.concatenate([clusters[c] for c in solved]).astype(np.float64)
+    expected = np.split(_ridge(samples, targets, 0.05), 3)
+    for c, weights in zip(solved, expected, strict=True):
+        np.testing.assert_allclose(proxies[c], weights, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("gen", ["random", "kmeans", "kmedoids_pam", "fps"])

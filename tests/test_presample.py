@@ -8,7 +8,8 @@ import torch
 from scipy.stats import weibull_min
 
 from imprint.batch import ClassBatch
-from imprint.presample import fewshot, fit_weibull, weibull
+from imprint.pipeline import prepare_classes
+from imprint.presample import fewshot, weibull
 from imprint.randomness import stage_generator
 from tests.conftest import make_task
 
@@ -42,29 +43,27 @@ def test_fewshot_all_and_more_than_available_keep_everything():
     assert fewshot(batch, 50, stage_generator(0, "presample")).counts.tolist() == [6] * 4
 
 
-def test_weibull_fit_matches_scipy_maximum_likelihood():
-    rng = np.random.default_rng(0)
-    samples = [
-        weibull_min.rvs(c, scale=s, size=200, random_state=rng) for c, s in [(1.5, 2), (4, 0.3)]
-    ]
-    distances = torch.tensor(np.stack(samples))
-    shape, scale = fit_weibull(distances, torch.ones_like(distances, dtype=torch.bool))
-    for i, sample in enumerate(samples):
-        c, _, s = weibull_min.fit(sample, floc=0)
-        assert shape[i].item() == pytest.approx(c, rel=1e-4)
-        assert scale[i].item() == pytest.approx(s, rel=1e-4)
-
-
-def test_weibull_keeps_samples_between_the_fitted_quantiles():
+def test_weibull_keeps_samples_between_the_quantiles_of_a_three_parameter_fit():
     batch, x, y = _batch(per_class=40)
     kept = weibull(batch, 0.1, 0.8)
     for c in range(4):
         rows = x[y == c].astype(np.float64)
         d = np.linalg.norm(rows - rows.mean(0), axis=1)
-        shape, _, scale = weibull_min.fit(d, floc=0)
-        low, high = weibull_min.ppf([0.1, 0.8], shape, scale=scale)
+        shape, loc, scale = weibull_min.fit(d)  # location free, as the reference
+        low, high = weibull_min.ppf([0.1, 0.8], shape, loc, scale)
         expected = rows[(d >= low) & (d <= high)]
         np.testing.assert_allclose(_rows(kept, c), expected, rtol=1e-6)
+
+
+def test_weibull_comes_before_fewshot():
+    """The few-shot draw picks among the samples Weibull kept, as the reference's prefilter."""
+    x, y = make_task(per_class=40, seed=3)
+    labels = torch.tensor(y)
+    batch = prepare_classes(torch.tensor(x), labels, 4, "none", 5, (0.3, 0.7), seed=1)
+    filtered = weibull(ClassBatch.from_labels(torch.tensor(x), labels, 4), 0.3, 0.7)
+    expected = fewshot(filtered, 5, stage_generator(1, "presample"))
+    assert batch.counts.tolist() == [5] * 4
+    assert torch.equal(batch.x, expected.x)
 
 
 def test_weibull_full_range_keeps_everything_and_rejects_bad_ranges():

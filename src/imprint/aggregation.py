@@ -60,7 +60,7 @@ def _pairwise(distance: str, x: Tensor, w: Tensor, metric: Tensor | None) -> Ten
     if distance == "cosine":
         xn = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
         wn = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return 1 - xn @ wn.T
+        return (1 - xn @ wn.T).clamp_min_(0)  # rounding can push 1 - cos of equal rows below 0
     if distance == "euclidean":
         return _euclidean(x, w)
     if distance == "manhattan":

@@ -110,6 +110,7 @@ def sweep(
         for (gen, k, lam, gen_seed), posts in gens.items():
             context = GenContext(gen_seed or 0, lam or 0.0, kmeans_caches[(data_key, gen_seed)])
             proxies, seconds_gen = _timed(device, GEN[gen], batch, k, context)
+            seconds_gen += context.reused_seconds
             for norm_post, groups in posts.items():
                 normalised, seconds_post = _timed(device, NORM_POST[norm_post], proxies)
                 seconds_post /= sum(len(members) for members in groups.values())

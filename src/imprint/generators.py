@@ -7,6 +7,7 @@ Each generator is ``gen(batch, k, context) -> ProxySet`` and is registered in ``
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,22 +21,32 @@ from imprint.randomness import stage_generator, uniform
 
 @dataclass
 class GenContext:
-    """What generators share for one (batch, seed): the seed, the ridge λ, and k-means results,
-    so that ``kls`` reuses the clustering ``kmeans`` already computed for the same k."""
+    """What generators share for one (batch, seed): the seed, the ridge λ, and k-means results
+    with the seconds they took, so that ``kls`` reuses the clustering ``kmeans`` already computed
+    for the same k (and the other way round). A generator that reuses a clustering is charged its
+    time in ``reused_seconds``: every GEN time includes the GEN's own clustering."""
 
     seed: int
     lambda_reg: float = 1e-4
-    kmeans_cache: dict[int, ProxySet] = field(default_factory=dict)
+    kmeans_cache: dict[int, tuple[ProxySet, float]] = field(default_factory=dict)
+    reused_seconds: float = 0.0
 
     def generator(self) -> torch.Generator:
         return stage_generator(self.seed, "gen")
 
     def kmeans(self, batch: ClassBatch, k: int) -> ProxySet:
-        if k not in self.kmeans_cache:
-            self.kmeans_cache[k] = _select_per_class(
-                batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.generator())[0]
-            )
-        return self.kmeans_cache[k]
+        if k in self.kmeans_cache:
+            clusters, seconds = self.kmeans_cache[k]
+            self.reused_seconds += seconds
+            return clusters
+        start = time.perf_counter()
+        clusters = _select_per_class(
+            batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.generator())[0]
+        )
+        if clusters.weights.is_cuda:
+            torch.cuda.synchronize()
+        self.kmeans_cache[k] = clusters, time.perf_counter() - start
+        return clusters
 
 
 def _select_per_class(
@@ -155,10 +166,20 @@ def generate_ls(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
 
 
 def generate_kls(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
-    """k-means each class, solve least squares with the clusters as classes, k rows per class."""
+    """k-means each class, solve least squares with the clusters as classes, k rows per class.
+
+    As the reference: a class with fewer than k samples keeps its samples as proxies, and
+    neither they nor their samples enter the joint solve."""
     clusters = context.kmeans(batch, k)
-    x, _ = batch.flat()
-    return clusters.replace(least_squares_weights(x, clusters.weights, context.lambda_reg))
+    solved_classes = batch.counts >= k
+    solved = solved_classes[clusters.labels]
+    if not bool(solved.any()):
+        return clusters
+    x, labels = batch.flat()
+    x = x[solved_classes[labels]]
+    weights = clusters.weights.clone()
+    weights[solved] = least_squares_weights(x, clusters.weights[solved], context.lambda_reg)
+    return clusters.replace(weights)
 
 
 GEN: dict[str, Callable[[ClassBatch, int, GenContext], ProxySet]] = {

@@ -86,12 +86,12 @@ def prepare_classes(
     weibull: tuple[float, float] | None,
     seed: int,
 ) -> ClassBatch:
-    """NORMpre, then grouping by class, few-shot sampling and Weibull presampling."""
+    """NORMpre, then grouping by class, Weibull presampling and few-shot sampling (the
+    reference's order)."""
     batch = ClassBatch.from_labels(NORM[norm_pre](x), labels, n_classes)
-    batch = sample_fewshot(batch, fewshot, stage_generator(seed, "presample"))
     if weibull is not None:
         batch = sample_weibull(batch, *weibull)
-    return batch
+    return sample_fewshot(batch, fewshot, stage_generator(seed, "presample"))
 
 
 def distance_metric(batch: ClassBatch, distance: str) -> Tensor | None:
