@@ -9,23 +9,53 @@ import scikit_posthocs as sp
 from scipy.stats import friedmanchisquare
 
 GROUP_COLUMNS = ["fm", "dataset", "mapping", "task"]
-CONFIG_COLUMNS = [
-    "norm_pre", "gen", "k", "norm_post", "norm_inf", "agg", "distance", "weighting", "m", "fewshot",
-]  # fmt: skip
 POSTHOC_TESTS = ("wilcoxon", "nemenyi", "conover")
+# Every parameter that can distinguish two runs of one group, bar the seed.
+CONFIG_COLUMNS = [
+    "norm_pre", "gen", "k", "norm_post", "norm_inf", "agg", "distance", "weighting", "m",
+    "fewshot", "lambda_reg", "weibull",
+]  # fmt: skip
 
 
-def config_label(row: pd.Series) -> str:
-    """A short readable name of one configuration, e.g. ``l2 | kmeans k=20 | l2 | l2 | max``."""
+def _readable_label(row: pd.Series) -> str:
+    """A short name of one configuration, e.g. ``l2 | kmeans k=20 | l2 | l2 | max``."""
     if isinstance(row.get("method"), str):
         return row["method"]
     gen = row["gen"] if row["gen"] in ("mean", "ls", "all") else f"{row['gen']} k={row['k']}"
     if row["agg"] == "max":
-        agg = "max"
+        agg = "max" if row["distance"] == "inner_product" else f"max {row['distance']}"
     else:
         agg = f"{row['m']}-nn {row['distance']}" + (" w" if row["weighting"] != "uniform" else "")
     shots = "" if row["fewshot"] == -1 else f" | {row['fewshot']}-shot"
     return f"{row['norm_pre']} | {gen} | {row['norm_post']} | {row['norm_inf']} | {agg}{shots}"
+
+
+def _effective(runs: pd.DataFrame) -> pd.DataFrame:
+    """The parameters that matter to each run, as text: ``max`` ignores m and weighting, and λ
+    matters only to ``ls`` and ``kls``."""
+    columns = [c for c in CONFIG_COLUMNS if c in runs.columns]
+    params = runs[columns].astype(str)
+    is_max = runs["agg"] == "max"
+    params.loc[is_max, ["m", "weighting"]] = ""
+    if "lambda_reg" in params:
+        params.loc[~runs["gen"].isin(["ls", "kls"]), "lambda_reg"] = ""
+    return params
+
+
+def config_labels(runs: pd.DataFrame) -> pd.Series:
+    """A readable name for each run's configuration, one name per distinct configuration within
+    a group: where the short name would merge runs of a group that differ in a parameter
+    (λ, the Weibull range, ...), that parameter is appended, ``key=value``."""
+    labels = runs.apply(_readable_label, axis=1)
+    if "method" in runs.columns and runs["method"].notna().all():
+        return labels
+    params = _effective(runs)
+    keys = [runs[c].astype(str) for c in GROUP_COLUMNS if c in runs.columns]
+    for column in params.columns:
+        varies = params[column].groupby([*keys, labels]).transform("nunique") > 1
+        ambiguous = labels.isin(set(labels[varies]))
+        labels = labels.where(~ambiguous, labels + f" | {column}=" + params[column])
+    return labels
 
 
 def component_value(row: pd.Series, component: str) -> str:
@@ -39,7 +69,7 @@ def component_value(row: pd.Series, component: str) -> str:
 
 def median_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Median accuracy over seeds: one row per group, one column per configuration."""
-    runs = runs.assign(config=runs.apply(config_label, axis=1))
+    runs = runs.assign(config=config_labels(runs))
     medians = runs.groupby([*GROUP_COLUMNS, "config"], sort=True)["accuracy"].median()
     return medians.unstack("config")
 
@@ -85,7 +115,7 @@ def best_per_component(runs: pd.DataFrame, component: str) -> pd.DataFrame:
     with columns named ``<value>: <configuration>``."""
     medians = median_table(runs)
     average = rank_table(medians).mean()
-    labelled = runs.assign(config=runs.apply(config_label, axis=1))
+    labelled = runs.assign(config=config_labels(runs))
     values = (
         labelled.drop_duplicates("config")
         .set_index("config")
