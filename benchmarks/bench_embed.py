@@ -5,7 +5,8 @@ PIL-transform loader, on the same model and images, measured in one process.
 - bare loop: uint8 batches moved to the device, resized and normalised there, one forward each
 - PIL loader: torchvision's ``weights.transforms()`` on each PIL image in a DataLoader
 
-All three use the FM's own preprocessing (resize, crop, normalise) and bf16 autocast on a GPU.
+All three use the FM's own preprocessing (resize, crop, normalise) and the same precision
+(``--precision``: float32, the paper's, or bf16 autocast).
 The FM keeps random weights (same speed, no download).
 
     python benchmarks/bench_embed.py --fm resnet18 --images 256            # CPU: keep it small
@@ -42,9 +43,9 @@ class PILImages(Dataset):
         return self.transform(Image.fromarray(self.images[i]))
 
 
-def autocast(device: str):
-    if device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: str, precision: str):
+    if precision == "bf16-mixed":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -66,6 +67,7 @@ def main() -> None:
         "--workers", type=int, default=2, help="DataLoader workers of the PIL loader"
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
     args = parser.parse_args()
 
     model, preprocessing = torchvision_fm(args.fm, weights_path=None, pretrained=False)
@@ -76,7 +78,7 @@ def main() -> None:
 
     def bare_loop() -> None:
         stored = torch.from_numpy(images)
-        with torch.inference_mode(), autocast(args.device):
+        with torch.inference_mode(), autocast(args.device, args.precision):
             for start in range(0, len(stored), args.batch_size):
                 batch = stored[start : start + args.batch_size].to(args.device, non_blocking=True)
                 model(preprocessing(batch)).float().cpu()
@@ -85,7 +87,7 @@ def main() -> None:
         loader = DataLoader(
             PILImages(images, transform), batch_size=args.batch_size, num_workers=args.workers
         )
-        with torch.inference_mode(), autocast(args.device):
+        with torch.inference_mode(), autocast(args.device, args.precision):
             for batch in loader:
                 model(batch.to(args.device, non_blocking=True)).float().cpu()
 
@@ -95,7 +97,9 @@ def main() -> None:
 
         def lightning() -> None:
             data = ImageArrayDataModule(path / "images.npz", batch_size=args.batch_size)
-            embed_images(model, preprocessing, data, path / "x.npy", devices=1)
+            embed_images(
+                model, preprocessing, data, path / "x.npy", devices=1, precision=args.precision
+            )
 
         bare_loop()  # warm-up: kernels, allocator, cuDNN autotuning
         results = {"bare loop": timed(bare_loop, args.device)}
@@ -104,7 +108,7 @@ def main() -> None:
 
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     sizes = f"{args.images} images {args.size}px -> {preprocessing.crop}px"
-    print(f"{args.fm}, {sizes}, {name}, torch {torch.__version__}")
+    print(f"{args.fm}, {sizes}, {args.precision}, {name}, torch {torch.__version__}")
     for label, seconds in results.items():
         ratio = results["bare loop"] / seconds
         print(f"{label:>10}: {args.images / seconds:9.1f} img/s  ({ratio:.2f} x the bare loop)")

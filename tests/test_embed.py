@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from imprint.backbones import DEMO_PREPROCESSING, DemoCNN, Preprocessing
 from imprint.data import save_images
 from imprint.embed import ImageArrayDataModule, ImageFolderDataModule, embed_images, merge_shards
-from imprint.store import open_embeddings
+from imprint.store import embeddings_precision, open_embeddings
 
 
 def test_trainer_predict_equals_a_direct_forward_pass_in_order(tmp_path):
@@ -34,6 +34,25 @@ def test_trainer_predict_equals_a_direct_forward_pass_in_order(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got_labels, labels)
     assert not (tmp_path / "x.npy.shards").exists()
+    assert embeddings_precision(tmp_path / "x.npy") == "32-true"
+
+
+def test_bf16_autocast_is_opt_in_and_recorded(tmp_path):
+    torch.manual_seed(0)
+    images = np.random.default_rng(1).integers(0, 256, size=(16, 8, 8, 1), dtype=np.uint8)
+    save_images(tmp_path / "images.npz", images, np.arange(16) % 4)
+    backbone = DemoCNN().features.eval()
+    data = ImageArrayDataModule(tmp_path / "images.npz", batch_size=8)
+    embed_images(
+        backbone, DEMO_PREPROCESSING, data, tmp_path / "x.npy", "cpu", 1, precision="bf16-mixed"
+    )
+    with torch.no_grad():
+        exact = backbone(DEMO_PREPROCESSING(torch.from_numpy(images))).numpy()
+    got, _ = open_embeddings(tmp_path / "x.npy")
+    assert got.dtype == np.float32
+    assert not np.array_equal(got, exact)  # bf16 rounding shows
+    np.testing.assert_allclose(got, exact, rtol=0.05, atol=0.05)
+    assert embeddings_precision(tmp_path / "x.npy") == "bf16-mixed"
 
 
 def test_merge_orders_shards_and_drops_sampler_padding(tmp_path):

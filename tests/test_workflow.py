@@ -38,9 +38,13 @@ def test_every_planned_run_has_a_row(workflow_run):
         )
         assert len(table) == n_shards * len(shard_runs(experiment, 1e-4)), name
         assert table["accuracy"].between(0, 100).all()
-        assert {"git_commit", "config_hash", "version_torch", "f1_per_class", "gen_time_s"} <= set(
-            table.columns
-        )
+        assert {
+            "git_commit",
+            "config_hash",
+            "f1_per_class",
+            "gen_time_s",
+            "embedding_precision",
+        } <= set(table.columns)
 
 
 def test_every_results_table_records_versions_commit_and_config_hash(workflow_run):

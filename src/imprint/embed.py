@@ -1,7 +1,7 @@
 """Embeddings with Lightning: a DataModule of uint8 images, a frozen FM as a LightningModule,
 and a prediction writer that stores each device's shard with its sample indices.
 
-``embed_images`` runs ``Trainer.predict`` (accelerator and devices ``auto``, bf16 on GPU), then
+``embed_images`` runs ``Trainer.predict`` (accelerator and devices ``auto``, the FM's precision), then
 merges the shards by index into one float32 ``.npy`` file, so several GPUs keep the order.
 """
 
@@ -171,16 +171,17 @@ def embed_images(
     path: str | os.PathLike,
     accelerator: str = "auto",
     devices: str | int = "auto",
+    precision: str = "32-true",
 ) -> None:
     """Embed every image of ``data`` (which has ``labels`` after ``setup``) with the frozen FM
     into the embeddings file ``path`` (float32 N × D, labels and manifest beside it; see
-    ``imprint.store``)."""
+    ``imprint.store``). ``precision`` is Lightning's: ``32-true`` (the paper's) or
+    ``bf16-mixed`` (autocast, faster on GPUs); the manifest records it."""
     shard_dir = Path(str(path) + ".shards")
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
-        precision="bf16-mixed" if on_gpu else "32-true",
+        precision=precision,
         callbacks=[ShardWriter(shard_dir), LogProgress()],
         logger=False,
         enable_progress_bar=False,
@@ -192,7 +193,7 @@ def embed_images(
     trainer.strategy.barrier()  # every rank's shard is on disk before rank 0 merges
     if trainer.global_rank != 0:
         return
-    save_embeddings(path, merge_shards(shard_dir, len(data.labels)), data.labels)
+    save_embeddings(path, merge_shards(shard_dir, len(data.labels)), data.labels, precision)
     for shard in shard_dir.glob("rank*.pt"):
         shard.unlink()
     shard_dir.rmdir()

@@ -15,7 +15,7 @@ from imprint.grid import expand_grid
 from imprint.io import with_provenance
 from imprint.methods import NAMED_METHODS
 from imprint.params import RUN_COLUMNS
-from imprint.store import open_embeddings
+from imprint.store import embeddings_precision, open_embeddings
 from imprint.tasks import select_task
 
 log = logging.getLogger(__name__)
@@ -77,5 +77,6 @@ def run_shard(
     result.insert(2, "dataset", dataset)
     result.insert(3, "mapping", mapping)
     result.insert(4, "task", task)
+    result["embedding_precision"] = embeddings_precision(train_files[0])
     slice_ = {"experiment": dict(experiment), "fm": dict(fm_config)}
     return with_provenance(result, slice_)

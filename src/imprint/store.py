@@ -43,8 +43,14 @@ def _entry(path: Path, array: np.ndarray) -> dict:
     }
 
 
-def save_embeddings(path: str | os.PathLike, embeddings: np.ndarray, labels: np.ndarray) -> None:
-    """Write embeddings, labels and, last, the manifest that vouches for both, each atomically."""
+def save_embeddings(
+    path: str | os.PathLike,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    precision: str = "32-true",
+) -> None:
+    """Write embeddings, labels and, last, the manifest that vouches for both (and records the
+    ``precision`` the FM computed them in), each atomically."""
     embeddings = np.asarray(embeddings)
     labels = np.asarray(labels)
     if embeddings.dtype != np.float32 or embeddings.ndim != 2 or len(embeddings) != len(labels):
@@ -61,6 +67,7 @@ def save_embeddings(path: str | os.PathLike, embeddings: np.ndarray, labels: np.
         with atomic_path(target) as temporary:
             np.save(temporary, array)
         entries[key] = _entry(target, array)
+    entries["precision"] = precision
     with atomic_path(manifest_path(path)) as temporary:
         temporary.write_text(json.dumps(entries, indent=2) + "\n")
 
@@ -70,6 +77,11 @@ def _corrupt(path: str | os.PathLike, problem: str) -> CorruptEmbeddingsError:
         f"{problem}. Regenerate the embeddings with `snakemake --forcerun {path}` (or delete "
         f"{path}, its .labels.npy and .manifest.json and run snakemake again)."
     )
+
+
+def embeddings_precision(path: str | os.PathLike) -> str:
+    """The precision an embeddings file was computed in, from its manifest."""
+    return json.loads(manifest_path(path).read_text()).get("precision", "unrecorded")
 
 
 def open_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -26,4 +26,10 @@ with log_to(snakemake.log[0]):
         preprocessing = replace(preprocessing, resize=None, crop=None)
     else:
         data = ImageArrayDataModule(snakemake.input.images, batch_size)
-    embed_images(backbone, preprocessing, data, snakemake.output.embeddings)
+    embed_images(
+        backbone,
+        preprocessing,
+        data,
+        snakemake.output.embeddings,
+        precision=snakemake.params.precision,
+    )
