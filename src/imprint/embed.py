@@ -1,8 +1,9 @@
 """Embeddings with Lightning: a DataModule of uint8 images, a frozen FM as a LightningModule,
 and a prediction writer that stores each device's shard with its sample indices.
 
-``embed_images`` runs ``Trainer.predict`` (accelerator and devices ``auto``, the FM's precision), then
-merges the shards by index into one float32 ``.npy`` file, so several GPUs keep the order.
+``embed_images`` runs ``Trainer.predict`` (accelerator and devices ``auto``, the FM's
+precision), then merges the shards by index into one float32 ``.npy`` file, so several GPUs keep
+the order.
 """
 
 from __future__ import annotations
