@@ -166,7 +166,7 @@ def test_a_failing_download_is_retried_then_fails_naming_the_url_and_reason(
     weights_log = (directory / "logs/embed/weights_resnet18.log").read_text()
     assert "downloading weights from https://download.pytorch.org/models/resnet18-" in weights_log
     assert "503" in weights_log
-    data_log = (directory / "logs/data/cifar10_test.log").read_text()
+    data_log = (directory / "logs/data/cifar10.log").read_text()
     assert "from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz failed" in data_log
     assert "503" in data_log
     assert not (directory / "resources/models/resnet18.pth").exists()

@@ -3,7 +3,13 @@ profile, and the whole workflow on S3-compatible default storage (a loopback mot
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import boto3
@@ -34,9 +40,9 @@ def s3():
     server.stop()
 
 
-def _storage_args(endpoint: str) -> list[str]:
+def _storage_args(endpoint: str, prefix: str = PREFIX) -> list[str]:
     return [
-        "--default-storage-prefix", f"s3://{BUCKET}/{PREFIX}",
+        "--default-storage-prefix", f"s3://{BUCKET}/{prefix}",
         "--storage-s3-endpoint-url", endpoint,
         "--storage-s3-access-key", KEYS["aws_access_key_id"],
         "--storage-s3-secret-key", KEYS["aws_secret_access_key"],
@@ -93,3 +99,69 @@ def test_the_workflow_on_s3_storage_gives_the_results_of_a_local_run(
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/results/figures/")
     figures = {Path(o["Key"]).name for o in listed["Contents"]}
     assert {"fig6.pdf", "fig10.pdf", "fig11a.pdf", "fig11b.pdf", "fig12.pdf"} <= figures
+
+
+def _submitted(directory: Path, endpoint: str, record: Path, *args: str) -> list[dict]:
+    """The Kubernetes Jobs the executor builds for a run of the paper config, from a recorder in
+    place of the API (``tests.kubernetes_recorder``); each job's rule and its container."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.kubernetes_recorder", str(record), endpoint,
+         "--workflow-profile", "workflow/profiles/kubernetes", "--configfile", "config/paper.yaml",
+         *_storage_args(endpoint, "pods"), "--seconds-between-status-checks", "0", *args],
+        cwd=directory, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = []
+    for line in record.read_text().splitlines():
+        pod = json.loads(line)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        rule = re.search(r"--target-jobs '(\w+):", container["args"][1])[1]
+        jobs.append({"rule": rule, "container": container, "tolerations": pod.get("tolerations")})
+    record.unlink()
+    return jobs
+
+
+def _made(client, paths: list[str]) -> None:
+    """Empty stand-ins for outputs, as if their jobs had run."""
+    for path in paths:
+        client.put_object(Bucket=BUCKET, Key=f"pods/{path}", Body=b"")
+    time.sleep(1.1)  # the jobs after them see them as older than their own outputs
+
+
+def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
+    """GPU jobs ask for nvidia.com/gpu and tolerate GPU nodes, CPU jobs neither; every pod asks
+    for its rule's memory and CPUs."""
+    endpoint, client = s3
+    directory = copy_workflow(tmp_path / "workflow")
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    datasets = ["mnist", "fashionmnist", "cifar10", "mnistm", "usps", "svhn"]
+    _made(client, [f"resources/data/{d}/{s}.npz" for d in datasets for s in ("train", "test")])
+    _made(client, [f"resources/models/{fm}.pth" for fm in config["fms"]])
+    record = tmp_path / "jobs.jsonl"
+    compute = _submitted(directory, endpoint, record, "--until", "sweep_shard", "nc1")
+    assert Counter(j["rule"] for j in compute) == {"embed": 48, "sweep_shard": 320, "nc1": 16}
+    experiments = [
+        e for e, spec in config["experiments"].items() if "imagenet" not in spec["datasets"]
+    ]
+    _made(client, [f"results/runs/{e}.parquet" for e in experiments] + ["results/tables/nc1.csv"])
+    report = _submitted(directory, endpoint, record)
+    assert Counter(j["rule"] for j in report) == {
+        "cd_diagram": 4, "figure": 3, "fig11a": 1, "fig12": 1, "table1": 1,
+    }  # fmt: skip
+    shard = "results/runs/fig6/resnet18/mnist/none/all.parquet"
+    cpu_only = _submitted(
+        directory, endpoint, record, shard, "--forcerun", shard, "--config", "sweep_device=cpu"
+    )
+    assert Counter(j["rule"] for j in cpu_only) == {"sweep_shard": 1}
+    for job in compute + report + cpu_only:
+        requests = job["container"]["resources"]["requests"]
+        gpu = job in compute and job["rule"] in ("embed", "sweep_shard")
+        assert ("nvidia.com/gpu" in requests) == gpu, job["rule"]
+        if gpu:
+            assert requests["nvidia.com/gpu"] == "1"
+            assert [t["key"] for t in job["tolerations"]] == ["nvidia.com/gpu"]
+        else:
+            assert not job["tolerations"], job["rule"]
+        memory = {"embed": "32000M", "sweep_shard": "16000M"}.get(job["rule"])
+        assert requests["memory"] == memory or (memory is None and requests["memory"]), job

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 import yaml
 
 from tests.workflow_runs import ROOT, copy_workflow, snakemake
@@ -42,6 +43,7 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet):
         for e in experiments.values()
     )
     planned = _planned(result.stdout)
+    assert planned["download_data"] == 6  # one job per data set: its splits share files
     assert planned["gather_runs"] == len(experiments)
     assert planned["sweep_shard"] == shards
     assert planned["nc1"] == 16 + (400 if imagenet else 0)
@@ -57,3 +59,13 @@ def test_rule_graph_stays_readable(tmp_path):
     rules = set(re.findall(r'label = "(\w+)"', result.stdout))
     assert {"download_data", "embed", "sweep_shard", "gather_runs", "nc1", "figure"} <= rules
     assert len(rules) <= 16
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a CUDA GPU")
+def test_sweeps_on_cuda_without_a_gpu_stop_before_any_job(tmp_path):
+    directory = copy_workflow(tmp_path)
+    result = snakemake(directory, "--configfile", "config/paper.yaml")
+    assert result.returncode != 0
+    assert "sweep_device is cuda, but PyTorch finds no CUDA GPU on this machine" in result.stderr
+    assert "--config sweep_device=cpu" in result.stderr
+    assert not (directory / "resources").exists() and not (directory / "results").exists()

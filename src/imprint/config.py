@@ -96,3 +96,18 @@ def check_references(config: Mapping[str, Any]) -> None:
         )
     for figure, used in config["figures"].items():
         need("experiment(s)", set(as_list(used)), f"figures.{figure}", experiments)
+
+
+def check_sweep_device(device: str) -> None:
+    """Stop before any job runs when the sweeps are to run on CUDA and this machine has none
+    (for runs on this machine; a cluster's GPU nodes are not this machine)."""
+    if device != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(
+            "sweep_device is cuda, but PyTorch finds no CUDA GPU on this machine; run with "
+            "--config sweep_device=cpu, on a machine with a GPU, or through a cluster profile "
+            "(workflow/profiles/slurm or kubernetes) whose GPU nodes run the sweeps"
+        )

@@ -4,7 +4,7 @@ from snakemake.utils import min_version, validate
 
 from snakemake.logging import logger
 
-from imprint.config import as_list, resolve_config
+from imprint.config import as_list, check_sweep_device, resolve_config
 from imprint.environment import prepend_pythonpath
 from imprint.tasks import member_datasets
 
@@ -115,6 +115,12 @@ def final_targets():
         if f in figures
     ]
     return targets
+
+
+def gpus(wanted):
+    """A rule's ``gpu`` resource: 1, or None (undeclared) for a CPU job. Undeclared rather than
+    0: the Kubernetes executor treats any declared ``gpu`` as a GPU request."""
+    return 1 if wanted else None
 
 
 def embed_inputs(wildcards):

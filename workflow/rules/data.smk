@@ -13,11 +13,14 @@ rule digits:
         "../scripts/digits.py"
 
 
+# Both splits in one job: torchvision downloads a data set's files into one folder, and two
+# jobs writing the same files at once would race.
 rule download_data:
     output:
-        "resources/data/{dataset}/{split}.npz",
+        train="resources/data/{dataset}/train.npz",
+        test="resources/data/{dataset}/test.npz",
     log:
-        "logs/data/{dataset}_{split}.log",
+        "logs/data/{dataset}.log",
     wildcard_constraints:
         dataset="mnist|fashionmnist|cifar10|usps|svhn|mnistm",
     retries: 3

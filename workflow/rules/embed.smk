@@ -47,7 +47,7 @@ rule embed:
         "../../envs/imprint.yaml"
     threads: 4
     resources:
-        gpu=lambda wildcards: 0 if wildcards.fm == "demo_cnn" else 1,
+        gpu=lambda wildcards: gpus(wildcards.fm != "demo_cnn"),
         runtime=120,
         mem_mb=16000,
     params:

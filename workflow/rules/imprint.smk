@@ -11,7 +11,7 @@ rule sweep_shard:
     conda:
         "../../envs/imprint.yaml"
     resources:
-        gpu=1 if config.get("sweep_device") == "cuda" else 0,
+        gpu=lambda wildcards: gpus(config.get("sweep_device") == "cuda"),
         runtime=60,
         mem_mb=8000,
     params:

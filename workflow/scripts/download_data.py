@@ -1,11 +1,10 @@
-"""Download (MD5-checked) and decode one split of a data set."""
+"""Download (MD5-checked) and decode both splits of a data set."""
 
-from imprint.data import download, save_images
+from imprint.data import SPLITS, download, save_images
 from imprint.io import log_to
 
 with log_to(snakemake.log[0]):
-    images, labels = download(
-        snakemake.wildcards.dataset, snakemake.wildcards.split, snakemake.params.root
-    )
-    save_images(snakemake.output[0], images, labels)
-    print(f"{len(labels)} images of shape {images.shape[1:]}")
+    for split in SPLITS:
+        images, labels = download(snakemake.wildcards.dataset, split, snakemake.params.root)
+        save_images(snakemake.output[split], images, labels)
+        print(f"{split}: {len(labels)} images of shape {images.shape[1:]}")
