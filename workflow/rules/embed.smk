@@ -52,7 +52,9 @@ rule embed:
         mem_mb=16000,
     params:
         batch_size=lambda wildcards: config["fms"][wildcards.fm].get("batch_size", 256),
-        precision=lambda wildcards: config["fms"][wildcards.fm].get("precision", "32-true"),
+        precision=lambda wildcards: config["fms"][wildcards.fm].get(
+            "precision", "32-true"
+        ),
         imagenet_root=config.get("imagenet_root"),
     script:
         "../scripts/embed.py"
