@@ -71,7 +71,7 @@ def test_sweep_is_deterministic_and_reports_f1_and_times(task):
 
 
 def test_f1_per_class_matches_sklearn_with_absent_classes():
-    truth = np.array([0, 0, 1, 1, 2, -1])
+    truth = np.array([0, 0, 1, 1, 2, 2])  # class 3 only predicted
     prediction = np.array([0, 1, 1, 1, 0, 3])
     expected = f1_score(truth, prediction, labels=[0, 1, 2, 3], average=None, zero_division=0)
     np.testing.assert_allclose(f1_per_class(truth, prediction, 4), expected)
@@ -88,12 +88,34 @@ def test_sweep_rejects_missing_columns_and_bad_values(task):
         sweep(x, y, x_test[:, :3], y_test, runs)
 
 
-def test_unseen_test_labels_count_as_errors(task):
+def _bad_labels(y, y_test, case):
+    if case == "text_vs_numbers":
+        return y, y_test.astype(str)
+    if case == "unseen_test_class":
+        return y, np.where(y_test == 3, 99, y_test)
+    if case == "nan_in_test":
+        return y, np.where(np.arange(len(y_test)) == 4, np.nan, y_test.astype(float))
+    return np.where(np.arange(len(y)) == 2, np.nan, y.astype(float)), y_test  # nan_in_training
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("text_vs_numbers", r"y_test holds text \(<U\d+\) but the training labels are numbers"),
+        ("unseen_test_class", r"1 label\(s\) never seen in training, e\.g\. \[99\]"),
+        ("nan_in_test", r"y_test has 1 missing \(NaN or None\) label\(s\), the first at row 4"),
+        ("nan_in_training", r"y has 1 missing \(NaN or None\) label\(s\), the first at row 2"),
+    ],
+)
+def test_sweep_and_classifier_reject_the_same_labels_with_the_same_message(task, case, message):
     x, y, x_test, y_test = task
+    y, y_test = _bad_labels(y, y_test, case)
     runs = expand_grid({"gen": ["mean"], "norm_pre": ["l2"], "norm_inf": ["l2"]})
-    shifted = np.where(y_test == 3, 99, y_test)
-    result = sweep(x, y, x_test, shifted, runs)
-    assert result["accuracy"][0] == _classifier_accuracy(result.iloc[0], x, y, x_test, shifted)
+    with pytest.raises(ValueError, match=message) as from_sweep:
+        sweep(x, y, x_test, y_test, runs)
+    with pytest.raises(ValueError, match=message) as from_classifier:
+        ImprintingClassifier(gen="mean").fit(x, y).score(x_test, y_test)
+    assert str(from_sweep.value) == str(from_classifier.value)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -18,6 +18,7 @@ from imprint.pipeline import (
     check_dimensions,
     distance_metric,
     encode_labels,
+    index_labels,
     prepare_classes,
 )
 
@@ -82,6 +83,16 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The predicted label of each row of ``X``."""
+        return self.classes_[self._predict_index(X)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``X`` as a fraction; ``y`` is checked as ``sweep`` checks test labels
+        (same kind as the training labels, no unseen class, no NaN)."""
+        check_is_fitted(self, "proxies_")
+        truth = index_labels(self.classes_, y, len(X))
+        return float(np.average(self._predict_index(X) == truth, weights=sample_weight))
+
+    def _predict_index(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "proxies_")
         p = self.params_
         x = as_embeddings(X, "X", self.device)
@@ -95,4 +106,4 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             [variant],
             self.metric_,
         )
-        return self.classes_[index.cpu().numpy()]
+        return index.cpu().numpy()

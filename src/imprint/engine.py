@@ -61,7 +61,7 @@ def f1_per_class(truth: np.ndarray, prediction: np.ndarray, n_classes: int) -> l
     hit = truth == prediction
     tp = np.bincount(truth[hit], minlength=n_classes)
     predicted = np.bincount(prediction, minlength=n_classes)
-    actual = np.bincount(truth[truth >= 0], minlength=n_classes)
+    actual = np.bincount(truth, minlength=n_classes)
     denominator = predicted + actual
     return (2 * tp / np.maximum(denominator, 1)).tolist()
 

@@ -7,6 +7,7 @@ predict: embeddings -> NORMinf -> AGG  (``NORM``, ``AGG``)
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -44,12 +45,28 @@ def as_embeddings(
 
 
 def _labels_array(y: Any, name: str, n_rows: int) -> np.ndarray:
+    """Labels as a 1-D array, one per row; NaN or missing labels are rejected (NaN is no class:
+    it would be a class of its own in training and never equal itself in testing)."""
     labels = y.cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
     if labels.ndim != 1 or len(labels) != n_rows:
         raise ValueError(
             f"{name} must be 1-D with one label per row of X ({n_rows}), got shape {labels.shape}"
         )
+    missing = [v is None or (isinstance(v, float) and v != v) for v in labels.tolist()]
+    if any(missing):
+        raise ValueError(
+            f"{name} has {sum(missing)} missing (NaN or None) label(s), the first at row "
+            f"{missing.index(True)}; drop those rows or give them a class"
+        )
     return labels
+
+
+def _label_kind(labels: np.ndarray) -> str:
+    if labels.dtype.kind in "biuf":
+        return "numbers"
+    if labels.dtype.kind == "O" and all(isinstance(v, numbers.Number) for v in labels.tolist()):
+        return "numbers"
+    return "text"
 
 
 def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,10 +80,24 @@ def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def index_labels(classes: np.ndarray, y: Any, n_rows: int) -> np.ndarray:
-    """Indices of test labels among the training ``classes``; -1 for a label unseen in training."""
+    """Indices of test labels among the training ``classes``. Test labels of another kind than
+    the training labels (text against numbers) or of a class unseen in training are rejected:
+    no prediction could match them, so the accuracy would be silently wrong."""
     labels = _labels_array(y, "y_test", n_rows)
+    if _label_kind(labels) != _label_kind(classes):
+        raise ValueError(
+            f"y_test holds {_label_kind(labels)} ({labels.dtype}) but the training labels are "
+            f"{_label_kind(classes)} ({classes.dtype}); give both the same kind of labels"
+        )
     position = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
-    return np.where(classes[position] == labels, position, -1)
+    unseen = classes[position] != labels
+    if unseen.any():
+        missing = sorted(set(labels[unseen].tolist()))
+        raise ValueError(
+            f"y_test holds {len(missing)} label(s) never seen in training, e.g. {missing[:5]}; "
+            "drop those test rows or add training samples of those classes"
+        )
+    return position
 
 
 def check_dimensions(n_train: int, x: Tensor) -> None:
