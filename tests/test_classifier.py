@@ -105,6 +105,9 @@ def test_results_do_not_depend_on_the_number_of_threads(task):
         ({"k": 2.5}, None, "k=2.5 is not valid"),
         ({"fewshot": 0}, None, "fewshot=0 is not valid"),
         ({"lambda_reg": -1}, None, "lambda_reg=-1.0 is not valid"),
+        ({"gen": "ls", "lambda_reg": 0}, None, r"lambda_reg=0.0 is not valid; .* > 0"),
+        ({"k": float("nan")}, None, "k=nan is not valid; it must be an integer"),
+        ({"seed": 2.0**60}, None, r"seed=1.15\d+e\+18 is not valid; it must be an integer"),
         ({"weibull": (0.9, 0.1)}, None, "weibull=.* is not valid"),
         ({}, "labels_length", "one label per row"),
     ],
@@ -131,6 +134,13 @@ def test_test_dimension_mismatch_is_rejected(task):
         clf.predict(x_test[:, :5])
     with pytest.raises(ValueError, match="NaN or infinite"):
         clf.predict(np.full_like(x_test, np.nan))
+
+
+def test_integers_beyond_float_precision_stay_exact(task):
+    x, y, _, _ = task
+    seed = 2**60 + 1  # a Python int is taken as it is, not through a float
+    clf = ImprintingClassifier(gen="random", k=2, seed=seed).fit(x, y)
+    assert clf.params_["seed"] == seed
 
 
 def test_unknown_parameter_in_set_params_is_rejected():

@@ -86,6 +86,9 @@ def test_sweep_rejects_missing_columns_and_bad_values(task):
         sweep(x, y, x_test, y_test, runs.assign(gen="means"))
     with pytest.raises(ValueError, match="X has 3 features"):
         sweep(x, y, x_test[:, :3], y_test, runs)
+    with_nan = pd.concat([runs, runs.assign(gen="kmeans", k=np.nan)], ignore_index=True)
+    with pytest.raises(ValueError, match="k=nan is not valid; it must be an integer"):
+        sweep(x, y, x_test, y_test, with_nan)
 
 
 def _bad_labels(y, y_test, case):

@@ -6,6 +6,7 @@ exactly when it is valid in the others.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
@@ -49,11 +50,13 @@ RUN_COLUMNS = (
 
 
 def _integer(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral | float):
-        raise ValueError(f"{name}={value!r} is not valid; it must be an integer")
-    if float(value) != int(value):
-        raise ValueError(f"{name}={value!r} is not valid; it must be an integer")
-    return int(value)
+    """An integer parameter: an integer, or a float that holds one exactly (|x| <= 2**53: above
+    that, floats skip integers); NaN, infinity and fractions are rejected naming ``name``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    raise ValueError(f"{name}={value!r} is not valid; it must be an integer")
 
 
 def _weibull(value: Any) -> tuple[float, float] | None:
@@ -99,7 +102,10 @@ def validate_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"lambda_reg={p['lambda_reg']!r} is not valid; it must be a number"
         ) from None
-    if not p["lambda_reg"] >= 0:
-        raise ValueError(f"lambda_reg={p['lambda_reg']} is not valid; it must be >= 0")
+    if not 0 < p["lambda_reg"] < math.inf:
+        raise ValueError(
+            f"lambda_reg={p['lambda_reg']} is not valid; it must be a finite number > 0 (the "
+            "ridge of ls/kls: with 0, a constant embedding dimension makes the problem singular)"
+        )
     p["weibull"] = _weibull(p["weibull"])
     return p
