@@ -11,7 +11,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
-from imprint.config import check_references, resolve_config
+from imprint.config import check_experiments, check_references, resolve_config
+from tests.workflow_runs import copy_workflow, snakemake
 from imprint.generators import GEN
 from imprint.normalize import NORM, NORM_POST
 
@@ -52,6 +53,9 @@ def test_schema_lists_exactly_the_registries():
         (lambda c: c["experiments"]["named"].update(mappings=["mod"]), "mod"),
         (lambda c: c["statistics"].update(posthoc="tukey"), "tukey"),
         (lambda c: c["experiments"]["named"].pop("seeds"), "seeds"),
+        (lambda c: c["experiments"]["merged"].update(mappings=["mod1"]), "mod1"),
+        (lambda c: c["experiments"]["sec51"]["grid"].update(m=[0, 5]), "0"),
+        (lambda c: c["fms"]["demo_cnn"].update(lambda_reg=0), "lambda_reg"),
     ],
 )
 def test_schema_rejects_bad_keys_and_values(change, message):
@@ -110,9 +114,57 @@ def test_imagenet_parts_run_with_imagenet_root_nc1_on_val_over_all_remaps():
 
 def test_a_mapping_pattern_that_matches_nothing_is_rejected():
     config = _config()
+    config["experiments"]["named"]["datasets"] = ["imagenet"]
     config["experiments"]["named"]["mappings"] = ["imagenet_random*", "imagenet_merge_d*_r7"]
     resolved, _ = resolve_config({**config, "imagenet_root": "/data"})
     assert len(resolved["experiments"]["named"]["mappings"]) == 15
     config["experiments"]["named"]["mappings"] = ["imagenet_merge_d11*"]
     with pytest.raises(ValueError, match="matches no mapping"):
         resolve_config(config)
+
+
+def _grid_only_mnn_inner_product(c):
+    c["experiments"]["fig6"]["grid"].update(agg=["mnn"], distance=["inner_product"])
+
+
+def _one_group(c):
+    c["experiments"]["named"].update(tasks=["all"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["experiments"]["merged"].update(tasks=["upper"]),
+            r"experiments.merged: task 'upper' keeps 0 class\(es\) \[\] of digits after mapping "
+            "'mod5'",
+        ),
+        (
+            lambda c: c["collapse"][1].update(tasks=["short", "upper"]),
+            r"collapse\[1\]: task 'upper' keeps 0 class",
+        ),
+        (_grid_only_mnn_inner_product, "experiments.fig6.grid expands to no run"),
+        (_one_group, r"statistics.cd_diagrams.named compares 6 configuration\(s\) over 1 group"),
+        (
+            lambda c: c["experiments"]["named"].update(methods=["qi"]),
+            r"compares 1 configuration\(s\) over 4 group",
+        ),
+    ],
+)
+def test_configs_that_would_fail_late_stop_at_planning(change, message):
+    config = copy.deepcopy(_config())
+    change(config)
+    validate(config, SCHEMA)
+    with pytest.raises(ValueError, match=message):
+        check_experiments(resolve_config(config)[0])
+
+
+def test_a_bad_config_stops_the_workflow_before_any_job(tmp_path):
+    directory = copy_workflow(tmp_path)
+    config = _config()
+    _grid_only_mnn_inner_product(config)
+    (directory / "config/bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(directory, "--configfile", "config/bad.yaml")
+    assert result.returncode != 0
+    assert "experiments.fig6.grid expands to no run" in result.stderr
+    assert not (directory / "resources").exists()

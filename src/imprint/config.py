@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from imprint.tasks import expand_mappings
+from imprint.tasks import expand_mappings, task_classes
 
 
 def as_list(value: str | list[str]) -> list[str]:
@@ -67,6 +67,7 @@ def resolve_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
                 "a folder with train/ and val/ (one sub-folder per class) to run these"
             )
     check_references(resolved)
+    check_tasks(resolved)
     return resolved, notes
 
 
@@ -96,6 +97,66 @@ def check_references(config: Mapping[str, Any]) -> None:
         )
     for figure, used in config["figures"].items():
         need("experiment(s)", set(as_list(used)), f"figures.{figure}", experiments)
+
+
+def check_tasks(config: Mapping[str, Any]) -> None:
+    """Every (data set, mapping, task) an experiment or NC1 block names must keep at least two
+    classes; raise ``ValueError`` naming the section otherwise."""
+    sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
+    sections += [(f"collapse[{i}]", block) for i, block in enumerate(config["collapse"])]
+    for where, section in sections:
+        for dataset in section["datasets"]:
+            for mapping in section["mappings"]:
+                for task in section["tasks"]:
+                    classes = task_classes(dataset, mapping, task)
+                    if len(classes) < 2:
+                        raise ValueError(
+                            f"{where}: task {task!r} keeps {len(classes)} class(es) {classes} of "
+                            f"{dataset} after mapping {mapping!r}; a task needs at least two"
+                        )
+
+
+def check_experiments(config: Mapping[str, Any]) -> None:
+    """Every grid must expand to at least one run for every FM, and every view of the
+    statistics and Table 1 must compare at least two configurations over at least two groups;
+    raise ``ValueError`` naming the key otherwise. (Imports PyTorch: the planning process only.)"""
+    from imprint.grid import expand_grid
+
+    sizes = {}
+    for name, experiment in config["experiments"].items():
+        groups = len(experiment["datasets"]) * len(experiment["mappings"])
+        groups *= len(experiment["tasks"]) * len(experiment["fms"])
+        if "methods" in experiment:
+            sizes[name] = (len(set(experiment["methods"])), groups)
+            continue
+        for fm in experiment["fms"]:
+            grid = {**experiment["grid"], "lambda_reg": [config["fms"][fm]["lambda_reg"]]}
+            rules = experiment.get("rules", "spec")
+            try:
+                runs = len(expand_grid(grid, rules=rules))
+            except ValueError as error:
+                raise ValueError(f"experiments.{name}.grid: {error}") from None
+            if runs == 0:
+                raise ValueError(
+                    f"experiments.{name}.grid expands to no run under rules {rules!r} (e.g. mnn "
+                    "needs a distance other than inner_product and m >= 1); check agg, distance "
+                    "and m"
+                )
+        sizes[name] = (runs, groups)
+    views = {
+        f"statistics.cd_diagrams.{view}": spec["experiment"]
+        for view, spec in config["statistics"].get("cd_diagrams", {}).items()
+    }
+    if "table1" in config["figures"]:
+        views["figures.table1"] = config["figures"]["table1"]
+    for where, used in views.items():
+        configurations = sum(sizes[e][0] for e in as_list(used))
+        groups = max(sizes[e][1] for e in as_list(used))
+        if configurations < 2 or groups < 2:
+            raise ValueError(
+                f"{where} compares {configurations} configuration(s) over {groups} group(s) "
+                "(FM × data set × mapping × task); ranks and tests need at least two of each"
+            )
 
 
 def check_sweep_device(device: str) -> None:

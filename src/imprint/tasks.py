@@ -70,6 +70,8 @@ def mapping(name: str) -> Callable[[np.ndarray], np.ndarray]:
     if name == "none":
         return lambda y: y
     if match := re.fullmatch(r"mod(\d+)", name):
+        if int(match[1]) < 2:
+            raise ValueError(f"mapping={name!r} is not valid; mod<n> needs n >= 2")
         return lambda y, n=int(match[1]): y % n
     if match := re.fullmatch(r"imagenet_random([0-4])", name):
         task = imagenet_random_tasks()[int(match[1])]
@@ -125,6 +127,14 @@ def classes_per_task_class(mapping_name: str, dataset: str = "digits") -> int:
     if match := re.fullmatch(r"mod(\d+)", mapping_name):
         return max(1, 10 * len(member_datasets(dataset)) // int(match[1]))
     return 1
+
+
+def task_classes(dataset: str, mapping_name: str, split: str) -> list[int]:
+    """The task classes a (data set, mapping, split) keeps: the split's classes among the mapped
+    original classes (10 per digit-like data set, 1,000 for ImageNet)."""
+    n_original = 1000 if dataset == "imagenet" else 10 * len(member_datasets(dataset))
+    mapped = set(mapping(mapping_name)(np.arange(n_original)).tolist())
+    return sorted(mapped & set(SPLITS[split]))
 
 
 def member_datasets(dataset: str) -> list[str]:

@@ -4,7 +4,7 @@ from snakemake.utils import min_version, validate
 
 from snakemake.logging import logger
 
-from imprint.config import as_list, check_sweep_device, resolve_config
+from imprint.config import as_list, check_experiments, check_sweep_device, resolve_config
 from imprint.environment import prepend_pythonpath
 from imprint.tasks import member_datasets
 
@@ -20,6 +20,8 @@ config.clear()
 config.update(_resolved)
 for _note in _notes:
     logger.warning(_note)
+if workflow.is_main_process:  # jobs on cluster nodes were checked when planned
+    check_experiments(config)
 
 
 wildcard_constraints:
