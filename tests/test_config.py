@@ -12,9 +12,9 @@ from snakemake.utils import validate
 
 from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
 from imprint.config import check_experiments, check_references, resolve_config
-from tests.workflow_runs import copy_workflow, snakemake
 from imprint.generators import GEN
 from imprint.normalize import NORM, NORM_POST
+from tests.workflow_runs import copy_workflow, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
