@@ -91,3 +91,17 @@ def test_paper_variant_matches_the_references_formula():
     got = nc1(x, y)
     assert got["nc1_paper"] == pytest.approx(_reference_nc1(x, y), rel=1e-9)
     assert got["nc1_paper"] > got["nc1"] * 1.01  # the offset makes the two differ
+
+
+def test_collapsed_classes_have_a_rank_zero_within_class_covariance():
+    """Every sample equal to its class mean, up to float32 rounding: Σ_W is noise, rank 0."""
+    rng = np.random.default_rng(4)
+    means = rng.normal(size=(5, 32))
+    y = np.repeat(np.arange(5), 200)
+    x = (means[y] * rng.uniform(0.5, 2.0, size=(len(y), 1))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # same directions, float32 rounding
+    got = nc1(x, y)
+    assert got["rank_sigma_w"] == 0
+    assert got["rank_sigma_b"] == 4
+    assert got["nc1"] < 1e-10
+    assert np.linalg.matrix_rank(np.cov(x[y == 0].T.astype(np.float64))) > 0  # noise is there

@@ -11,7 +11,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
-from imprint.config import check_experiments, check_references, resolve_config
+from imprint.config import (
+    check_experiments,
+    check_references,
+    check_unique_keys,
+    resolve_config,
+)
 from imprint.generators import GEN
 from imprint.normalize import NORM, NORM_POST
 from tests.workflow_runs import copy_workflow, snakemake
@@ -168,3 +173,15 @@ def test_a_bad_config_stops_the_workflow_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "experiments.fig6.grid expands to no run" in result.stderr
     assert not (directory / "resources").exists()
+
+
+def test_a_key_given_twice_stops_the_workflow(tmp_path):
+    directory = copy_workflow(tmp_path)
+    text = (directory / "config/config.yaml").read_text()
+    twice = text.replace("experiments:\n", "experiments:\n  fig6:\n    methods: [qi]\n", 1)
+    (directory / "config/twice.yaml").write_text(twice)
+    with pytest.raises(ValueError, match=r"twice.yaml, line \d+: key 'fig6' is given twice"):
+        check_unique_keys([str(directory / "config/twice.yaml")])
+    result = snakemake(directory, "-n", "--configfile", "config/twice.yaml")
+    assert result.returncode != 0
+    assert "key 'fig6' is given twice in one mapping" in result.stdout + result.stderr

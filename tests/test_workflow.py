@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+
 import pandas as pd
 import pytest
 import yaml
@@ -101,3 +104,17 @@ def test_report_shows_every_figure_with_its_caption(workflow_run):
         "Table 1",
     ):
         assert caption in html, caption
+
+
+def test_adding_a_task_reruns_one_shard_and_reordering_reruns_none(workflow_run, tmp_path):
+    directory = tmp_path / "run"
+    shutil.copytree(workflow_run, directory, symlinks=True)
+    config = yaml.safe_load((directory / "config/config.yaml").read_text())
+    config["experiments"]["fig6"]["tasks"] = ["all", "even"]
+    config["experiments"]["sec51"]["tasks"].reverse()
+    (directory / "config/changed.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(directory, "-n", "--configfile", "config/changed.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout.split("Job stats:")[1], re.M))
+    assert planned["sweep_shard"] == "1"
+    assert "results/runs/fig6/demo_cnn/digits/none/even.parquet" in result.stdout

@@ -9,10 +9,14 @@ import torch
 from imprint.pipeline import as_embeddings, encode_labels
 
 _CHUNK_ROWS = 8192
+# Ranks count the eigenvalues above RANK_TOLERANCE × the largest eigenvalue of Σ_T: embeddings
+# stored in float32 carry relative rounding errors of about 1e-7, whose squares (about 1e-14)
+# are noise, not variance, and would make a collapsed Σ_W look full-rank.
+RANK_TOLERANCE = 1e-10
 
 
-def _rank(matrix: torch.Tensor) -> int:
-    return int(torch.linalg.matrix_rank(matrix, hermitian=True))
+def _rank(matrix: torch.Tensor, scale: float) -> int:
+    return int((torch.linalg.eigvalsh(matrix) > RANK_TOLERANCE * scale).sum())
 
 
 def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
@@ -23,6 +27,7 @@ def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
     VCI = 1 − Tr(Σ_B Σ_T⁺)/rank(Σ_B) with Σ_T = Σ_W + Σ_B.
     ``nc1_paper`` is the reference's variant (PAPER.md §B, §F.2), which centres each class at
     μ_c − μ_G instead of μ_c, i.e. uses Σ_W + μ_G μ_Gᵀ.
+    Ranks count eigenvalues above ``RANK_TOLERANCE`` times the largest of Σ_T.
     Rows are read in chunks (memory-mapped arrays stay on disk); sums are kept in float64 and
     Σ_W comes from (1/C) Σ_c [(1/n_c) Σ_i h_i h_iᵀ − μ_c μ_cᵀ], so no C × D × D array exists.
     """
@@ -45,7 +50,8 @@ def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
     centred = means - global_mean
     sigma_b = centred.T @ centred / n_classes
     sigma_t = sigma_w + sigma_b
-    rank_b = _rank(sigma_b)
+    scale = float(torch.linalg.eigvalsh(sigma_t)[-1])
+    rank_b = _rank(sigma_b, scale)
     pinv_b = torch.linalg.pinv(sigma_b, hermitian=True)
     pinv_t = torch.linalg.pinv(sigma_t, hermitian=True)
     return {
@@ -55,6 +61,6 @@ def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
         "vci": 1 - float(torch.trace(sigma_b @ pinv_t)) / max(rank_b, 1),
         "tr_sigma_w": float(torch.trace(sigma_w)),
         "tr_sigma_b": float(torch.trace(sigma_b)),
-        "rank_sigma_w": _rank(sigma_w),
+        "rank_sigma_w": _rank(sigma_w, scale),
         "rank_sigma_b": rank_b,
     }

@@ -7,7 +7,19 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from imprint.tasks import expand_mappings, task_classes
+
+# What a sweep shard's result depends on, of its experiment: the lists of FMs, data sets,
+# mappings and tasks only say which shards there are.
+SHARD_KEYS = ("methods", "grid", "rules", "seeds")
+
+
+def shard_spec(experiment: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an experiment that one of its sweep shards depends on (its ``params``, so that
+    adding a task or reordering a list reruns no shard that already ran)."""
+    return {key: experiment[key] for key in SHARD_KEYS if key in experiment}
 
 
 def as_list(value: str | list[str]) -> list[str]:
@@ -157,6 +169,30 @@ def check_experiments(config: Mapping[str, Any]) -> None:
                 f"{where} compares {configurations} configuration(s) over {groups} group(s) "
                 "(FM × data set × mapping × task); ranks and tests need at least two of each"
             )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ValueError(
+                    f"{self.name}, line {key_node.start_mark.line + 1}: key {key!r} is given "
+                    "twice in one mapping (YAML would silently keep the last); rename or merge "
+                    "the two"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_unique_keys(paths: list[str]) -> None:
+    """Raise ``ValueError`` if a config file gives one key twice in a mapping."""
+    for path in paths:
+        with open(path) as handle:
+            yaml.load(handle, Loader=_UniqueKeyLoader)
 
 
 def check_sweep_device(device: str) -> None:

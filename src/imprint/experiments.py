@@ -54,7 +54,7 @@ def run_shard(
     experiment_name: str,
     experiment: Mapping[str, Any],
     fm: str,
-    fm_config: Mapping[str, Any],
+    lambda_reg: float,
     dataset: str,
     mapping: str,
     task: str,
@@ -66,7 +66,7 @@ def run_shard(
     data set's splits: a tidy table with provenance."""
     train = select_task(*load_embeddings(train_files), mapping, task)
     test = select_task(*load_embeddings(test_files), mapping, task)
-    runs = shard_runs(experiment, fm_config["lambda_reg"])
+    runs = shard_runs(experiment, lambda_reg)
     log.info(
         "%s/%s/%s/%s/%s: %d runs, %d train and %d test samples",
         experiment_name, fm, dataset, mapping, task, len(runs), len(train[1]), len(test[1]),
@@ -78,5 +78,5 @@ def run_shard(
     result.insert(3, "mapping", mapping)
     result.insert(4, "task", task)
     result["embedding_precision"] = embeddings_precision(train_files[0])
-    slice_ = {"experiment": dict(experiment), "fm": dict(fm_config)}
+    slice_ = {"experiment": dict(experiment), "lambda_reg": lambda_reg}
     return with_provenance(result, slice_)

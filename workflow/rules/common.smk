@@ -4,7 +4,14 @@ from snakemake.utils import min_version, validate
 
 from snakemake.logging import logger
 
-from imprint.config import as_list, check_experiments, check_sweep_device, resolve_config
+from imprint.config import (
+    as_list,
+    check_experiments,
+    check_sweep_device,
+    check_unique_keys,
+    resolve_config,
+    shard_spec,
+)
 from imprint.environment import prepend_pythonpath
 from imprint.tasks import member_datasets
 
@@ -14,6 +21,7 @@ min_version("9.0")
 # from this checkout's src/ (a checkout-relative path cannot go into a conda env file).
 prepend_pythonpath(Path(workflow.basedir).parent / "src")
 
+check_unique_keys(workflow.configfiles)
 validate(config, schema="../schemas/config.schema.yaml")
 _resolved, _notes = resolve_config(config)
 config.clear()

@@ -16,9 +16,9 @@ rule sweep_shard:
         mem_mb=8000,
     params:
         experiment=lambda wildcards: canonical(
-            config["experiments"][wildcards.experiment]
+            shard_spec(config["experiments"][wildcards.experiment])
         ),
-        fm=lambda wildcards: canonical(config["fms"][wildcards.fm]),
+        lambda_reg=lambda wildcards: config["fms"][wildcards.fm]["lambda_reg"],
         device=config.get("sweep_device", "cpu"),
     script:
         "../scripts/sweep_shard.py"

@@ -24,11 +24,12 @@ rule figure:
     input:
         runs=lambda wildcards: runs_of(config["figures"][wildcards.figure]),
     output:
-        report(
+        pdf=report(
             "results/figures/{figure}.pdf",
             caption="../report/figure.rst",
             category="Figures",
         ),
+        png="results/figures/{figure}.png",
     log:
         "logs/plots/{figure}.log",
     wildcard_constraints:
@@ -43,11 +44,12 @@ rule fig11a:
     input:
         "results/tables/nc1.csv",
     output:
-        report(
+        pdf=report(
             "results/figures/fig11a.pdf",
             caption="../report/fig11a.rst",
             category="Figures",
         ),
+        png="results/figures/fig11a.png",
     log:
         "logs/plots/fig11a.log",
     conda:
@@ -61,11 +63,12 @@ rule fig12:
         runs=runs_of(config["figures"].get("fig12", [])),
         collapse="results/tables/nc1.csv",
     output:
-        report(
+        pdf=report(
             "results/figures/fig12.pdf",
             caption="../report/fig12.rst",
             category="Figures",
         ),
+        png="results/figures/fig12.png",
     log:
         "logs/plots/fig12.log",
     conda:

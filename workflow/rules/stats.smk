@@ -12,6 +12,7 @@ rule cd_diagram:
             caption="../report/cd_diagram.rst",
             category="Critical difference diagrams",
         ),
+        png="results/figures/cd_{view}.png",
     log:
         "logs/stats/cd_{view}.log",
     conda:

@@ -12,7 +12,7 @@ with log_to(snakemake.log[0]):
         w.experiment,
         snakemake.params.experiment,
         w.fm,
-        snakemake.params.fm,
+        snakemake.params.lambda_reg,
         w.dataset,
         w.mapping,
         w.task,
