@@ -154,6 +154,19 @@ def _one_group(c):
             lambda c: c["experiments"]["named"].update(methods=["qi"]),
             r"compares 1 configuration\(s\) over 4 group",
         ),
+        (
+            lambda c: c["figures"].update(fig12=["named"]),
+            r"figures.fig12 draws from \['named'\], which have no k-means at both k = 1 and k = 5",
+        ),
+        (
+            lambda c: c["figures"].update(fig10="named"),
+            "figures.fig10 .* no k-means at two or more shots n",
+        ),
+        (lambda c: c["figures"].update(fig6="named"), "figures.fig6 .* no GEN runs at two"),
+        (
+            lambda c: c["collapse"].pop(1),
+            r"figures.fig12 .* no NC1 of \(demo_cnn, digits, mod5, all\) in collapse",
+        ),
     ],
 )
 def test_configs_that_would_fail_late_stop_at_planning(change, message):

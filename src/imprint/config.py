@@ -128,33 +128,86 @@ def check_tasks(config: Mapping[str, Any]) -> None:
                         )
 
 
-def check_experiments(config: Mapping[str, Any]) -> None:
-    """Every grid must expand to at least one run for every FM, and every view of the
-    statistics and Table 1 must compare at least two configurations over at least two groups;
-    raise ``ValueError`` naming the key otherwise. (Imports PyTorch: the planning process only.)"""
-    from imprint.grid import expand_grid
+def _configurations(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Each experiment's distinct configurations (seeds aside), checking that every FM's grid
+    expands to at least one run."""
+    import pandas as pd
 
-    sizes = {}
+    from imprint.grid import expand_grid
+    from imprint.methods import NAMED_METHODS
+
+    tables = {}
     for name, experiment in config["experiments"].items():
-        groups = len(experiment["datasets"]) * len(experiment["mappings"])
-        groups *= len(experiment["tasks"]) * len(experiment["fms"])
         if "methods" in experiment:
-            sizes[name] = (len(set(experiment["methods"])), groups)
+            rows = [NAMED_METHODS[m] for m in dict.fromkeys(experiment["methods"])]
+            tables[name] = pd.DataFrame(rows)
             continue
+        rules = experiment.get("rules", "spec")
         for fm in experiment["fms"]:
             grid = {**experiment["grid"], "lambda_reg": [config["fms"][fm]["lambda_reg"]]}
-            rules = experiment.get("rules", "spec")
             try:
-                runs = len(expand_grid(grid, rules=rules))
+                tables[name] = expand_grid(grid, rules=rules)
             except ValueError as error:
                 raise ValueError(f"experiments.{name}.grid: {error}") from None
-            if runs == 0:
+            if tables[name].empty:
                 raise ValueError(
                     f"experiments.{name}.grid expands to no run under rules {rules!r} (e.g. mnn "
                     "needs a distance other than inner_product and m >= 1); check agg, distance "
                     "and m"
                 )
-        sizes[name] = (runs, groups)
+    return tables
+
+
+def _groups(experiment: Mapping[str, Any]) -> int:
+    return (
+        len(experiment["fms"])
+        * len(experiment["datasets"])
+        * len(experiment["mappings"])
+        * len(experiment["tasks"])
+    )
+
+
+def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used: list[str]) -> str:
+    """What the experiments ``used`` by ``figure`` lack for it, or ''."""
+    kmeans = runs[runs["gen"] == "kmeans"]
+    if figure == "fig6":
+        swept = runs[~runs["gen"].isin(["mean", "ls", "all"])].groupby("gen")["k"].nunique()
+        return "" if (swept >= 2).any() else "no GEN runs at two or more k"
+    if figure == "fig10":
+        return "" if kmeans["fewshot"].nunique() >= 2 else "no k-means at two or more shots n"
+    if figure == "fig11b":
+        return "" if kmeans["k"].nunique() >= 2 else "no k-means at two or more k"
+    if figure == "fig12":
+        if not {1, 5} <= set(kmeans["k"]):
+            return "no k-means at both k = 1 and k = 5"
+        measured = {
+            (fm, dataset, mapping, task)
+            for block in config["collapse"]
+            for fm in block["fms"]
+            for dataset in block["datasets"]
+            for mapping in block["mappings"]
+            for task in block["tasks"]
+        }
+        for name in used:
+            e = config["experiments"][name]
+            if "all" not in e["tasks"]:
+                return f"experiment {name} has no task 'all'"
+            for fm in e["fms"]:
+                for dataset in e["datasets"]:
+                    for mapping in e["mappings"]:
+                        if (fm, dataset, mapping, "all") not in measured:
+                            return f"no NC1 of ({fm}, {dataset}, {mapping}, all) in collapse"
+    return ""
+
+
+def check_experiments(config: Mapping[str, Any]) -> None:
+    """Every grid must expand to at least one run for every FM; every view of the statistics
+    and Table 1 must compare at least two configurations over at least two groups; every figure's
+    experiments must hold what it draws. Raise ``ValueError`` naming the key otherwise.
+    (Imports PyTorch: for the planning process only.)"""
+    import pandas as pd
+
+    tables = _configurations(config)
     views = {
         f"statistics.cd_diagrams.{view}": spec["experiment"]
         for view, spec in config["statistics"].get("cd_diagrams", {}).items()
@@ -162,12 +215,20 @@ def check_experiments(config: Mapping[str, Any]) -> None:
     if "table1" in config["figures"]:
         views["figures.table1"] = config["figures"]["table1"]
     for where, used in views.items():
-        configurations = sum(sizes[e][0] for e in as_list(used))
-        groups = max(sizes[e][1] for e in as_list(used))
+        configurations = sum(len(tables[e]) for e in as_list(used))
+        groups = max(_groups(config["experiments"][e]) for e in as_list(used))
         if configurations < 2 or groups < 2:
             raise ValueError(
                 f"{where} compares {configurations} configuration(s) over {groups} group(s) "
                 "(FM × data set × mapping × task); ranks and tests need at least two of each"
+            )
+    for figure, used in config["figures"].items():
+        runs = pd.concat([tables[e] for e in as_list(used)], ignore_index=True)
+        missing = _missing_for_figure(figure, runs, config, as_list(used))
+        if missing:
+            raise ValueError(
+                f"figures.{figure} draws from {as_list(used)}, which have {missing}; point it "
+                "at experiments that do"
             )
 
 
