@@ -50,7 +50,11 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet):
     skipped = "ImageNet skipped" in result.stdout + result.stderr
     assert skipped != imagenet
     for name in experiments:
-        assert f"results/runs/{name}.parquet" in result.stdout
+        assert f"results/runs/{name}.parquet" in result.stdout  # a final target each
+    figures = set(re.findall(r"results/figures/(\w+)\.pdf", result.stdout))
+    assert len(figures) >= 9
+    for figure in figures:  # declared, so a failed job leaves neither behind
+        assert f"results/figures/{figure}.png" in result.stdout
 
 
 def test_rule_graph_stays_readable(tmp_path):

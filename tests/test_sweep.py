@@ -89,6 +89,10 @@ def test_sweep_rejects_missing_columns_and_bad_values(task):
     with_nan = pd.concat([runs, runs.assign(gen="kmeans", k=np.nan)], ignore_index=True)
     with pytest.raises(ValueError, match="k=nan is not valid; it must be an integer"):
         sweep(x, y, x_test, y_test, with_nan)
+    with pytest.raises(ValueError, match=r"lambda_reg=0.0 is not valid; .* > 0"):
+        sweep(x, y, x_test, y_test, runs.assign(gen="ls", lambda_reg=0.0))
+    with pytest.raises(ValueError, match=r"seed=1.+e\+18 is not valid; it must be an integer"):
+        sweep(x, y, x_test, y_test, runs.assign(seed=2.0**60))
 
 
 def _bad_labels(y, y_test, case):
