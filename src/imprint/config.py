@@ -7,8 +7,6 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from imprint.tasks import expand_mappings, task_classes
 
 # What a sweep shard's result depends on, of its experiment: the lists of FMs, data sets,
@@ -232,28 +230,28 @@ def check_experiments(config: Mapping[str, Any]) -> None:
             )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise ValueError(
-                    f"{self.name}, line {key_node.start_mark.line + 1}: key {key!r} is given "
-                    "twice in one mapping (YAML would silently keep the last); rename or merge "
-                    "the two"
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def check_unique_keys(paths: list[str]) -> None:
-    """Raise ``ValueError`` if a config file gives one key twice in a mapping."""
+    """Raise ``ValueError`` if a config file gives one key twice in a mapping (plain YAML keeps
+    the last). Needs PyYAML, which the driver's environment has and the steps' need not."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise ValueError(
+                        f"{self.name}, line {key_node.start_mark.line + 1}: key {key!r} is "
+                        "given twice in one mapping (YAML would silently keep the last); rename "
+                        "or merge the two"
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
     for path in paths:
         with open(path) as handle:
-            yaml.load(handle, Loader=_UniqueKeyLoader)
+            yaml.load(handle, Loader=UniqueKeyLoader)
 
 
 def check_sweep_device(device: str) -> None:
