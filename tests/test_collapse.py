@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from imprint import collapse, nc1
+from imprint.collapse import collapse_metrics
 
 
 def _brute_force(x, y):
@@ -105,3 +106,65 @@ def test_collapsed_classes_have_a_rank_zero_within_class_covariance():
     assert got["rank_sigma_b"] == 4
     assert got["nc1"] < 1e-10
     assert np.linalg.matrix_rank(np.cov(x[y == 0].T.astype(np.float64))) > 0  # noise is there
+
+
+def _brute_force_geometry(x, y):
+    """CDNV and NC2 with loops over classes and pairs (issue's definitions)."""
+    classes = np.unique(y)
+    means = {c: x[y == c].mean(0) for c in classes}
+    variances = {c: np.mean([np.sum((h - means[c]) ** 2) for h in x[y == c]]) for c in classes}
+    global_mean = x.mean(0)
+    centred = {c: means[c] - global_mean for c in classes}
+    unit = {c: centred[c] / np.linalg.norm(centred[c]) for c in classes}
+    pairs = [(a, b) for i, a in enumerate(classes) for b in classes[i + 1 :]]
+    cdnv = [
+        (variances[a] + variances[b]) / (2 * np.sum((means[a] - means[b]) ** 2)) for a, b in pairs
+    ]
+    cosines = [float(unit[a] @ unit[b]) for a, b in pairs]
+    norms = [np.linalg.norm(centred[c]) for c in classes]
+    return {
+        "cdnv": np.mean(cdnv),
+        "cdnv_max": np.max(cdnv),
+        "equinorm": np.std(norms) / np.mean(norms),
+        "equiangularity": np.std(cosines),
+        "max_equiangularity": np.mean([abs(c + 1 / (len(classes) - 1)) for c in cosines]),
+        "hyperspherical_energy": np.mean(
+            [np.log(1 / np.linalg.norm(unit[a] - unit[b])) for a, b in pairs]
+        ),
+    }
+
+
+def test_collapse_metrics_match_loops_over_classes_and_pairs(monkeypatch):
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 23)  # streamed in chunks, classes split
+    rng = np.random.default_rng(6)
+    y = rng.choice([2, 4, 5, 9, 11], size=300, p=[0.1, 0.15, 0.2, 0.25, 0.3])
+    x = rng.normal(size=(300, 7)) + rng.normal(size=(12, 7))[y] * 3
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    got = collapse_metrics(x, y)
+    for key, value in _brute_force_geometry(x, y).items():
+        assert got[key] == pytest.approx(value, rel=1e-9), key
+    one_shot = nc1(x, y)
+    assert {k: got[k] for k in one_shot} == pytest.approx(one_shot)
+
+
+def test_streaming_equals_one_shot(monkeypatch):
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 4, size=500)
+    x = rng.normal(size=(500, 6)) + rng.normal(size=(4, 6))[y]
+    whole = collapse_metrics(x, y)
+    monkeypatch.setattr(collapse, "_CHUNK_ROWS", 7)
+    assert collapse_metrics(x, y) == pytest.approx(whole, rel=1e-10)
+
+
+def test_a_simplex_etf_and_collapsed_classes_have_known_geometry():
+    n_classes = 5
+    etf = np.eye(n_classes) - 1 / n_classes  # centred simplex: equal norms, cos = -1/(C-1)
+    y = np.repeat(np.arange(n_classes), 40)
+    x = etf[y] + 0.0  # every sample at its class mean: collapsed
+    got = collapse_metrics(x, y)
+    assert got["equinorm"] == pytest.approx(0, abs=1e-12)
+    assert got["equiangularity"] == pytest.approx(0, abs=1e-12)
+    assert got["max_equiangularity"] == pytest.approx(0, abs=1e-12)
+    assert got["cdnv"] == got["cdnv_max"] == pytest.approx(0, abs=1e-12)
+    expected_energy = -np.log(np.sqrt(2 + 2 / (n_classes - 1)))
+    assert got["hyperspherical_energy"] == pytest.approx(expected_energy)

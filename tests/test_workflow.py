@@ -118,3 +118,11 @@ def test_adding_a_task_reruns_one_shard_and_reordering_reruns_none(workflow_run,
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout.split("Job stats:")[1], re.M))
     assert planned["sweep_shard"] == "1"
     assert "results/runs/fig6/demo_cnn/digits/none/even.parquet" in result.stdout
+
+
+def test_the_collapse_table_carries_every_metric(workflow_run):
+    table = pd.read_csv(workflow_run / "results/tables/nc1.csv")
+    metrics = ["nc1", "nc1_paper", "vci", "cdnv", "cdnv_max", "equinorm", "equiangularity"]
+    metrics += ["max_equiangularity", "hyperspherical_energy", "rank_sigma_w", "rank_sigma_b"]
+    assert table[metrics].notna().all().all()
+    assert (table["cdnv"] > 0).all() and (table["cdnv_max"] >= table["cdnv"]).all()

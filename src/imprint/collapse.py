@@ -1,10 +1,13 @@
-"""Neural collapse (NC1) of embeddings, accumulated in one pass with O(D²) memory."""
+"""Neural collapse of embeddings (NC1, CDNV, NC2), accumulated in one pass with O(C·D + D²)
+memory."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from imprint.pipeline import as_embeddings, encode_labels
 
@@ -15,22 +18,28 @@ _CHUNK_ROWS = 8192
 RANK_TOLERANCE = 1e-10
 
 
-def _rank(matrix: torch.Tensor, scale: float) -> int:
-    return int((torch.linalg.eigvalsh(matrix) > RANK_TOLERANCE * scale).sum())
+@dataclass(frozen=True)
+class ClassMoments:
+    """What one pass over the rows gives, in float64: class sizes (C,), class means (C, D),
+    (1/C) Σ_c (1/n_c) Σ_i h_i h_iᵀ (D, D) and each class's mean squared norm (C,)."""
+
+    counts: Tensor
+    means: Tensor
+    weighted_gram: Tensor
+    mean_sq_norms: Tensor
+
+    @property
+    def global_mean(self) -> Tensor:
+        return (self.counts[:, None] * self.means).sum(0) / self.counts.sum()
+
+    @property
+    def variances(self) -> Tensor:
+        """σ²_c: the mean of ‖h − μ_c‖² over class c."""
+        return (self.mean_sq_norms - self.means.pow(2).sum(1)).clamp_min(0)
 
 
-def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
-    """NC1 = Tr(Σ_W Σ_B⁺)/C (Papyan et al., 2020) of ``X`` as given, plus VCI, traces and ranks.
-
-    Σ_W = (1/C) Σ_c (1/n_c) Σ_i (h_i − μ_c)(h_i − μ_c)ᵀ centres each class at its own mean;
-    Σ_B = (1/C) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ with μ_G the mean of all samples;
-    VCI = 1 − Tr(Σ_B Σ_T⁺)/rank(Σ_B) with Σ_T = Σ_W + Σ_B.
-    ``nc1_paper`` is the reference's variant (PAPER.md §B, §F.2), which centres each class at
-    μ_c − μ_G instead of μ_c, i.e. uses Σ_W + μ_G μ_Gᵀ.
-    Ranks count eigenvalues above ``RANK_TOLERANCE`` times the largest of Σ_T.
-    Rows are read in chunks (memory-mapped arrays stay on disk); sums are kept in float64 and
-    Σ_W comes from (1/C) Σ_c [(1/n_c) Σ_i h_i h_iᵀ − μ_c μ_cᵀ], so no C × D × D array exists.
-    """
+def class_moments(X: Any, y: Any, device: str = "cpu") -> ClassMoments:
+    """One pass over ``X`` in chunks (memory-mapped arrays stay on disk)."""
     n_rows = len(X)
     classes, index = encode_labels(y, n_rows)
     n_classes = len(classes)
@@ -38,16 +47,28 @@ def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
     counts = torch.bincount(index_t, minlength=n_classes).double()
     dim = as_embeddings(X[:1], "X", device, torch.float64).shape[1]
     sums = torch.zeros(n_classes, dim, dtype=torch.float64, device=device)
+    sq_norms = torch.zeros(n_classes, dtype=torch.float64, device=device)
     weighted_gram = torch.zeros(dim, dim, dtype=torch.float64, device=device)
     for start in range(0, n_rows, _CHUNK_ROWS):
         h = as_embeddings(X[start : start + _CHUNK_ROWS], "X", device, torch.float64)
         c = index_t[start : start + _CHUNK_ROWS]
         sums.index_add_(0, c, h)
+        sq_norms.index_add_(0, c, h.pow(2).sum(1))
         weighted_gram += (h / counts[c][:, None]).T @ h
-    means = sums / counts[:, None]
-    global_mean = sums.sum(0) / n_rows
-    sigma_w = (weighted_gram - means.T @ means) / n_classes
-    centred = means - global_mean
+    return ClassMoments(
+        counts, sums / counts[:, None], weighted_gram / n_classes, sq_norms / counts
+    )
+
+
+def _rank(matrix: Tensor, scale: float) -> int:
+    return int((torch.linalg.eigvalsh(matrix) > RANK_TOLERANCE * scale).sum())
+
+
+def _nc1_from(m: ClassMoments) -> dict[str, float]:
+    n_classes = len(m.counts)
+    global_mean = m.global_mean
+    sigma_w = m.weighted_gram - m.means.T @ m.means / n_classes
+    centred = m.means - global_mean
     sigma_b = centred.T @ centred / n_classes
     sigma_t = sigma_w + sigma_b
     scale = float(torch.linalg.eigvalsh(sigma_t)[-1])
@@ -63,4 +84,60 @@ def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
         "tr_sigma_b": float(torch.trace(sigma_b)),
         "rank_sigma_w": _rank(sigma_w, scale),
         "rank_sigma_b": rank_b,
+    }
+
+
+def nc1(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
+    """NC1 = Tr(Σ_W Σ_B⁺)/C (Papyan et al., 2020) of ``X`` as given, plus VCI, traces and ranks.
+
+    Σ_W = (1/C) Σ_c (1/n_c) Σ_i (h_i − μ_c)(h_i − μ_c)ᵀ centres each class at its own mean;
+    Σ_B = (1/C) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ with μ_G the mean of all samples;
+    VCI = 1 − Tr(Σ_B Σ_T⁺)/rank(Σ_B) with Σ_T = Σ_W + Σ_B.
+    ``nc1_paper`` is the reference's variant (PAPER.md §B, §F.2), which centres each class at
+    μ_c − μ_G instead of μ_c, i.e. uses Σ_W + μ_G μ_Gᵀ.
+    Ranks count eigenvalues above ``RANK_TOLERANCE`` times the largest of Σ_T.
+    Sums are kept in float64 and Σ_W comes from (1/C) Σ_c [(1/n_c) Σ_i h_i h_iᵀ − μ_c μ_cᵀ], so
+    no C × D × D array exists.
+    """
+    return _nc1_from(class_moments(X, y, device))
+
+
+def _pairs(n_classes: int) -> tuple[Tensor, Tensor]:
+    return torch.triu_indices(n_classes, n_classes, offset=1)
+
+
+def collapse_metrics(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
+    """``nc1``'s metrics and, from the same pass, the geometry of the class means:
+
+    - ``cdnv`` (Galanti et al., 2022): the mean over pairs c < c′ of
+      (σ²_c + σ²_c′) / (2 ‖μ_c − μ_c′‖²), σ²_c the mean of ‖h − μ_c‖² over class c;
+      ``cdnv_max`` its largest pair;
+    - ``equinorm`` (NC2): std / mean of ‖μ_c − μ_G‖ over classes (population std);
+    - ``equiangularity`` (NC2): the std over pairs of ⟨u_c, u_c′⟩, u_c = (μ_c − μ_G)/‖μ_c − μ_G‖;
+      ``max_equiangularity``: the mean over pairs of |⟨u_c, u_c′⟩ + 1/(C − 1)|, the distance
+      from a simplex ETF;
+    - ``hyperspherical_energy`` (GNC2, Liu et al., 2023): the mean over pairs of
+      log(1/‖u_c − u_c′‖).
+
+    Pairwise terms come from the C × C Gram matrices of the means, never from C² vectors.
+    """
+    m = class_moments(X, y, device)
+    n_classes = len(m.counts)
+    first, second = _pairs(n_classes)
+    gram = m.means @ m.means.T
+    squared_gaps = gram.diagonal()[:, None] + gram.diagonal()[None, :] - 2 * gram
+    variances = m.variances
+    cdnv = (variances[first] + variances[second]) / (2 * squared_gaps[first, second])
+    centred = m.means - m.global_mean
+    norms = centred.norm(dim=1)
+    cosines = (centred @ centred.T / (norms[:, None] * norms[None, :]))[first, second]
+    unit_gaps = (2 - 2 * cosines).clamp_min(0).sqrt()
+    return {
+        **_nc1_from(m),
+        "cdnv": float(cdnv.mean()),
+        "cdnv_max": float(cdnv.max()),
+        "equinorm": float(norms.std(unbiased=False) / norms.mean()),
+        "equiangularity": float(cosines.std(unbiased=False)),
+        "max_equiangularity": float((cosines + 1 / (n_classes - 1)).abs().mean()),
+        "hyperspherical_energy": float(-torch.log(unit_gaps).mean()),
     }
