@@ -140,3 +140,34 @@ def test_gpu_sweep_agrees_with_cpu(task):
     cpu = sweep(x, y, x_test, y_test, runs)
     gpu = sweep(x, y, x_test, y_test, runs, device="cuda")
     assert (np.abs(cpu["accuracy"] - gpu["accuracy"]) <= 100 / len(y_test) * 2).all()
+
+
+def test_ncc_agreement_and_self_duality_match_a_direct_computation(task):
+    """NC4: the share of test rows predicted as the nearest class centre (Euclidean, training
+    means after NORMpre) predicts them; NC3: ‖W̃/‖W̃‖ − M̃/‖M̃‖‖², from the classifier's proxies."""
+    x, y, x_test, y_test = task
+    runs = expand_grid(
+        {"gen": ["mean", "kmeans", "random"], "k": [1, 3], "norm_pre": ["none", "l2"],
+         "norm_inf": ["l2"], "norm_post": ["none", "l2"], "agg": ["max", "mnn"],
+         "distance": ["inner_product", "euclidean"], "m": [3]}
+    )  # fmt: skip
+    result = sweep(x, y, x_test, y_test, runs)
+    for _, row in result.sample(12, random_state=0).iterrows():
+        params = {c: row[c] for c in RUN_COLUMNS}
+        clf = ImprintingClassifier(**params).fit(x, y)
+        train, test = x.astype(np.float64), x_test.astype(np.float64)
+        if row.norm_pre == "l2":
+            train = train / np.linalg.norm(train, axis=1, keepdims=True)
+            test = test / np.linalg.norm(test, axis=1, keepdims=True)
+        means = np.stack([train[y == c].mean(0) for c in clf.classes_])
+        ncc = clf.classes_[((test[:, None] - means[None]) ** 2).sum(-1).argmin(1)]
+        assert row["ncc_agreement"] == pytest.approx(np.mean(clf.predict(x_test) == ncc))
+        weights = clf.proxies_.weights.double().numpy()
+        labels = clf.proxies_.labels.numpy()
+        w = np.stack([weights[labels == c].mean(0) for c in range(len(clf.classes_))])
+        w_tilde = w - w.mean(0)
+        m_tilde = means - train.mean(0)
+        expected = np.sum(
+            (w_tilde / np.linalg.norm(w_tilde) - m_tilde / np.linalg.norm(m_tilde)) ** 2
+        )
+        assert row["self_duality"] == pytest.approx(expected, rel=1e-4, abs=1e-9)

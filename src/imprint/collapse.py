@@ -1,5 +1,6 @@
 """Neural collapse of embeddings (NC1, CDNV, NC2), accumulated in one pass with O(C·D + D²)
-memory."""
+memory, and of imprinted classifiers (NC3 self-duality, NC4 agreement with the nearest class
+centre)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from imprint.batch import ClassBatch, ProxySet
 from imprint.pipeline import as_embeddings, encode_labels
 
 _CHUNK_ROWS = 8192
@@ -141,3 +143,27 @@ def collapse_metrics(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
         "max_equiangularity": float((cosines + 1 / (n_classes - 1)).abs().mean()),
         "hyperspherical_energy": float(-torch.log(unit_gaps).mean()),
     }
+
+
+def nearest_class_centre(x: Tensor, batch: ClassBatch) -> Tensor:
+    """The nearest-class-centre rule (NC4): for each row of ``x``, the class whose training mean
+    in ``batch`` is nearest (Euclidean; ties to the lowest class)."""
+    return torch.cdist(x.double(), batch.means().double()).argmin(1)
+
+
+def self_duality(proxies: ProxySet, batch: ClassBatch) -> float:
+    """NC3 of an imprinted classifier: ‖W̃/‖W̃‖_F − M̃/‖M̃‖_F‖²_F, where W̃ stacks w_c − mean_c(w_c)
+    with w_c the mean of class c's proxies, and M̃ stacks μ_c − μ_G over the training samples
+    of ``batch``. NaN when either is zero."""
+    weights = proxies.weights.double()
+    n_classes = batch.n_classes
+    counts = torch.bincount(proxies.labels, minlength=n_classes).double()
+    w = torch.zeros(n_classes, weights.shape[1], dtype=torch.float64, device=weights.device)
+    w = w.index_add_(0, proxies.labels, weights) / counts[:, None]
+    samples, _ = batch.flat()
+    centred_means = batch.means().double() - samples.double().mean(0)
+    centred_w = w - w.mean(0)
+    w_norm, m_norm = centred_w.norm(), centred_means.norm()
+    if float(w_norm) == 0 or float(m_norm) == 0:
+        return float("nan")
+    return float((centred_w / w_norm - centred_means / m_norm).pow(2).sum())

@@ -22,6 +22,7 @@ import torch
 
 from imprint.aggregation import AGG, Variant
 from imprint.batch import ClassBatch
+from imprint.collapse import nearest_class_centre, self_duality
 from imprint.generators import GEN, RANDOM_GENS, GenContext
 from imprint.normalize import NORM, NORM_POST
 from imprint.params import RUN_COLUMNS, validate_params
@@ -37,7 +38,7 @@ from imprint.pipeline import (
 log = logging.getLogger(__name__)
 
 TIMING_COLUMNS = ("gen_time_s", "time_s")  # measured, so the only columns that vary by rerun
-RESULT_COLUMNS = ("accuracy", "f1_per_class", *TIMING_COLUMNS)
+RESULT_COLUMNS = ("accuracy", "f1_per_class", "ncc_agreement", "self_duality", *TIMING_COLUMNS)
 
 
 def _plan(runs: list[dict[str, Any]]) -> dict[Hashable, Any]:
@@ -76,8 +77,11 @@ def sweep(
 ) -> pd.DataFrame:
     """Run every row of ``configs`` (columns as ``RUN_COLUMNS``, optionally ``weibull``).
 
-    Returns the rows with ``accuracy`` (percent), ``f1_per_class``, ``gen_time_s`` (the GEN time
-    of the row's proxy set) and ``time_s`` (that plus the row's share of NORMpost and AGG time).
+    Returns the rows with ``accuracy`` (percent), ``f1_per_class``, ``ncc_agreement`` (the share
+    of test rows predicted as the nearest-class-centre rule on the run's NORMpre'd training data
+    predicts them, NC4), ``self_duality`` (NC3 of the row's NORMpost'ed proxies, see
+    ``imprint.collapse.self_duality``), ``gen_time_s`` (the GEN time of the row's proxy set) and
+    ``time_s`` (that plus the row's share of NORMpost and AGG time).
     """
     missing = [c for c in RUN_COLUMNS if c not in configs.columns]
     if missing:
@@ -94,6 +98,8 @@ def sweep(
 
     accuracy = np.zeros(len(runs))
     f1: list[list[float]] = [[] for _ in runs]
+    ncc_agreement = np.zeros(len(runs))
+    duality = np.zeros(len(runs))
     gen_time = np.zeros(len(runs))
     total_time = np.zeros(len(runs))
     test_views: dict[str, torch.Tensor] = {}
@@ -107,6 +113,7 @@ def sweep(
             x_train, labels, n_classes, norm_pre, fewshot, weibull, data_seed or 0
         )
         metric: torch.Tensor | None = None
+        ncc = nearest_class_centre(NORM[norm_pre](x_test), batch).cpu().numpy()
         for (gen, k, lam, gen_seed), posts in gens.items():
             context = GenContext(gen_seed or 0, lam or 0.0, kmeans_caches[(data_key, gen_seed)])
             proxies, seconds_gen = _timed(device, GEN[gen], batch, k, context)
@@ -114,6 +121,7 @@ def sweep(
             for norm_post, groups in posts.items():
                 normalised, seconds_post = _timed(device, NORM_POST[norm_post], proxies)
                 seconds_post /= sum(len(members) for members in groups.values())
+                set_duality = self_duality(normalised, batch)
                 for (norm_inf, agg, distance), members in groups.items():
                     if norm_inf not in test_views:
                         test_views[norm_inf] = NORM[norm_inf](x_test)
@@ -134,6 +142,8 @@ def sweep(
                         prediction = prediction.cpu().numpy()
                         accuracy[i] = np.mean(prediction == truth) * 100
                         f1[i] = f1_per_class(truth, prediction, n_classes)
+                        ncc_agreement[i] = np.mean(prediction == ncc)
+                        duality[i] = set_duality
                         gen_time[i] = seconds_gen
                         total_time[i] = seconds_gen + seconds_post + seconds_agg / len(members)
             done += 1
@@ -144,6 +154,8 @@ def sweep(
     out = configs.copy()
     out["accuracy"] = accuracy
     out["f1_per_class"] = f1
+    out["ncc_agreement"] = ncc_agreement
+    out["self_duality"] = duality
     out["gen_time_s"] = gen_time
     out["time_s"] = total_time
     return out
