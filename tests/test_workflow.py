@@ -47,7 +47,10 @@ def test_every_planned_run_has_a_row(workflow_run):
             "f1_per_class",
             "gen_time_s",
             "embedding_precision",
+            "ncc_agreement",
+            "self_duality",
         } <= set(table.columns)
+        assert table["ncc_agreement"].between(0, 1).all()
 
 
 def test_every_results_table_records_versions_commit_and_config_hash(workflow_run):
