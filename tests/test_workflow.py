@@ -15,7 +15,8 @@ from tests.workflow_runs import snakemake
 
 pytestmark = pytest.mark.e2e
 
-FIGURES = ["fig6", "fig10", "fig11a", "fig11b", "fig12", "cd_named", "cd_gen", "cd_norm", "cd_agg"]
+FIGURES = ["fig6", "fig10", "fig11a", "fig11b", "fig12", "collapse_metrics"]
+FIGURES += ["cd_named", "cd_gen", "cd_norm", "cd_agg"]
 
 
 def test_every_artifact_exists(workflow_run):
@@ -129,3 +130,10 @@ def test_the_collapse_table_carries_every_metric(workflow_run):
     metrics += ["max_equiangularity", "hyperspherical_energy", "rank_sigma_w", "rank_sigma_b"]
     assert table[metrics].notna().all().all()
     assert (table["cdnv"] > 0).all() and (table["cdnv_max"] >= table["cdnv"]).all()
+
+
+def test_fig12_correlates_the_gain_with_every_collapse_metric(workflow_run):
+    table = pd.read_csv(workflow_run / "results/tables/fig12_correlations.csv")
+    assert set(table["metric"]) >= {"nc1", "cdnv", "equinorm", "equiangularity"}
+    assert table["spearman_rho"].between(-1, 1).all() and (table["points"] >= 2).all()
+    assert (workflow_run / "results/figures/collapse_metrics.pdf").stat().st_size > 1000

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import scikit_posthocs as sp
 import seaborn as sns
+from scipy.stats import spearmanr
 
 from imprint.io import atomic_path
 from imprint.tasks import classes_per_task_class
@@ -190,8 +191,43 @@ def multi_proxy_gain(runs: pd.DataFrame) -> pd.DataFrame:
     return (multi - single).rename("gain").reset_index()
 
 
-def fig12(runs: pd.DataFrame, collapse: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Gain of several proxies over one against NC1."""
+# The neural-collapse metrics of the collapse table that figures and correlations show.
+COLLAPSE_METRICS = [
+    "nc1", "nc1_paper", "cdnv", "equinorm", "equiangularity", "max_equiangularity",
+    "hyperspherical_energy",
+]  # fmt: skip
+
+
+def gain_correlations(points: pd.DataFrame) -> pd.DataFrame:
+    """Spearman's ρ (and its p-value) between the gain and each collapse metric, over points."""
+    rows = []
+    for metric in COLLAPSE_METRICS:
+        rho, p_value = spearmanr(points[metric], points["gain"])
+        rows.append(
+            {"metric": metric, "spearman_rho": rho, "p_value": p_value, "points": len(points)}
+        )
+    return pd.DataFrame(rows)
+
+
+def collapse_figure(collapse: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Every neural-collapse metric per FM and data set (mapping, split and task in the label)."""
+    collapse = collapse.assign(
+        data=collapse["dataset"] + " " + collapse["mapping"] + " " + collapse["task"]
+    )
+    width = max(4.0, 0.6 * collapse["data"].nunique())
+    figure, axes = plt.subplots(
+        len(COLLAPSE_METRICS), 1, figsize=(width, 2.2 * len(COLLAPSE_METRICS)), sharex=True
+    )
+    for ax, metric in zip(axes, COLLAPSE_METRICS, strict=True):
+        sns.barplot(collapse, x="data", y=metric, hue="fm", ax=ax, legend=ax is axes[0])
+        ax.set(xlabel="", ylabel=metric.replace("_", " "))
+    axes[-1].tick_params(axis="x", rotation=30)
+    save_figure(figure, path)
+
+
+def fig12(runs: pd.DataFrame, collapse: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """Gain of several proxies over one against NC1; returns the gain's Spearman correlation
+    with every collapse metric over the plotted points."""
     gain = multi_proxy_gain(runs)
     points = gain.merge(collapse[collapse["task"] == "all"], on=["fm", "dataset", "mapping"])
     figure, ax = plt.subplots(figsize=(4.5, 3.6))
@@ -206,6 +242,7 @@ def fig12(runs: pd.DataFrame, collapse: pd.DataFrame, path: str | os.PathLike) -
         )
     ax.set(xscale="log", xlabel="NC1", ylabel="accuracy gain of k > 1 over k = 1 (points)")
     save_figure(figure, path)
+    return gain_correlations(points)
 
 
 def cd_diagram(

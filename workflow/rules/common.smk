@@ -113,6 +113,7 @@ def final_targets():
     figures = config["figures"]
     targets = runs_of(list(config["experiments"]))
     targets += ["results/tables/nc1.csv", "results/figures/fig11a.pdf"]
+    targets += ["results/figures/collapse_metrics.pdf"]
     targets += expand(
         "results/figures/cd_{view}.pdf",
         view=config["statistics"].get("cd_diagrams", {}),

@@ -58,6 +58,24 @@ rule fig11a:
         "../scripts/figure.py"
 
 
+rule collapse_metrics:
+    input:
+        "results/tables/nc1.csv",
+    output:
+        pdf=report(
+            "results/figures/collapse_metrics.pdf",
+            caption="../report/collapse_metrics.rst",
+            category="Neural collapse",
+        ),
+        png="results/figures/collapse_metrics.png",
+    log:
+        "logs/plots/collapse_metrics.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figure.py"
+
+
 rule fig12:
     input:
         runs=runs_of(config["figures"].get("fig12", [])),
@@ -69,6 +87,11 @@ rule fig12:
             category="Figures",
         ),
         png="results/figures/fig12.png",
+        correlations=report(
+            "results/tables/fig12_correlations.csv",
+            caption="../report/fig12_correlations.rst",
+            category="Neural collapse",
+        ),
     log:
         "logs/plots/fig12.log",
     conda:
