@@ -145,23 +145,27 @@ def collapse_metrics(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
     }
 
 
-def nearest_class_centre(x: Tensor, batch: ClassBatch) -> Tensor:
+def nearest_class_centre(x: Tensor, means: Tensor) -> Tensor:
     """The nearest-class-centre rule (NC4): for each row of ``x``, the class whose training mean
-    in ``batch`` is nearest (Euclidean; ties to the lowest class)."""
-    return torch.cdist(x.double(), batch.means().double()).argmin(1)
+    (``means``, C × D) is nearest (Euclidean; ties to the lowest class)."""
+    return torch.cdist(x.double(), means.double()).argmin(1)
 
 
-def self_duality(proxies: ProxySet, batch: ClassBatch) -> float:
+def centred_class_means(batch: ClassBatch) -> Tensor:
+    """M̃ (C × D, float64): each class's training mean minus the mean of all samples."""
+    means, counts = batch.means().double(), batch.counts.double()
+    return means - (counts[:, None] * means).sum(0) / counts.sum()
+
+
+def self_duality(proxies: ProxySet, centred_means: Tensor) -> float:
     """NC3 of an imprinted classifier: ‖W̃/‖W̃‖_F − M̃/‖M̃‖_F‖²_F, where W̃ stacks w_c − mean_c(w_c)
-    with w_c the mean of class c's proxies, and M̃ stacks μ_c − μ_G over the training samples
-    of ``batch``. NaN when either is zero."""
+    with w_c the mean of class c's proxies, and M̃ is ``centred_class_means`` of its training
+    data. NaN when either is zero."""
     weights = proxies.weights.double()
-    n_classes = batch.n_classes
+    n_classes = centred_means.shape[0]
     counts = torch.bincount(proxies.labels, minlength=n_classes).double()
     w = torch.zeros(n_classes, weights.shape[1], dtype=torch.float64, device=weights.device)
     w = w.index_add_(0, proxies.labels, weights) / counts[:, None]
-    samples, _ = batch.flat()
-    centred_means = batch.means().double() - samples.double().mean(0)
     centred_w = w - w.mean(0)
     w_norm, m_norm = centred_w.norm(), centred_means.norm()
     if float(w_norm) == 0 or float(m_norm) == 0:

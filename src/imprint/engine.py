@@ -22,7 +22,7 @@ import torch
 
 from imprint.aggregation import AGG, Variant
 from imprint.batch import ClassBatch
-from imprint.collapse import nearest_class_centre, self_duality
+from imprint.collapse import centred_class_means, nearest_class_centre, self_duality
 from imprint.generators import GEN, RANDOM_GENS, GenContext
 from imprint.normalize import NORM, NORM_POST
 from imprint.params import RUN_COLUMNS, validate_params
@@ -102,7 +102,13 @@ def sweep(
     duality = np.zeros(len(runs))
     gen_time = np.zeros(len(runs))
     total_time = np.zeros(len(runs))
-    test_views: dict[str, torch.Tensor] = {}
+    test_views: dict[str, torch.Tensor] = {}  # x_test under each NORM, made once
+
+    def test_view(norm: str) -> torch.Tensor:
+        if norm not in test_views:
+            test_views[norm] = NORM[norm](x_test)
+        return test_views[norm]
+
     kmeans_caches: dict[Hashable, dict] = defaultdict(dict)
     plan = _plan(runs)
     n_sets = sum(len(gens) for gens in plan.values())
@@ -113,7 +119,8 @@ def sweep(
             x_train, labels, n_classes, norm_pre, fewshot, weibull, data_seed or 0
         )
         metric: torch.Tensor | None = None
-        ncc = nearest_class_centre(NORM[norm_pre](x_test), batch).cpu().numpy()
+        ncc = nearest_class_centre(test_view(norm_pre), batch.means()).cpu().numpy()
+        centred_means = centred_class_means(batch)
         for (gen, k, lam, gen_seed), posts in gens.items():
             context = GenContext(gen_seed or 0, lam or 0.0, kmeans_caches[(data_key, gen_seed)])
             proxies, seconds_gen = _timed(device, GEN[gen], batch, k, context)
@@ -121,17 +128,15 @@ def sweep(
             for norm_post, groups in posts.items():
                 normalised, seconds_post = _timed(device, NORM_POST[norm_post], proxies)
                 seconds_post /= sum(len(members) for members in groups.values())
-                set_duality = self_duality(normalised, batch)
+                set_duality = self_duality(normalised, centred_means)
                 for (norm_inf, agg, distance), members in groups.items():
-                    if norm_inf not in test_views:
-                        test_views[norm_inf] = NORM[norm_inf](x_test)
                     if distance == "mahalanobis" and metric is None:
                         metric = distance_metric(batch, distance)
                     variants = [Variant(runs[i]["m"], runs[i]["weighting"]) for i in members]
                     predictions, seconds_agg = _timed(
                         device,
                         AGG[agg],
-                        test_views[norm_inf],
+                        test_view(norm_inf),
                         normalised,
                         n_classes,
                         distance,
