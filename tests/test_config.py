@@ -100,7 +100,9 @@ def test_imagenet_parts_are_skipped_without_imagenet_root_with_one_note():
     resolved, notes = resolve_config(config)
     assert not any("imagenet" in e["datasets"] for e in resolved["experiments"].values())
     assert not any("imagenet" in block["datasets"] for block in resolved["collapse"])
-    assert resolved["figures"]["fig11b"] == ["subsec3_nonimagenet", "subsec3_combidigits"]
+    fig11b = resolved["figures"]["fig11b"]["experiments"]
+    assert fig11b == ["subsec3_nonimagenet", "subsec3_combidigits"]
+    assert "figA8" not in resolved["figures"]
     assert len(notes) == 1
     assert "subsec3_imagenet, experiment subsec3_imagenet_kls, ImageNet NC1" in notes[0]
     assert "imagenet_root is not set" in notes[0]
@@ -113,7 +115,7 @@ def test_imagenet_parts_run_with_imagenet_root_nc1_on_val_over_all_remaps():
     assert imagenet["split"] == "test"  # the workflow's test split of ImageNet is val
     assert len(imagenet["mappings"]) == len(set(imagenet["mappings"])) == 100
     assert imagenet["mappings"][:2] == ["imagenet_merge_d1_r0", "imagenet_merge_d1_r1"]
-    assert "subsec3_imagenet" in resolved["figures"]["fig12"]
+    assert "subsec3_imagenet" in resolved["figures"]["fig12"]["experiments"]
     assert "anchors" not in resolved
 
 
@@ -133,7 +135,7 @@ def _grid_only_mnn_inner_product(c):
 
 
 def _one_group(c):
-    c["experiments"]["named"].update(tasks=["all"])
+    c["experiments"]["named"].update(tasks=["all"], fms=["demo_cnn"])
 
 
 @pytest.mark.parametrize(
@@ -149,10 +151,10 @@ def _one_group(c):
             r"collapse\[1\]: task 'upper' keeps 0 class",
         ),
         (_grid_only_mnn_inner_product, "experiments.fig6.grid expands to no run"),
-        (_one_group, r"statistics.cd_diagrams.named compares 6 configuration\(s\) over 1 group"),
+        (_one_group, r"statistics.cd_diagrams.named compares 6 method\(s\) over 1 group"),
         (
             lambda c: c["experiments"]["named"].update(methods=["qi"]),
-            r"compares 1 configuration\(s\) over 4 group",
+            r"compares 1 method\(s\) over 12 group",
         ),
         (
             lambda c: c["figures"].update(fig12=["named"]),

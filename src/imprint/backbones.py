@@ -88,7 +88,7 @@ def torchvision_fm(
 
     if name not in TORCHVISION_FMS:
         raise ValueError(
-            f"fm={name!r} is not valid; choose one of {[*TORCHVISION_FMS, 'demo_cnn']}"
+            f"fm={name!r} is not valid; choose one of {list(TORCHVISION_FMS)} or a demo_* CNN"
         )
     builder, weights_enum = TORCHVISION_FMS[name]
     weights = getattr(tvm, weights_enum).IMAGENET1K_V1
@@ -140,8 +140,13 @@ def download_weights(url: str, path: str | os.PathLike) -> None:
 
 def load_fm(name: str, weights_path: str | os.PathLike | None) -> tuple[nn.Module, Preprocessing]:
     """The frozen embedding network of an FM and its preprocessing."""
-    if name == "demo_cnn":
-        model = DemoCNN()
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    if name.startswith("demo_"):
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        model = DemoCNN(
+            n_classes=state["head.weight"].shape[0],
+            width=state["features.0.weight"].shape[0],
+            embedding_dim=state["head.weight"].shape[1],
+        )
+        model.load_state_dict(state)
         return model.features.eval(), DEMO_PREPROCESSING
     return torchvision_fm(name, weights_path)

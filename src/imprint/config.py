@@ -25,6 +25,18 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def figure_experiments(entry: str | list[str] | Mapping[str, Any]) -> list[str]:
+    """The experiments a ``figures`` entry draws from (the entry, or its ``experiments``)."""
+    return as_list(entry["experiments"] if isinstance(entry, Mapping) else entry)
+
+
+def figure_settings(entry: str | list[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """A ``figures`` entry's settings besides its experiments (none for a plain entry)."""
+    if not isinstance(entry, Mapping):
+        return {}
+    return {key: value for key, value in entry.items() if key != "experiments"}
+
+
 def _without_imagenet(config: dict[str, Any]) -> list[str]:
     """Drop ImageNet from every experiment and NC1 block, and what is left empty by that; return
     what was dropped."""
@@ -49,10 +61,13 @@ def _without_imagenet(config: dict[str, Any]) -> list[str]:
             view["experiment"] = kept
         else:
             del views[name]
-    for figure, used in list(config["figures"].items()):
-        kept = [e for e in as_list(used) if e in remaining]
+    table1 = config["statistics"].get("table1")
+    if table1 and table1["view"] not in views:
+        del config["statistics"]["table1"]
+    for figure, entry in list(config["figures"].items()):
+        kept = [e for e in figure_experiments(entry) if e in remaining]
         if kept:
-            config["figures"][figure] = kept
+            config["figures"][figure] = {**figure_settings(entry), "experiments": kept}
         else:
             del config["figures"][figure]
     return list(dict.fromkeys(dropped))
@@ -82,8 +97,9 @@ def resolve_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
 
 
 def check_references(config: Mapping[str, Any]) -> None:
-    """Every FM, experiment and figure a section names must be defined; raise ``ValueError``
-    naming the offending key and the defined values otherwise."""
+    """Every FM, experiment, view and named method a section names must be defined, and every
+    demo FM must have its training settings; raise ``ValueError`` naming the offending key and
+    the defined values otherwise."""
     fms = set(config["fms"])
     experiments = set(config["experiments"])
 
@@ -105,8 +121,20 @@ def check_references(config: Mapping[str, Any]) -> None:
             f"statistics.cd_diagrams.{name}",
             experiments,
         )
-    for figure, used in config["figures"].items():
-        need("experiment(s)", set(as_list(used)), f"figures.{figure}", experiments)
+    for figure, entry in config["figures"].items():
+        need("experiment(s)", set(figure_experiments(entry)), f"figures.{figure}", experiments)
+    demos = {fm for fm in fms if fm.startswith("demo_")}
+    need("demo FM(s)", demos, "fms", set(config.get("demo_fms", {})))
+    table1 = config["statistics"].get("table1")
+    if table1:
+        views = set(config["statistics"].get("cd_diagrams", {}))
+        need("CD view", {table1["view"]}, "statistics.table1.view", views)
+        ran = {
+            m
+            for name in as_list(config["statistics"]["cd_diagrams"][table1["view"]]["experiment"])
+            for m in config["experiments"][name].get("methods", [])
+        }
+        need("method(s)", set(table1.get("extra", [])), "statistics.table1.extra", ran)
 
 
 def check_tasks(config: Mapping[str, Any]) -> None:
@@ -175,6 +203,12 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
         return "" if kmeans["fewshot"].nunique() >= 2 else "no k-means at two or more shots n"
     if figure == "fig11b":
         return "" if kmeans["k"].nunique() >= 2 else "no k-means at two or more k"
+    if figure == "figA8":
+        swept = runs[runs["gen"].isin(["kmeans", "kls"])].groupby("gen")["k"].nunique()
+        return "" if (swept >= 2).any() else "no k-means or k-least-squares at two or more k"
+    if figure == "gen_time":
+        timed = {"mean", "kmeans", "kls", "ls"} & set(runs["gen"])
+        return "" if timed else "no runs of mean, k-means or k-least-squares"
     if figure == "fig12":
         if not {1, 5} <= set(kmeans["k"]):
             return "no k-means at both k = 1 and k = 5"
@@ -206,27 +240,31 @@ def check_experiments(config: Mapping[str, Any]) -> None:
     import pandas as pd
 
     tables = _configurations(config)
-    views = {
-        f"statistics.cd_diagrams.{view}": spec["experiment"]
-        for view, spec in config["statistics"].get("cd_diagrams", {}).items()
-    }
-    if "table1" in config["figures"]:
-        views["figures.table1"] = config["figures"]["table1"]
-    for where, used in views.items():
-        configurations = sum(len(tables[e]) for e in as_list(used))
-        groups = max(_groups(config["experiments"][e]) for e in as_list(used))
-        if configurations < 2 or groups < 2:
-            raise ValueError(
-                f"{where} compares {configurations} configuration(s) over {groups} group(s) "
-                "(FM × data set × mapping × task); ranks and tests need at least two of each"
+    for view, spec in config["statistics"].get("cd_diagrams", {}).items():
+        used = as_list(spec["experiment"])
+        if spec["method"] == ["method"]:  # the named methods: only their experiments count
+            used = [e for e in used if "methods" in config["experiments"][e]]
+            shown, what = (
+                len({m for e in used for m in config["experiments"][e]["methods"]}),
+                "method",
             )
-    for figure, used in config["figures"].items():
-        runs = pd.concat([tables[e] for e in as_list(used)], ignore_index=True)
-        missing = _missing_for_figure(figure, runs, config, as_list(used))
+        else:
+            shown, what = sum(len(tables[e]) for e in used), "configuration"
+        groups = max((_groups(config["experiments"][e]) for e in used), default=0)
+        if shown < 2 or groups < 2:
+            raise ValueError(
+                f"statistics.cd_diagrams.{view} compares {shown} {what}(s) over {groups} "
+                "group(s) (FM × data set × mapping × task); ranks and tests need at least two "
+                "of each"
+            )
+    for figure, entry in config["figures"].items():
+        used = figure_experiments(entry)
+        runs = pd.concat([tables[e] for e in used], ignore_index=True)
+        missing = _missing_for_figure(figure, runs, config, used)
         if missing:
             raise ValueError(
-                f"figures.{figure} draws from {as_list(used)}, which have {missing}; point it "
-                "at experiments that do"
+                f"figures.{figure} draws from {used}, which have {missing}; point it at "
+                "experiments that do"
             )
 
 

@@ -19,9 +19,9 @@ from imprint.progress import LogProgress
 class DemoClassifier(L.LightningModule):
     """Cross-entropy training of ``DemoCNN`` on the seen classes."""
 
-    def __init__(self, n_classes: int, learning_rate: float = 2e-3) -> None:
+    def __init__(self, n_classes: int, width: int = 32, learning_rate: float = 2e-3) -> None:
         super().__init__()
-        self.model = DemoCNN(n_classes)
+        self.model = DemoCNN(n_classes, width=width)
         self.learning_rate = learning_rate
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -41,6 +41,7 @@ def train_demo_fm(
     path: str | os.PathLike,
     epochs: int = 30,
     seed: int = 0,
+    width: int = 32,
 ) -> float:
     """Train on the images of ``classes`` and save the weights to ``path``; returns the final
     training accuracy."""
@@ -54,7 +55,7 @@ def train_demo_fm(
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )
-    module = DemoClassifier(len(classes))
+    module = DemoClassifier(len(classes), width=width)
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",

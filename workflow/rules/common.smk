@@ -9,6 +9,8 @@ from imprint.config import (
     check_experiments,
     check_sweep_device,
     check_unique_keys,
+    figure_experiments,
+    figure_settings,
     resolve_config,
     shard_spec,
 )
@@ -36,7 +38,7 @@ wildcard_constraints:
     split="train|test",
     experiment="[A-Za-z0-9_]+",
     view="[A-Za-z0-9]+",
-    fm="demo_cnn|resnet18|resnet50|vit_b_16|swin_b",
+    fm="demo_[a-z0-9_]+|resnet18|resnet50|vit_b_16|swin_b",
     dataset="[a-z0-9]+",
     mapping="[a-z0-9_]+",
     task="[a-z]+",
@@ -109,6 +111,18 @@ def runs_of(experiments):
     return [f"results/runs/{name}.parquet" for name in as_list(experiments)]
 
 
+def figure_runs(figure):
+    return runs_of(figure_experiments(config["figures"][figure]))
+
+
+def figure_params(figure):
+    return canonical(figure_settings(config["figures"][figure]))
+
+
+def table1_view():
+    return config["statistics"]["cd_diagrams"][config["statistics"]["table1"]["view"]]
+
+
 def final_targets():
     figures = config["figures"]
     targets = runs_of(list(config["experiments"]))
@@ -118,13 +132,11 @@ def final_targets():
         "results/figures/cd_{view}.pdf",
         view=config["statistics"].get("cd_diagrams", {}),
     )
-    if "table1" in figures:
+    if "table1" in config["statistics"]:
         targets += expand("results/tables/table1.{ext}", ext=["md", "csv", "tex"])
-    targets += [
-        f"results/figures/{f}.pdf"
-        for f in ("fig6", "fig10", "fig11b", "fig12")
-        if f in figures
-    ]
+    targets += [f"results/figures/{f}.pdf" for f in figures]
+    if config.get("published"):
+        targets += ["results/tables/paper_comparison.md"]
     return targets
 
 
@@ -136,7 +148,7 @@ def gpus(wanted):
 
 def embed_inputs(wildcards):
     """FM weights, and the decoded images (ImageNet is read from its folder instead)."""
-    suffix = "pt" if wildcards.fm == "demo_cnn" else "pth"
+    suffix = "pt" if wildcards.fm.startswith("demo_") else "pth"
     inputs = {"weights": f"resources/models/{wildcards.fm}.{suffix}"}
     if wildcards.dataset != "imagenet":
         inputs["images"] = f"resources/data/{wildcards.dataset}/{wildcards.split}.npz"

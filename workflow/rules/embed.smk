@@ -5,16 +5,18 @@ rule train_demo_fm:
     input:
         "resources/data/digits/train.npz",
     output:
-        "resources/models/demo_cnn.pt",
+        "resources/models/{fm}.pt",
     log:
-        "logs/embed/train_demo_fm.log",
+        "logs/embed/train_{fm}.log",
+    wildcard_constraints:
+        fm="demo_[a-z0-9_]+",
     conda:
         "../../envs/imprint.yaml"
     resources:
         runtime=10,
         mem_mb=2000,
     params:
-        settings=canonical(config.get("demo_fm", {})),
+        settings=lambda wildcards: canonical(config["demo_fms"][wildcards.fm]),
     script:
         "../scripts/train_demo_fm.py"
 
@@ -47,7 +49,7 @@ rule embed:
         "../../envs/imprint.yaml"
     threads: 4
     resources:
-        gpu=lambda wildcards: gpus(wildcards.fm != "demo_cnn"),
+        gpu=lambda wildcards: gpus(not wildcards.fm.startswith("demo_")),
         runtime=120,
         mem_mb=16000,
     params:

@@ -14,5 +14,6 @@ with log_to(snakemake.log[0]):
         path=snakemake.output[0],
         epochs=settings.get("epochs", 30),
         seed=settings.get("seed", 0),
+        width=settings.get("width", 32),
     )
     print(f"training accuracy on the seen classes: {accuracy:.4f}")
