@@ -99,7 +99,7 @@ def test_seed_medians_and_ranks_match_a_brute_force_table():
     table = rank_pool(seed_medians(runs))
     runs = runs.assign(config=config_labels(runs))
     expected = {}
-    for task, members in runs.groupby("task"):
+    for _, members in runs.groupby("task"):
         medians = {c: float(np.median(m["accuracy"])) for c, m in members.groupby("config")}
         for config, value in medians.items():
             better = sum(v > value for v in medians.values())

@@ -122,7 +122,7 @@ def fig6_curves(runs: pd.DataFrame, gens: Sequence[str] | None = None) -> pd.Dat
         wide = panel.pivot(index="k", columns="gen", values="accuracy").sort_index()
         swept = [g for g in wide.columns if g not in ("mean", "ls", "all")]
         wide.loc[wide.index > 0, swept] = wide.loc[wide.index > 0, swept].ffill()
-        long = wide.stack().rename("accuracy").reset_index()
+        long = wide.stack().dropna().rename("accuracy").reset_index()
         tables.append(long.assign(fm=fm, dataset=dataset))
     return pd.concat(tables, ignore_index=True)[["fm", "dataset", "gen", "k", "accuracy"]]
 
