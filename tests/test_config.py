@@ -15,6 +15,7 @@ from imprint.config import (
     check_experiments,
     check_references,
     check_unique_keys,
+    figure_experiments,
     resolve_config,
 )
 from imprint.generators import GEN
@@ -115,7 +116,7 @@ def test_imagenet_parts_run_with_imagenet_root_nc1_on_val_over_all_remaps():
     assert imagenet["split"] == "test"  # the workflow's test split of ImageNet is val
     assert len(imagenet["mappings"]) == len(set(imagenet["mappings"])) == 100
     assert imagenet["mappings"][:2] == ["imagenet_merge_d1_r0", "imagenet_merge_d1_r1"]
-    assert "subsec3_imagenet" in resolved["figures"]["fig12"]["experiments"]
+    assert "subsec3_imagenet" in figure_experiments(resolved["figures"]["fig12"])
     assert "anchors" not in resolved
 
 

@@ -147,8 +147,8 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
     _made(client, [f"results/runs/{e}.parquet" for e in experiments] + ["results/tables/nc1.csv"])
     report = _submitted(directory, endpoint, record)
     assert Counter(j["rule"] for j in report) == {
-        "cd_diagram": 4, "figure": 2, "fig6": 1, "fig11a": 1, "fig12": 1, "table1": 1,
-        "collapse_metrics": 1, "gen_time": 1, "paper_comparison": 1,
+        "cd_diagram": 4, "figure": 2, "fig6": 1, "collapse_figure": 2, "fig12": 1, "table1": 1,
+        "gen_time": 1, "paper_comparison": 1,
     }  # fmt: skip
     shard = "results/runs/fig6/resnet18/mnist/none/all.parquet"
     cpu_only = _submitted(

@@ -27,7 +27,8 @@ FAKE_COMMANDS = {
     "sinfo": "true",
     "scontrol": "true",
 }
-SHARDS = 11  # the embedded default's sweep shards: one group of 10 and one of 1
+SHARDS = 42  # the embedded default's sweep shards: 3 FMs × 14
+JOBS = -(-SHARDS // 10)  # in groups of up to 10
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def _sbatch_calls(directory: Path, *args: str) -> list[str]:
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if record.exists() and len(record.read_text().splitlines()) >= 2:
+        if record.exists() and len(record.read_text().splitlines()) >= JOBS:
             break
         time.sleep(0.5)
     process.kill()
@@ -80,7 +81,7 @@ def _option(call: str, name: str) -> str | None:
 
 def test_shards_on_cuda_go_to_the_gpu_partition_one_gpu_per_job(finished):
     calls = _sbatch_calls(finished, "--config", "sweep_device=cuda")
-    assert len(calls) == 2  # SHARDS shards in groups of up to 10
+    assert len(calls) == JOBS
     for call in calls:
         assert "sweeps_sweep_shard" in call
         assert _option(call, "-p") == "gpu"
@@ -90,7 +91,7 @@ def test_shards_on_cuda_go_to_the_gpu_partition_one_gpu_per_job(finished):
 
 def test_shards_on_cpu_go_to_the_cpu_partition_without_gpus(finished):
     calls = _sbatch_calls(finished)
-    assert len(calls) == 2
+    assert len(calls) == JOBS
     for call in calls:
         assert _option(call, "-p") == "cpu"
         assert _option(call, "--gpus") is None

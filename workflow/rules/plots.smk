@@ -74,44 +74,25 @@ rule fig6:
         "../scripts/figure.py"
 
 
-rule fig11a:
+rule collapse_figure:
     input:
         collapse="results/tables/nc1.csv",
     output:
         pdf=report(
-            "results/figures/fig11a.pdf",
-            caption="../report/fig11a.rst",
-            category="Figures",
+            "results/figures/{figure}.pdf",
+            caption="../report/collapse_figure.rst",
+            category="Neural collapse",
         ),
-        png="results/figures/fig11a.png",
-        csv="results/tables/fig11a.csv",
+        png="results/figures/{figure}.png",
+        csv="results/tables/{figure}.csv",
     log:
-        "logs/plots/fig11a.log",
+        "logs/plots/{figure}.log",
+    wildcard_constraints:
+        figure="fig11a|collapse_metrics",
     conda:
         "../../envs/report.yaml"
     params:
         settings={"metric": config.get("nc1_metric", "nc1")},
-    script:
-        "../scripts/figure.py"
-
-
-rule collapse_metrics:
-    input:
-        collapse="results/tables/nc1.csv",
-    output:
-        pdf=report(
-            "results/figures/collapse_metrics.pdf",
-            caption="../report/collapse_metrics.rst",
-            category="Neural collapse",
-        ),
-        png="results/figures/collapse_metrics.png",
-        csv="results/tables/collapse_metrics.csv",
-    log:
-        "logs/plots/collapse_metrics.log",
-    conda:
-        "../../envs/report.yaml"
-    params:
-        settings={},
     script:
         "../scripts/figure.py"
 
