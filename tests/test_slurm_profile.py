@@ -27,7 +27,7 @@ FAKE_COMMANDS = {
     "sinfo": "true",
     "scontrol": "true",
 }
-SHARDS = 42  # the embedded default's sweep shards: 3 FMs × 14
+SHARDS = 36  # the embedded default's sweep shards: 3 FMs × 12
 JOBS = -(-SHARDS // 10)  # in groups of up to 10
 
 
