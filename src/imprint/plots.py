@@ -518,7 +518,9 @@ def figA8(runs: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     curves = figA8_curves(runs)
     fms = list(dict.fromkeys(runs["fm"]))
     fms = [fm for fm in fms if fm in set(curves["fm"])]
-    figure, axes = plt.subplots(1, len(fms), figsize=(3.2 * len(fms), 3.2), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(fms), figsize=(3.2 * len(fms), 3.2), squeeze=False, layout="constrained"
+    )
     styles = {
         "mean": ("magenta", "-"),
         "least-squares": ("orange", "-"),
@@ -534,9 +536,11 @@ def figA8(runs: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
             ax.fill_between(
                 curve["d"], curve["lower"], curve["upper"], color=colour, alpha=0.2, lw=0
             )
-        ax.set(title=fm, xlabel="$d$", ylabel="acc % at the best $k$")
+        ax.set(title=fm, xlabel="$d$")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    axes[0, 0].set_ylabel("acc % at the best $k$")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncols=4, bbox_to_anchor=(0.5, -0.08))
+    figure.legend(handles, labels, loc="outside lower center", ncols=4)
     save_figure(figure, path)
     return curves
 
@@ -692,13 +696,14 @@ def gen_time(runs: pd.DataFrame, path: str | os.PathLike) -> tuple[pd.DataFrame,
     and the mean and median over groups per method."""
     times = gen_times(runs)
     order = [m[0] for m in GEN_TIME_METHODS if m[0] in set(times["name"])]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.5), layout="constrained")
     sns.boxplot(
         times,
         x="name",
         y="median_s",
         order=order,
         showmeans=True,
+        showfliers=False,
         meanprops={"marker": "o", "markerfacecolor": "white", "markeredgecolor": "black"},
         ax=left,
     )
@@ -711,6 +716,8 @@ def gen_time(runs: pd.DataFrame, path: str | os.PathLike) -> tuple[pd.DataFrame,
         times, x="name", y="std_s", order=order, color="black", size=3, alpha=0.6, ax=right
     )
     right.set(xlabel="", ylabel="std of the GEN time over seeds (s)")
+    for ax in (left, right):
+        ax.tick_params(axis="x", rotation=20)
     save_figure(figure, path)
     summary = (
         times.groupby("name", sort=False)["median_s"]
