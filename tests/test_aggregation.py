@@ -156,3 +156,20 @@ def test_cosine_distance_is_never_negative_and_an_exact_match_wins_the_weighted_
     assert bool((dists >= 0).all())
     (got,) = AGG["mnn"](x, proxies, 2, "cosine", [Variant(5, "weighted_by_distance")])
     assert got.tolist() == [0] * 200
+
+
+@pytest.mark.parametrize("distance", ["manhattan", "chebyshev"])
+@pytest.mark.parametrize("m", [1, 3, 8, 60])
+def test_nearest_proxies_order_ties_by_index_as_a_stable_sort(distance, m):
+    """Small integer coordinates make many equal distances, also at the m-th place: the m nearest
+    must be a stable sort's first m columns, rows with and without a tie at the boundary alike."""
+    rng = np.random.default_rng(11)
+    weights = rng.integers(0, 3, size=(60, 4)).astype(np.float32)
+    x = rng.integers(0, 3, size=(50, 4)).astype(np.float32)
+    proxies = _proxies(weights, np.zeros(60, dtype=np.int64))
+    dists, index = nearest_proxies(torch.tensor(x), proxies, distance, m, None)
+    order = 1 if distance == "manhattan" else np.inf
+    brute = np.linalg.norm(x[:, None, :] - weights[None, :, :], ord=order, axis=2)
+    expected = np.argsort(brute, axis=1, kind="stable")[:, :m]
+    assert np.array_equal(index.numpy(), expected)
+    assert np.array_equal(dists.numpy(), np.take_along_axis(brute, expected, 1).astype(np.float32))

@@ -51,24 +51,28 @@ def whitening(x: Tensor) -> Tensor:
     return torch.linalg.solve_triangular(chol, eye, upper=False).T.to(x.dtype)
 
 
-def _euclidean(x: Tensor, w: Tensor) -> Tensor:
-    centre = w.mean(0)  # distances are translation invariant; centring keeps float32 accurate
-    return torch.cdist(x - centre, w - centre)
-
-
-def _pairwise(distance: str, x: Tensor, w: Tensor, metric: Tensor | None) -> Tensor:
+def _to_proxies(distance: str, w: Tensor, metric: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """A function from a block of test rows to their distances to every proxy (rows, P); what
+    depends on the proxies alone is computed once, here."""
     if distance == "cosine":
-        xn = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        wn = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return (1 - xn @ wn.T).clamp_min_(0)  # rounding can push 1 - cos of equal rows below 0
-    if distance == "euclidean":
-        return _euclidean(x, w)
-    if distance == "manhattan":
-        return torch.cdist(x, w, p=1)
-    if distance == "chebyshev":
-        return torch.cdist(x, w, p=float("inf"))
-    if distance == "mahalanobis":
-        return _euclidean(x @ metric, w @ metric)
+        wn_t = (w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)).T
+        one = w.new_ones(())
+
+        def cosine(x: Tensor) -> Tensor:
+            xn = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            # rounding can push 1 - cos of equal rows below 0
+            return torch.addmm(one, xn, wn_t, alpha=-1).clamp_min_(0)
+
+        return cosine
+    if distance in ("euclidean", "mahalanobis"):
+        project = (lambda v: v @ metric) if distance == "mahalanobis" else (lambda v: v)
+        w = project(w)
+        centre = w.mean(0)  # distances are translation invariant; centring keeps float32 accurate
+        w = w - centre
+        return lambda x: torch.cdist(project(x) - centre, w)
+    if distance in ("manhattan", "chebyshev"):
+        p = 1.0 if distance == "manhattan" else float("inf")
+        return lambda x: torch.cdist(x, w, p=p)
     raise ValueError(f"distance={distance!r} is not a distance; choose one of {DISTANCES}")
 
 
@@ -122,14 +126,48 @@ def nearest_proxies(
     """Distances and indices (N, m) of the m nearest proxies of every test row, nearest first.
 
     Equal distances (common under Chebyshev or after quantile normalisation) are ordered by proxy
-    index, so the m nearest are the first m of the m + 1 nearest, whatever m is asked for."""
+    index, so the m nearest are the first m of the m + 1 nearest, whatever m is asked for. Blocks
+    of test rows are scored against all proxies and only their m + 1 nearest are kept (a
+    partial selection, not a sort); the rare rows whose (m + 1)-th distance equals their m-th are
+    sorted in full so that ties still go by index."""
     dists, index = [], []
+    to_proxies = _to_proxies(distance, proxies.weights, metric)
     for block in _blocks(x.shape[0], proxies.weights.shape[0]):
-        d = _pairwise(distance, x[block], proxies.weights, metric)
-        ordered = torch.sort(d, dim=1, stable=True)
-        dists.append(ordered.values[:, :m])
-        index.append(ordered.indices[:, :m])
+        d = to_proxies(x[block])
+        block_dists, block_index = _smallest(d, m)
+        dists.append(block_dists)
+        index.append(block_index)
     return torch.cat(dists), torch.cat(index)
+
+
+def _smallest(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
+    """The m smallest entries of each row of ``d`` and their columns, ordered by (value, column):
+    what a stable sort's first m columns hold, found by a partial selection of m + 1."""
+    n_columns = d.shape[1]
+    m = min(m, n_columns)
+    values, columns = torch.topk(d, min(m + 1, n_columns), dim=1, largest=False, sorted=True)
+    by_column = torch.sort(columns, dim=1).indices  # (value, column) order: columns ascending,
+    values = torch.gather(values, 1, by_column)  # then a stable sort by value
+    order = torch.sort(values, dim=1, stable=True).indices
+    values = torch.gather(values, 1, order)
+    columns = torch.gather(torch.gather(columns, 1, by_column), 1, order)[:, :m]
+    if values.shape[1] > m:
+        # Where the m-th value ties with the next, columns of lower index holding that value may
+        # have been left out: keep the entries below it, then take its lowest-index columns.
+        tied = torch.nonzero(values[:, m - 1] == values[:, m]).squeeze(1)
+        values = values[:, :m]
+        if len(tied):
+            rows, threshold = d[tied], values[tied, m - 1 :]
+            below = (rows < threshold).sum(1, keepdim=True)
+            index = torch.arange(n_columns, device=d.device)
+            tie_columns = torch.where(rows == threshold, index, n_columns)
+            lowest = torch.topk(tie_columns, m, dim=1, largest=False, sorted=True).values
+            position = index[:m]
+            from_ties = position >= below
+            lowest = torch.gather(lowest, 1, (position - below).clamp_min(0))
+            columns[tied] = torch.where(from_ties, lowest, columns[tied])
+            values[tied] = torch.where(from_ties, threshold, values[tied])
+    return values, columns
 
 
 def vote(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tensor:

@@ -4,8 +4,9 @@ computed once.
 Runs are grouped so that NORMpre + presampling run once per (NORMpre, few-shot, Weibull, seed),
 GEN once per (that, GEN, k, λ, seed) — the seed only where the step is random — NORMpost once
 per proxy set, NORMinf once per option, and one neighbour search serves every (m, weighting) of
-an (AGG, distance). Each step is the same function ``ImprintingClassifier`` calls, so a row's
-accuracy equals the classifier's for the same parameters.
+a distance, ``max`` with that distance (1-NN) included. Each step is the same function
+``ImprintingClassifier`` calls, so a row's accuracy equals the classifier's for the same
+parameters.
 """
 
 from __future__ import annotations
@@ -52,9 +53,19 @@ def _plan(runs: list[dict[str, Any]]) -> dict[Hashable, Any]:
         lam = p["lambda_reg"] if p["gen"] in ("ls", "kls") else None
         data_key = (p["norm_pre"], p["fewshot"], p["weibull"], data_seed)
         gen_key = (p["gen"], p["k"], lam, gen_seed)
-        scoring_key = (p["norm_inf"], p["agg"], p["distance"])
+        scoring_key = (p["norm_inf"], _search(p), p["distance"])
         tree[data_key][gen_key][p["norm_post"]][scoring_key].append(i)
     return tree
+
+
+def _search(p: dict[str, Any]) -> str:
+    """The AGG that scores a run: ``max`` with a true distance is the 1-nearest-neighbour vote,
+    so it shares the neighbour search of the ``mnn`` runs with that distance."""
+    return "mnn" if p["agg"] == "max" and p["distance"] != "inner_product" else p["agg"]
+
+
+def _variant(p: dict[str, Any]) -> Variant:
+    return Variant(1) if p["agg"] == "max" else Variant(p["m"], p["weighting"])
 
 
 def f1_per_class(truth: np.ndarray, prediction: np.ndarray, n_classes: int) -> list[float]:
@@ -132,7 +143,7 @@ def sweep(
                 for (norm_inf, agg, distance), members in groups.items():
                     if distance == "mahalanobis" and metric is None:
                         metric = distance_metric(batch, distance)
-                    variants = [Variant(runs[i]["m"], runs[i]["weighting"]) for i in members]
+                    variants = [_variant(runs[i]) for i in members]
                     predictions, seconds_agg = _timed(
                         device,
                         AGG[agg],

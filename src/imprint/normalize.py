@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,14 +25,21 @@ def l2_normalize(x: Tensor) -> Tensor:
 def quantiles(values: Tensor, probs: Tensor) -> Tensor:
     """Quantiles of ``values`` (any shape) at ``probs``, linear interpolation as ``numpy.quantile``.
 
-    Written out with a sort because ``torch.quantile`` refuses inputs above 2**24 elements.
+    Written out because ``torch.quantile`` refuses inputs above 2**24 elements: only the order
+    statistics needed are found, by a partial selection on the CPU (NumPy's introselect, a few
+    times faster than a full sort there) and by a sort on a GPU.
     """
-    ordered = torch.sort(values.flatten().double()).values
-    position = probs.double() * (ordered.numel() - 1)
+    flat = values.flatten()
+    position = probs.double() * (flat.numel() - 1)
     lower = position.floor().long()
-    upper = torch.clamp(lower + 1, max=ordered.numel() - 1)
-    fraction = position - lower
-    return ordered[lower] + fraction * (ordered[upper] - ordered[lower])
+    upper = torch.clamp(lower + 1, max=flat.numel() - 1)
+    if flat.device.type == "cpu":
+        wanted = torch.unique(torch.cat([lower, upper]))
+        ordered = torch.from_numpy(np.partition(flat.numpy(), wanted.numpy()))
+    else:
+        ordered = torch.sort(flat).values
+    low, high = ordered[lower].double(), ordered[upper].double()
+    return low + (position - lower) * (high - low)
 
 
 def _match_ranks(weights: Tensor, reference: Tensor) -> Tensor:
