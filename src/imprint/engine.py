@@ -42,7 +42,7 @@ TIMING_COLUMNS = ("gen_time_s", "time_s")  # measured, so the only columns that 
 RESULT_COLUMNS = ("accuracy", "f1_per_class", "ncc_agreement", "self_duality", *TIMING_COLUMNS)
 
 
-def _plan(runs: list[dict[str, Any]]) -> dict[Hashable, Any]:
+def plan_runs(runs: list[dict[str, Any]]) -> dict[Hashable, Any]:
     """Nest run indices as data key -> GEN key -> NORMpost -> (NORMinf, AGG, distance) -> runs.
 
     Seeds and λ enter the keys only where they change the result."""
@@ -121,7 +121,7 @@ def sweep(
         return test_views[norm]
 
     kmeans_caches: dict[Hashable, dict] = defaultdict(dict)
-    plan = _plan(runs)
+    plan = plan_runs(runs)
     n_sets = sum(len(gens) for gens in plan.values())
     done = 0
     for data_key, gens in plan.items():

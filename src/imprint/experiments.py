@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from imprint.cost import Budget, task_size, units
 from imprint.engine import sweep
 from imprint.grid import expand_grid
 from imprint.io import with_provenance
@@ -61,15 +62,29 @@ def run_shard(
     train_files: list[str],
     test_files: list[str],
     device: str = "cpu",
+    part: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Every run of one (experiment, FM, data set, mapping, task) on the embeddings files of the
-    data set's splits: a tidy table with provenance."""
+    data set's splits: a tidy table with provenance. ``part`` (``index`` of ``of``, and the
+    ``minutes``, ``rates`` and ``slowdown`` of an ``imprint.cost.Budget``) keeps one job's runs."""
     train = select_task(*load_embeddings(train_files), mapping, task)
     test = select_task(*load_embeddings(test_files), mapping, task)
     runs = shard_runs(experiment, lambda_reg)
+    which = ""
+    if part:
+        budget = Budget(part["minutes"], part["rates"], part["slowdown"])
+        jobs = budget.jobs(units(runs), task_size(fm, dataset, mapping, task))
+        if len(jobs) != part["of"]:
+            raise ValueError(
+                f"the budget splits this shard into {len(jobs)} parts, not {part['of']}; "
+                "plan the workflow again"
+            )
+        runs = runs.iloc[jobs[part["index"] - 1][0]].reset_index(drop=True)
+        which = f" (part {part['index']} of {part['of']})"
     log.info(
-        "%s/%s/%s/%s/%s: %d runs, %d train and %d test samples",
-        experiment_name, fm, dataset, mapping, task, len(runs), len(train[1]), len(test[1]),
+        "%s/%s/%s/%s/%s%s: %d runs, %d train and %d test samples",
+        experiment_name, fm, dataset, mapping, task, which, len(runs), len(train[1]),
+        len(test[1]),
     )  # fmt: skip
     result = sweep(*train, *test, runs, device=device)
     result.insert(0, "experiment", experiment_name)

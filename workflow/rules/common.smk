@@ -1,3 +1,6 @@
+import functools
+import itertools
+import math
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -42,6 +45,7 @@ wildcard_constraints:
     dataset="[a-z0-9]+",
     mapping="[a-z0-9_]+",
     task="[a-z]+",
+    part="(?:\.part[0-9]+of[0-9]+)?",
 
 
 def canonical(value):
@@ -81,15 +85,91 @@ def embedding_inputs(splits=None):
 
 
 def shards(experiment):
+    """The run tables of an experiment: one per shard, or one per part of a shard that the job
+    budget splits (``{task}.part{i}of{n}.parquet``)."""
     e = config["experiments"][experiment]
-    return expand(
-        "results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}.parquet",
-        experiment=experiment,
-        fm=e["fms"],
-        dataset=e["datasets"],
-        mapping=e["mappings"],
-        task=e["tasks"],
+    paths = []
+    for fm, dataset, mapping, task in itertools.product(
+        e["fms"], e["datasets"], e["mappings"], e["tasks"]
+    ):
+        n = len(shard_jobs(experiment, fm, dataset, mapping, task))
+        parts = [""] if n == 1 else [f".part{i}of{n}" for i in range(1, n + 1)]
+        paths += [
+            f"results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}{part}.parquet"
+            for part in parts
+        ]
+    return paths
+
+
+# Sweep jobs run single-threaded (the rule declares no threads): the budget prices them so.
+SWEEP_THREADS = 1
+
+
+@functools.cache
+def job_budget():
+    from imprint.cost import load_budget
+
+    budget = config["job_budget"]
+    device = config.get("sweep_device", "cpu")
+    return load_budget(budget["minutes"], budget["rates"], device, SWEEP_THREADS)
+
+
+@functools.cache
+def _shard_units(experiment, lambda_reg):
+    from imprint.cost import units
+    from imprint.experiments import shard_runs
+
+    return units(shard_runs(config["experiments"][experiment], lambda_reg))
+
+
+@functools.cache
+def shard_jobs(experiment, fm, dataset, mapping, task):
+    """The jobs of one shard under the budget: (row positions, projected seconds) each."""
+    from imprint.cost import task_size
+
+    units = _shard_units(experiment, config["fms"][fm]["lambda_reg"])
+    return job_budget()[0].jobs(units, task_size(fm, dataset, mapping, task))
+
+
+def _sweep_job(wildcards):
+    """The part's (index, of) and its projected seconds; (1, 1) for a whole shard."""
+    jobs = shard_jobs(
+        wildcards.experiment,
+        wildcards.fm,
+        wildcards.dataset,
+        wildcards.mapping,
+        wildcards.task,
     )
+    index, n = (
+        map(int, wildcards.part.removeprefix(".part").split("of"))
+        if wildcards.part
+        else (1, 1)
+    )
+    if n != len(jobs):
+        raise ValueError(
+            f"{wildcards.task}{wildcards.part}: the job budget splits this shard into "
+            f"{len(jobs)} part(s), not {n}; ask for results/runs/{wildcards.experiment}.parquet"
+        )
+    return index, n, jobs[index - 1][1]
+
+
+def sweep_part(wildcards):
+    """What a part job needs to find its runs again: its place and the budget; None for a
+    whole shard (so that changing the budget does not touch shards it leaves whole)."""
+    if not wildcards.part:
+        return None
+    index, n, _ = _sweep_job(wildcards)
+    budget = job_budget()[0]
+    rates = dict(sorted(budget.rates.items()))
+    return {"index": index, "of": n, "minutes": budget.minutes, "rates": rates,
+            "slowdown": budget.slowdown}  # fmt: skip
+
+
+def sweep_minutes(wildcards):
+    """A sweep job's declared runtime: twice its budget, or twice its projection if longer
+    (a proxy set whose runs alone exceed the budget is never split)."""
+    seconds = _sweep_job(wildcards)[2]
+    return math.ceil(2 * max(config["job_budget"]["minutes"], seconds / 60))
 
 
 def collapse_entries():

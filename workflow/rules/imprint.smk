@@ -1,18 +1,19 @@
-# Sweep shards: one job per (experiment, FM, data set, label mapping, task split).
+# Sweep shards: one job per (experiment, FM, data set, label mapping, task split), or per part
+# of one where the job budget (config job_budget, imprint.cost) splits it.
 
 
 rule sweep_shard:
     input:
         unpack(embedding_inputs(["train", "test"])),
     output:
-        "results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}.parquet",
+        "results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}{part}.parquet",
     log:
-        "logs/imprint/{experiment}/{fm}_{dataset}_{mapping}_{task}.log",
+        "logs/imprint/{experiment}/{fm}_{dataset}_{mapping}_{task}{part}.log",
     conda:
         "../../envs/imprint.yaml"
     resources:
         gpu=lambda wildcards: gpus(config.get("sweep_device") == "cuda"),
-        runtime=60,
+        runtime=sweep_minutes,
         mem_mb=8000,
     params:
         experiment=lambda wildcards: canonical(
@@ -20,6 +21,7 @@ rule sweep_shard:
         ),
         lambda_reg=lambda wildcards: config["fms"][wildcards.fm]["lambda_reg"],
         device=config.get("sweep_device", "cpu"),
+        part=sweep_part,
     script:
         "../scripts/sweep_shard.py"
 

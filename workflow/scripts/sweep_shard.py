@@ -1,4 +1,5 @@
-"""Run every configuration of one sweep shard and write its tidy Parquet table."""
+"""Run every configuration of one sweep shard (or of one part of it) and write its tidy
+Parquet table."""
 
 import torch
 
@@ -19,5 +20,6 @@ with log_to(snakemake.log[0]):
         train_files=snakemake.input.train,
         test_files=snakemake.input.test,
         device=snakemake.params.device,
+        part=snakemake.params.part,
     )
     write_table(table, snakemake.output[0])

@@ -1,0 +1,274 @@
+"""The bill of config/paper.yaml before it runs, measured on this machine.
+
+1. calibrate: every step family ``imprint.cost`` prices (prepare, each GEN, each NORMpost, each
+   search, the votes) is timed on synthetic embeddings at the paper's sizes, giving seconds per
+   operation and a fixed cost per step;
+2. check: sampled units of real-sized shards (one per GEN of every experiment, CIFAR-10 and
+   ResNet-18 sizes, test rows capped) are swept and their time compared with the projection;
+3. floor: the ``all`` rows of a CIFAR-sized shard of the default config's ``sec51`` grid against
+   one distance matrix + top-50 per distinct search (the least any nearest-proxy search can do);
+4. project: every shard of the paper configuration priced at those rates: core-hours (CPU) or
+   GPU-hours per experiment and in total, and the jobs a budget splits them into.
+
+    python benchmarks/bench_paper.py                       # CPU, about 6 minutes on 2 cores
+    python benchmarks/bench_paper.py --device cuda         # GPU rates, plus the GPU targets
+    python benchmarks/bench_paper.py --write-rates src/imprint/rates.json   # the shipped rates
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from bench_sweep import make_task
+
+from imprint import expand_grid, sweep
+from imprint.aggregation import AGG, Variant, vote
+from imprint.batch import ClassBatch
+from imprint.collapse import nearest_class_centre
+from imprint.cost import Budget, TaskSize, task_size, unit_seconds, units
+from imprint.engine import plan_runs
+from imprint.experiments import shard_runs
+from imprint.generators import GEN, GenContext
+from imprint.normalize import NORM_POST
+from imprint.params import validate_params
+from imprint.pipeline import distance_metric, prepare_classes
+from imprint.tasks import expand_mappings
+
+ROOT = Path(__file__).parent.parent
+DISTANCES = ("euclidean", "cosine", "manhattan", "chebyshev", "mahalanobis")
+
+
+def _clock(device: str, function: Callable, *args) -> float:
+    """Seconds of one call (after one warm-up call), waiting for the GPU."""
+    function(*args)
+    start = time.perf_counter()
+    function(*args)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _tensors(per_class: int, n_classes: int, dim: int, seed: int, device: str):
+    x, y = make_task(per_class, seed, n_classes=n_classes, dim=dim)
+    return torch.tensor(x, device=device), torch.tensor(y, device=device)
+
+
+def calibrate(device: str) -> dict[str, float]:
+    """Seconds per operation of every family (operations as ``imprint.cost`` counts them) and
+    ``overhead``, the fixed seconds of one step."""
+    c, n, dim, k, n_test = 10, 2000, 512, 20, 2000
+    x, y = _tensors(n, c, dim, 1, device)
+    x_test, _ = _tensors(n_test // c, c, dim, 2, device)
+    tiny = TaskSize(10, 20, 50, 8)
+    rates: dict[str, float] = {}
+
+    def rate(family: str, ops: float, seconds: float) -> None:
+        rates[family] = max(seconds - rates.get("overhead", 0.0), 0.0) / ops
+
+    # The fixed cost of a step: a sweep of a tiny task divided by the steps it takes.
+    tiny_runs = expand_grid({"gen": ["mean", "kmeans"], "k": [1, 2], "norm_post": ["none", "l2"]})
+    xs, ys = _tensors(tiny.train_per_class, tiny.n_classes, tiny.dim, 1, device)
+    xs_test, ys_test = _tensors(tiny.n_test // tiny.n_classes, tiny.n_classes, tiny.dim, 2, device)
+    steps = sum(len(u.steps) for u in units(tiny_runs))
+    rates["overhead"] = _clock(device, sweep, xs, ys, xs_test, ys_test, tiny_runs, device) / steps
+
+    def prepare() -> None:
+        batch = prepare_classes(x, y, c, "l2", -1, None, 0)
+        nearest_class_centre(x_test, batch.means())
+
+    rate("prepare", (c * n + n_test * (1 + c)) * dim, _clock(device, prepare))
+    batch = ClassBatch.from_labels(x, y, c)
+    for gen in GEN:
+        ops = {"random": c * k * dim, "fps": c * n * k * dim, "kmeans": c * n * k * dim}
+        ops |= {"kmedoids": c * n * n * dim, "kmedoids_pam": c * n * n * dim}
+        ops |= {"ls": c * n * dim * dim + dim**3, "kls": None}
+        if ops.get(gen, 0) is None:
+            continue  # k-means plus the joint solve of ls, priced as those two
+        run = lambda gen=gen: GEN[gen](batch, k, GenContext(0))  # noqa: E731
+        rate(f"gen_{gen}", ops.get(gen, c * n * dim), _clock(device, run))
+    proxies = GEN["all"](batch, -1, GenContext(0))
+    for norm_post in NORM_POST:
+        if norm_post != "none":
+            run = lambda p=norm_post: NORM_POST[p](proxies)  # noqa: E731
+            rate(f"post_{norm_post}", c * n * dim, _clock(device, run))
+    rates["post_none"] = 0.0
+    search_ops = n_test * c * n * dim
+    run = lambda: AGG["max"](x_test, proxies, c, "inner_product", [Variant()])  # noqa: E731
+    rate("search_max", search_ops, _clock(device, run))
+    for distance in DISTANCES:
+        metric = distance_metric(batch, distance)
+        run = lambda d=distance, w=metric: AGG["mnn"](x_test, proxies, c, d, [Variant(20)], w)  # noqa: E731
+        rate(f"search_{distance}", search_ops, _clock(device, run))
+    dists = torch.rand(n_test, 20, device=device).sort(1).values
+    labels = torch.randint(0, c, (n_test, 20), device=device)
+    rate("vote", n_test * 21, _clock(device, vote, dists, labels, c, "uniform"))
+    return rates
+
+
+def check(config: dict, rates: dict[str, float], device: str, test_rows: int) -> pd.DataFrame:
+    """Sweep one unit per GEN of every experiment's ResNet-18 shard (CIFAR-10, or the first data
+    set) at real training sizes and ``test_rows`` test rows; measured against projected seconds."""
+    rows = []
+    for name, experiment in config["experiments"].items():
+        dataset = "cifar10" if "cifar10" in experiment["datasets"] else experiment["datasets"][0]
+        if dataset == "imagenet":
+            continue  # the same grids as the other §5.3 experiments
+        mapping = expand_mappings(experiment["mappings"])[0]
+        size = task_size("resnet18", dataset, mapping, experiment["tasks"][0])
+        size = TaskSize(size.n_classes, size.train_per_class, test_rows, size.dim)
+        runs = shard_runs(experiment, config["fms"]["resnet18"]["lambda_reg"])
+        chosen, seen = [], set()
+        for unit in units(runs):
+            gens = runs.iloc[list(unit.runs)]["gen"].unique()
+            if not set(gens) <= seen:
+                seen |= set(gens)
+                chosen.append(unit)
+        sample = runs.iloc[np.concatenate([u.runs for u in chosen])].reset_index(drop=True)
+        n = round(size.train_per_class)
+        x, y = make_task(n, 1, n_classes=size.n_classes, dim=size.dim)
+        x_test, y_test = make_task(test_rows // size.n_classes, 2, size.n_classes, size.dim)
+        start = time.perf_counter()
+        sweep(x, y, x_test, y_test, sample, device)
+        measured = time.perf_counter() - start
+        projected = sum(unit_seconds(u, size, rates) for u in chosen)
+        rows.append(
+            {
+                "experiment": name,
+                "size": f"{size.n_classes}×{n} train, {test_rows} test, D={size.dim}",
+                "runs": len(sample),
+                "measured_s": measured,
+                "projected_s": projected,
+                "ratio": measured / projected,
+            }
+        )
+        print(f"  {name}: {rows[-1]['ratio']:.2f}× ({measured:.1f} s measured)", flush=True)
+    return pd.DataFrame(rows)
+
+
+def floor(device: str, test_per_class: int) -> tuple[int, int, float, float]:
+    """The ``all`` rows of the default config's ``sec51`` grid on a CIFAR-sized task: sweep
+    seconds against one distance matrix + top-50 per distinct search."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    runs = shard_runs(config["experiments"]["sec51"], 1e-4)
+    runs = runs[runs["gen"] == "all"].reset_index(drop=True)
+    x, y = make_task(5000, 1)
+    x_test, y_test = make_task(test_per_class, 2)
+    start = time.perf_counter()
+    sweep(x, y, x_test, y_test, runs, device)
+    swept = time.perf_counter() - start
+    records = [validate_params(r) for r in runs.to_dict("records")]
+    searches = [
+        "max" if agg == "max" else distance
+        for gens in plan_runs(records).values()
+        for posts in gens.values()
+        for groups in posts.values()
+        for _, agg, distance in groups
+    ]
+    train = torch.tensor(x, device=device)
+    test = torch.tensor(x_test, device=device)
+    rows = max(1, 2**24 // len(train))
+    start = time.perf_counter()
+    for kind in searches:
+        for i in range(0, len(test), rows):
+            block = test[i : i + rows]
+            scores = block @ train.T if kind in ("max", "cosine") else torch.cdist(block, train)
+            torch.topk(scores, 50, dim=1, largest=kind == "max")
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return len(runs), len(searches), swept, time.perf_counter() - start
+
+
+def project(config: dict, budget: Budget) -> pd.DataFrame:
+    """Projected seconds and jobs of every experiment of ``config`` (ImageNet included), for
+    jobs as the workflow plans them."""
+    rows = []
+    for name, experiment in config["experiments"].items():
+        seconds, jobs, shards, n_runs, longest = 0.0, 0, 0, 0, 0.0
+        for fm in experiment["fms"]:
+            runs = shard_runs(experiment, config["fms"][fm]["lambda_reg"])
+            shard_units = units(runs)
+            for dataset in experiment["datasets"]:
+                for mapping in expand_mappings(experiment["mappings"]):
+                    for task in experiment["tasks"]:
+                        planned = budget.jobs(shard_units, task_size(fm, dataset, mapping, task))
+                        seconds += sum(s for _, s in planned)
+                        longest = max([longest, *(s for _, s in planned)])
+                        jobs += len(planned)
+                        shards += 1
+                        n_runs += len(runs)
+        rows.append(
+            {
+                "experiment": name,
+                "shards": shards,
+                "runs": n_runs,
+                "jobs": jobs,
+                "hours": seconds / 3600,
+                "longest_job_min": longest / 60,
+            }
+        )
+    table = pd.DataFrame(rows)
+    total = {"experiment": "total", **table.drop(columns="experiment").sum().to_dict()}
+    total["longest_job_min"] = table["longest_job_min"].max()
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--config", default=str(ROOT / "config/paper.yaml"))
+    parser.add_argument("--budget-minutes", type=float, default=30.0)
+    parser.add_argument("--check-test-rows", type=int, default=2000)
+    parser.add_argument("--floor-test-per-class", type=int, default=1000)
+    parser.add_argument("--write-rates", metavar="PATH", help="store the measured rates there")
+    args = parser.parse_args()
+    device, threads = args.device, torch.get_num_threads()
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.machine()
+    machine = f"{name}, {threads} CPU threads, torch {torch.__version__}"
+    print(f"machine: {machine}, device {device}", flush=True)
+    config = yaml.safe_load(Path(args.config).read_text())
+
+    start = time.perf_counter()
+    rates = calibrate(device)
+    print(f"1. calibrated {len(rates)} families in {time.perf_counter() - start:.0f} s", flush=True)
+    print("2. projected vs measured on sampled units:", flush=True)
+    checked = check(config, rates, device, args.check_test_rows)
+    ratio = checked["measured_s"].sum() / checked["projected_s"].sum()
+    print(f"   all sampled units: measured / projected = {ratio:.2f}", flush=True)
+    n_runs, n_searches, swept, least = floor(device, args.floor_test_per_class)
+    print(
+        f"3. `all` rows of sec51 (CIFAR-sized, {n_runs} runs, {n_searches} searches): sweep "
+        f"{swept:.1f} s, floor {least:.1f} s, {swept / least:.2f}× the floor",
+        flush=True,
+    )
+    # Jobs as the workflow plans them: on a GPU, or on one CPU core each (rates measured on
+    # `threads` cores, scaled as imprint.cost.load_budget scales them).
+    gpu = device.startswith("cuda")
+    table = project(config, Budget(args.budget_minutes, rates, 1.0 if gpu else threads))
+    table = table.rename(columns={"hours": "GPU-hours" if gpu else "core-hours"})
+    print(f"4. projection of {args.config} ({args.budget_minutes:g}-minute jobs):")
+    print(table.to_markdown(index=False, floatfmt=".1f"))
+    if args.write_rates:
+        path = Path(args.write_rates)
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        stored["cuda" if device.startswith("cuda") else "cpu"] = {
+            "machine": machine,
+            "measured": datetime.date.today().isoformat(),
+            "threads": threads,
+            "seconds_per_op": rates,
+        }
+        path.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+        print(f"rates written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""What a shard costs before it runs, and shards split into jobs that fit a time budget.
+
+A shard's runs fall into *units*: the runs that share a proxy set — and, for k-means and
+k-least-squares, the clustering both reuse — as ``sweep`` groups them. A unit's work is counted
+per step family (prepare, one GEN, one NORMpost, one search, the votes) in operations of the
+task's sizes (classes C, training samples per class n, test rows N, dimension D) and priced at
+seconds per operation measured by ``benchmarks/bench_paper.py`` (``benchmarks/rates.json``).
+A shard whose units cost more than the budget is split into parts along unit boundaries.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imprint.engine import plan_runs
+from imprint.params import validate_params
+from imprint.tasks import SPLITS, mapping, member_datasets
+
+# Training and test samples per original class (rounded from each data set's split sizes; the
+# bundled digits as ``imprint.data.digits`` splits them).
+SAMPLES_PER_CLASS: dict[str, tuple[int, int]] = {
+    "digits": (126, 54),
+    "mnist": (6000, 1000),
+    "fashionmnist": (6000, 1000),
+    "cifar10": (5000, 1000),
+    "mnistm": (5900, 900),
+    "usps": (729, 201),
+    "svhn": (7326, 2603),
+    "imagenet": (1281, 50),
+}
+
+# Embedding dimension of each FM (demo CNNs: 64).
+EMBEDDING_DIMS: dict[str, int] = {
+    "resnet18": 512,
+    "resnet50": 2048,
+    "vit_b_16": 768,
+    "swin_b": 1024,
+}
+DEMO_DIM = 64
+
+# The two GEN families that k-least-squares combines: its clustering and its joint solve.
+_CLUSTERING = {"kmeans", "kls"}
+
+
+@dataclass(frozen=True)
+class TaskSize:
+    """The sizes a shard's cost depends on."""
+
+    n_classes: int
+    train_per_class: float
+    n_test: int
+    dim: int
+
+
+def task_size(fm: str, dataset: str, mapping_name: str, task: str) -> TaskSize:
+    """The sizes of a (FM, data set, mapping, task) shard, from the tables above."""
+    if fm in EMBEDDING_DIMS:
+        dim = EMBEDDING_DIMS[fm]
+    elif fm.startswith("demo_"):
+        dim = DEMO_DIM
+    else:
+        raise ValueError(f"no embedding dimension known for FM {fm!r}; add it to EMBEDDING_DIMS")
+    members = member_datasets(dataset)
+    unknown = [m for m in members if m not in SAMPLES_PER_CLASS]
+    if unknown:
+        raise ValueError(
+            f"no split sizes known for data set(s) {unknown}; add them to SAMPLES_PER_CLASS"
+        )
+    per_member = 1000 if dataset == "imagenet" else 10
+    counts = np.repeat([SAMPLES_PER_CLASS[m] for m in members], per_member, axis=0)
+    labels = mapping(mapping_name)(np.arange(len(counts)))
+    kept = np.isin(labels, SPLITS[task])
+    n_classes = max(len(np.unique(labels[kept])), 1)
+    return TaskSize(n_classes, counts[kept, 0].sum() / n_classes, int(counts[kept, 1].sum()), dim)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Runs that share work, and that work as (family, GEN, k, option) steps."""
+
+    runs: tuple[int, ...]
+    fewshot: int
+    steps: tuple[tuple[str, str, int, Any], ...]
+
+
+def units(runs: pd.DataFrame) -> list[Unit]:
+    """The shard's units in the order ``sweep`` computes them."""
+    records = [
+        validate_params(r) for r in runs.drop(columns="method", errors="ignore").to_dict("records")
+    ]
+    out: dict[tuple, tuple[list[int], int, list]] = {}
+    for data_key, gens in plan_runs(records).items():
+        fewshot = data_key[1]
+        for gen_key, posts in gens.items():
+            gen, k, _, seed = gen_key
+            key = (data_key, "clustering", k, seed) if gen in _CLUSTERING else (data_key, gen_key)
+            members, _, steps = out.setdefault(key, ([], fewshot, [("prepare", "", 0, None)]))
+            if gen in _CLUSTERING and ("gen", "kmeans", k, None) not in steps:
+                steps.append(("gen", "kmeans", k, None))
+            if gen in ("ls", "kls"):
+                steps.append(("gen", "ls", k, None))
+            elif gen not in _CLUSTERING:
+                steps.append(("gen", gen, k, None))
+            for norm_post, groups in posts.items():
+                steps.append(("post", gen, k, norm_post))
+                for (_, search, distance), indices in groups.items():
+                    steps.append(("search", gen, k, "max" if search == "max" else distance))
+                    for i in indices:
+                        members.append(i)
+                        m = records[i]["m"] if records[i]["agg"] == "mnn" else 1
+                        steps.append(("vote", gen, k, m))
+    return [Unit(tuple(sorted(m)), f, tuple(s)) for m, f, s in out.values()]
+
+
+def _operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) -> tuple[str, float]:
+    """The rate family of one step and its operation count."""
+    family, gen, k, option = step
+    c, d, n_test = size.n_classes, size.dim, size.n_test
+    n = size.train_per_class if fewshot == -1 else min(fewshot, size.train_per_class)
+    kept = n if k == -1 else min(k, n)
+    per_class = 1 if gen in ("mean", "ls") else (n if gen == "all" else kept)
+    proxies = c * per_class
+    if family == "prepare":
+        return "prepare", (c * n + n_test * (1 + c)) * d
+    if family == "post":
+        return f"post_{option}", 0.0 if option == "none" else proxies * d
+    if family == "search":
+        return f"search_{option}", n_test * proxies * d
+    if family == "vote":
+        return "vote", n_test * (option + 1)
+    work = {
+        "all": c * n * d,
+        "mean": c * n * d,
+        "cov_max": c * n * d,
+        "random": c * kept * d,
+        "fps": c * n * kept * d,
+        "kmeans": c * n * kept * d,
+        "kmedoids": c * n * n * d,
+        "kmedoids_pam": c * n * n * d,
+        "ls": c * n * d * d + d**3,
+    }
+    return f"gen_{gen}", work[gen]
+
+
+def unit_seconds(unit: Unit, size: TaskSize, rates: Mapping[str, float]) -> float:
+    """The unit's projected seconds at ``rates`` (seconds per operation of each family, and
+    ``overhead``, the fixed seconds of a step)."""
+    total = len(unit.steps) * rates.get("overhead", 0.0)
+    for step in unit.steps:
+        family, operations = _operations(step, unit.fewshot, size)
+        if family not in rates:
+            raise ValueError(
+                f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
+            )
+        total += operations * rates[family]
+    return total
+
+
+def split(seconds: Sequence[float], budget_s: float) -> list[list[int]]:
+    """Consecutive units packed into parts of at most ``budget_s`` (a unit over the budget is a
+    part of its own): the indices of each part's units."""
+    parts: list[list[int]] = [[]]
+    load = 0.0
+    for i, s in enumerate(seconds):
+        if parts[-1] and load + s > budget_s:
+            parts.append([])
+            load = 0.0
+        parts[-1].append(i)
+        load += s
+    return parts
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Jobs of at most ``minutes`` each, priced at ``rates`` (seconds per operation) times
+    ``slowdown`` (the measuring machine's threads over a job's)."""
+
+    minutes: float
+    rates: Mapping[str, float]
+    slowdown: float = 1.0
+
+    def jobs(self, shard_units: Sequence[Unit], size: TaskSize) -> list[tuple[np.ndarray, float]]:
+        """Each job of a shard: the row positions of the runs it holds (in order) and its
+        projected seconds."""
+        seconds = [self.slowdown * unit_seconds(u, size, self.rates) for u in shard_units]
+        return [
+            (
+                np.sort(np.concatenate([shard_units[i].runs for i in part])),
+                sum(seconds[i] for i in part),
+            )
+            for part in split(seconds, self.minutes * 60)
+        ]
+
+
+RATES = importlib.resources.files("imprint") / "rates.json"
+
+
+def load_budget(
+    minutes: float, path: str | os.PathLike | None, device: str, job_threads: int = 1
+) -> tuple[Budget, str]:
+    """The budget at the rates measured for ``device`` (``cpu`` or ``cuda``) in a rates file
+    (``bench_paper.py --write-rates``; None: the shipped ``RATES``), and the device they come
+    from: CPU rates stand in where no GPU was measured, scaled from the measuring machine's
+    threads to ``job_threads``."""
+    source = RATES if path is None else Path(path)
+    measured = json.loads(source.read_text())
+    kind = "cuda" if device.startswith("cuda") and "cuda" in measured else "cpu"
+    if kind not in measured:
+        raise ValueError(
+            f"{source} holds no {kind} rates; run benchmarks/bench_paper.py --write-rates PATH"
+        )
+    entry = measured[kind]
+    slowdown = entry["threads"] / job_threads if kind == "cpu" else 1.0
+    return Budget(minutes, dict(entry["seconds_per_op"]), slowdown), kind
