@@ -1,0 +1,146 @@
+"""Job budgets: units of shared work, their prices, and shards split along them."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import yaml
+
+from imprint.aggregation import DISTANCES
+from imprint.cost import (
+    RATES,
+    TaskSize,
+    load_budget,
+    split,
+    task_size,
+    unit_seconds,
+    units,
+)
+from imprint.data import digits
+from imprint.experiments import shard_runs
+from imprint.generators import GEN
+from imprint.grid import expand_grid
+from imprint.normalize import NORM_POST
+from tests.workflow_runs import ROOT
+
+DEMO = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]
+PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())["experiments"]
+RANDOM = {"random", "kmeans", "kmedoids_pam", "fps", "kls"}
+
+
+def _shared_work(run: dict) -> tuple:
+    """What a run shares with others, written out from the engine's rules: its presampled data
+    (the seed only for few-shot draws) and its clustering (k-means and k-least-squares of one k
+    and seed) or proxy set (the seed only for random GENs, λ only for ls and kls)."""
+    data = (run["norm_pre"], run["fewshot"], run["seed"] if run["fewshot"] != -1 else None)
+    if run["gen"] in ("kmeans", "kls"):
+        return (*data, "clustering", run["k"], run["seed"])
+    seed = run["seed"] if run["gen"] in RANDOM else None
+    lam = run["lambda_reg"] if run["gen"] == "ls" else None
+    return (*data, run["gen"], run["k"], lam, seed)
+
+
+@pytest.mark.parametrize(
+    "experiment", [DEMO["sec51"], DEMO["merged"], PAPER["subsec1_aggfocus"], PAPER["subsec2"]]
+)
+def test_units_hold_every_run_once_and_never_part_runs_that_share_work(experiment):
+    runs = shard_runs(experiment, 1e-4)
+    found = units(runs)
+    held = np.concatenate([u.runs for u in found])
+    assert sorted(held.tolist()) == list(range(len(runs)))
+    unit_of = {i: j for j, u in enumerate(found) for i in u.runs}
+    by_work = defaultdict(set)
+    for i, run in enumerate(runs.to_dict("records")):
+        by_work[_shared_work(run)].add(unit_of[i])
+    assert all(len(owners) == 1 for owners in by_work.values())
+    assert len(by_work) == len(found)  # and nothing more is merged
+
+
+def test_split_packs_consecutive_units_greedily_under_the_budget():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        seconds = rng.exponential(10, size=rng.integers(1, 30)).tolist()
+        budget = float(rng.uniform(5, 60))
+        parts = split(seconds, budget)
+        assert [i for part in parts for i in part] == list(range(len(seconds)))
+        for j, part in enumerate(parts):
+            load = sum(seconds[i] for i in part)
+            assert load <= budget or len(part) == 1
+            if j + 1 < len(parts):  # the next unit did not fit
+                assert load + seconds[parts[j + 1][0]] > budget
+
+
+def test_a_unit_costs_its_operations_at_the_rates():
+    """One mean run, L2 everywhere, max: prepare + mean + L2 post + one inner-product search +
+    one vote, counted by hand for C = 4 classes × n = 10 samples, N = 6 test rows, D = 3."""
+    runs = expand_grid({"gen": ["mean"], "k": [1]})
+    (unit,) = units(runs)
+    size = TaskSize(n_classes=4, train_per_class=10, n_test=6, dim=3)
+    families = ["prepare", "gen_mean", "post_l2", "search_max", "vote", "overhead"]
+    weights = {name: 10.0**i for i, name in enumerate(families)}
+    expected = (
+        (4 * 10 + 6 * (1 + 4)) * 3  # NORMpre of train and test, nearest class centres
+        + 10 * (4 * 10 * 3)  # the class means
+        + 100 * (4 * 3)  # L2 of 4 proxies
+        + 1000 * (6 * 4 * 3)  # 6 test rows against 4 proxies
+        + 10_000 * (6 * 2)  # one vote of m = 1 per test row
+        + 100_000 * 5  # five steps
+    )
+    assert unit_seconds(unit, size, weights) == pytest.approx(expected)
+
+
+def test_jobs_cover_every_run_once_and_stay_within_the_budget():
+    budget, _ = load_budget(0.5, None, "cpu")
+    for experiment in (DEMO["sec51"], PAPER["subsec1_aggfixed"]):
+        runs = shard_runs(experiment, 1e-4)
+        shard_units = units(runs)
+        size = task_size("resnet18", "cifar10", "none", "all")
+        jobs = budget.jobs(shard_units, size)
+        assert len(jobs) > 1
+        held = np.concatenate([rows for rows, _ in jobs])
+        assert sorted(held.tolist()) == list(range(len(runs)))
+        priced = {
+            u.runs: budget.slowdown * unit_seconds(u, size, budget.rates) for u in shard_units
+        }
+        for rows, seconds in jobs:
+            mine = [s for held_runs, s in priced.items() if set(held_runs) <= set(rows.tolist())]
+            assert seconds == pytest.approx(sum(mine))
+            assert seconds <= budget.minutes * 60 or len(mine) == 1
+
+
+def test_task_sizes_follow_the_data_sets_and_mappings():
+    train, test = digits("train")[1], digits("test")[1]
+    size = task_size("demo_cnn", "digits", "none", "all")
+    assert size.n_classes == 10 and size.n_test == pytest.approx(len(test), rel=0.01)
+    assert size.train_per_class * 10 == pytest.approx(len(train), rel=0.01)
+    assert task_size("resnet18", "cifar10", "none", "even") == TaskSize(5, 5000, 5000, 512)
+    merged = task_size("swin_b", "imagenet", "imagenet_merge_d3_r2", "all")
+    assert (merged.n_classes, merged.train_per_class, merged.dim) == (10, 3 * 1281, 1024)
+    combined = task_size("resnet50", "combidigits", "mod10", "short")
+    assert combined.n_classes == 3 and combined.train_per_class == 6000 + 5900 + 729 + 7326
+    with pytest.raises(ValueError, match="EMBEDDING_DIMS"):
+        task_size("my_model", "cifar10", "none", "all")
+
+
+def test_the_shipped_rates_price_every_step_and_stand_in_for_a_gpu():
+    rates = json.loads(RATES.read_text())["cpu"]["seconds_per_op"]
+    wanted = {f"gen_{g}" for g in GEN} - {"gen_kls"}  # k-means plus the joint solve of ls
+    wanted |= {f"post_{p}" for p in NORM_POST} | {f"search_{d}" for d in DISTANCES}
+    wanted |= {"search_max", "prepare", "vote", "overhead"}
+    assert wanted <= set(rates) and all(v >= 0 for v in rates.values())
+    budget, device = load_budget(30, None, "cuda", job_threads=1)
+    assert device == "cpu" and budget.slowdown == json.loads(RATES.read_text())["cpu"]["threads"]
+
+
+def test_missing_rates_say_how_to_measure_them(tmp_path):
+    path = tmp_path / "rates.json"
+    path.write_text(json.dumps({"cpu": {"threads": 1, "seconds_per_op": {"prepare": 1e-9}}}))
+    budget, _ = load_budget(30, path, "cpu")
+    with pytest.raises(ValueError, match=r"bench_paper\.py --write-rates"):
+        budget.jobs(units(expand_grid({"gen": ["mean"]})), TaskSize(2, 5, 5, 4))
+    path.write_text(json.dumps({"cuda": {"seconds_per_op": {}}}))
+    with pytest.raises(ValueError, match="no cpu rates"):
+        load_budget(30, path, "cpu")
