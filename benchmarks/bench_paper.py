@@ -188,6 +188,23 @@ def floor(device: str, test_per_class: int) -> tuple[int, int, float, float]:
     return len(runs), len(searches), swept, time.perf_counter() - start
 
 
+def gpu_targets(paper: dict, device: str) -> None:
+    """The GPU goals: the paper's Fig. 6 shard and a whole ``sec51`` shard of the default config,
+    both at CIFAR-10 size (10 × 5,000 training and 1,000 test samples per class, 512-d)."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    x, y = make_task(5000, 1)
+    x_test, y_test = make_task(1000, 2)
+    grids = {
+        "Fig. 6 shard (goal < 10 s)": shard_runs(paper["experiments"]["fig6"], 1e-4),
+        "sec51 shard (goal < 120 s)": shard_runs(config["experiments"]["sec51"], 1e-4),
+    }
+    for name, runs in grids.items():
+        start = time.perf_counter()
+        sweep(x, y, x_test, y_test, runs, device)
+        torch.cuda.synchronize()
+        print(f"   {name}: {len(runs)} runs in {time.perf_counter() - start:.1f} s", flush=True)
+
+
 def project(config: dict, budget: Budget) -> pd.DataFrame:
     """Projected seconds and jobs of every experiment of ``config`` (ImageNet included), for
     jobs as the workflow plans them."""
@@ -219,7 +236,8 @@ def project(config: dict, budget: Budget) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     total = {"experiment": "total", **table.drop(columns="experiment").sum().to_dict()}
     total["longest_job_min"] = table["longest_job_min"].max()
-    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    return table.astype({"shards": int, "runs": int, "jobs": int})
 
 
 def main() -> None:
@@ -257,6 +275,9 @@ def main() -> None:
     table = table.rename(columns={"hours": "GPU-hours" if gpu else "core-hours"})
     print(f"4. projection of {args.config} ({args.budget_minutes:g}-minute jobs):")
     print(table.to_markdown(index=False, floatfmt=".1f"))
+    if device.startswith("cuda"):
+        print("5. GPU goals:", flush=True)
+        gpu_targets(config, device)
     if args.write_rates:
         path = Path(args.write_rates)
         stored = json.loads(path.read_text()) if path.exists() else {}

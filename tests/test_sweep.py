@@ -44,6 +44,19 @@ def test_every_row_equals_the_classifier_on_a_random_sample_of_the_grid(task):
         assert row["accuracy"] == _classifier_accuracy(row, x, y, x_test, y_test), dict(row)
 
 
+def test_max_with_a_distance_shares_the_mnn_search_and_still_equals_the_classifier(task):
+    """Under the paper's rules ``max`` keeps its distance (1-NN); the sweep scores it from the
+    same neighbour search as the m-NN runs of that distance."""
+    x, y, x_test, y_test = task
+    grid = {"gen": ["kmeans", "all"], "k": [3, -1], "agg": ["max", "mnn"], "m": [-1, 1, 4]}
+    grid |= {"distance": ["inner_product", "euclidean", "chebyshev"], "seed": [3]}
+    runs = expand_grid(grid, rules="paper")
+    assert ((runs["agg"] == "max") & (runs["distance"] != "inner_product")).any()
+    result = sweep(x, y, x_test, y_test, runs)
+    for _, row in result.iterrows():
+        assert row["accuracy"] == _classifier_accuracy(row, x, y, x_test, y_test), dict(row)
+
+
 def test_weibull_presampling_runs_in_a_sweep(task):
     x, y, x_test, y_test = task
     runs = expand_grid(

@@ -80,7 +80,8 @@ def task_size(fm: str, dataset: str, mapping_name: str, task: str) -> TaskSize:
     labels = mapping(mapping_name)(np.arange(len(counts)))
     kept = np.isin(labels, SPLITS[task])
     n_classes = max(len(np.unique(labels[kept])), 1)
-    return TaskSize(n_classes, counts[kept, 0].sum() / n_classes, int(counts[kept, 1].sum()), dim)
+    train_per_class = float(counts[kept, 0].sum() / n_classes)
+    return TaskSize(n_classes, train_per_class, int(counts[kept, 1].sum()), dim)
 
 
 @dataclass(frozen=True)
