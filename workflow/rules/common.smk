@@ -101,7 +101,7 @@ def shards(experiment):
     return paths
 
 
-# Sweep jobs run single-threaded (the rule declares no threads): the budget prices them so.
+# Sweep jobs run single-threaded (sweep_shard declares no threads), and are priced so.
 SWEEP_THREADS = 1
 
 
