@@ -45,7 +45,7 @@ wildcard_constraints:
     dataset="[a-z0-9]+",
     mapping="[a-z0-9_]+",
     task="[a-z]+",
-    part="(?:\.part[0-9]+of[0-9]+)?",
+    part=r"(?:\.part[0-9]+of[0-9]+)?",
 
 
 def canonical(value):
@@ -167,9 +167,13 @@ def sweep_part(wildcards):
 
 def sweep_minutes(wildcards):
     """A sweep job's declared runtime: twice its budget, or twice its projection if longer
-    (a proxy set whose runs alone exceed the budget is never split)."""
-    seconds = _sweep_job(wildcards)[2]
-    return math.ceil(2 * max(config["job_budget"]["minutes"], seconds / 60))
+    (a proxy set whose runs alone exceed the budget is never split). Cluster jobs, already
+    submitted, skip the projection (and the PyTorch import it needs) for whole shards.
+    """
+    minutes = config["job_budget"]["minutes"]
+    if not workflow.is_main_process and not wildcards.part:
+        return math.ceil(2 * minutes)
+    return math.ceil(2 * max(minutes, _sweep_job(wildcards)[2] / 60))
 
 
 def collapse_entries():
