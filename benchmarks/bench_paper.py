@@ -35,9 +35,9 @@ from imprint import expand_grid, sweep
 from imprint.aggregation import AGG, Variant, vote
 from imprint.batch import ClassBatch
 from imprint.collapse import nearest_class_centre
-from imprint.cost import Budget, TaskSize, task_size, unit_seconds, units
+from imprint.cost import Budget, TaskSize, operations, task_size, unit_seconds, units
 from imprint.engine import plan_runs
-from imprint.experiments import shard_runs
+from imprint.experiments import experiment_jobs, shard_runs
 from imprint.generators import GEN, GenContext
 from imprint.normalize import NORM_POST
 from imprint.params import validate_params
@@ -86,32 +86,33 @@ def calibrate(device: str) -> dict[str, float]:
         batch = prepare_classes(x, y, c, "l2", -1, None, 0)
         nearest_class_centre(x_test, batch.means())
 
-    rate("prepare", (c * n + n_test * (1 + c)) * dim, _clock(device, prepare))
+    size = TaskSize(c, n, n_test, dim)
+
+    def count(family: str, gen: str = "", k: int = 0, option: object = None) -> float:
+        return operations((family, gen, k, option), -1, size)[1]
+
+    rate("prepare", count("prepare"), _clock(device, prepare))
     batch = ClassBatch.from_labels(x, y, c)
     for gen in GEN:
-        ops = {"random": c * k * dim, "fps": c * n * k * dim, "kmeans": c * n * k * dim}
-        ops |= {"kmedoids": c * n * n * dim, "kmedoids_pam": c * n * n * dim}
-        ops |= {"ls": c * n * dim * dim + dim**3, "kls": None}
-        if ops.get(gen, 0) is None:
+        if gen == "kls":
             continue  # k-means plus the joint solve of ls, priced as those two
         run = lambda gen=gen: GEN[gen](batch, k, GenContext(0))  # noqa: E731
-        rate(f"gen_{gen}", ops.get(gen, c * n * dim), _clock(device, run))
-    proxies = GEN["all"](batch, -1, GenContext(0))
+        rate(f"gen_{gen}", count("gen", gen, k), _clock(device, run))
+    proxies = GEN["all"](batch, -1, GenContext(0))  # C·n proxies: the searches' worst case
     for norm_post in NORM_POST:
         if norm_post != "none":
             run = lambda p=norm_post: NORM_POST[p](proxies)  # noqa: E731
-            rate(f"post_{norm_post}", c * n * dim, _clock(device, run))
+            rate(f"post_{norm_post}", count("post", "all", -1, norm_post), _clock(device, run))
     rates["post_none"] = 0.0
-    search_ops = n_test * c * n * dim
     run = lambda: AGG["max"](x_test, proxies, c, "inner_product", [Variant()])  # noqa: E731
-    rate("search_max", search_ops, _clock(device, run))
+    rate("search_max", count("search", "all", -1, "max"), _clock(device, run))
     for distance in DISTANCES:
         metric = distance_metric(batch, distance)
         run = lambda d=distance, w=metric: AGG["mnn"](x_test, proxies, c, d, [Variant(20)], w)  # noqa: E731
-        rate(f"search_{distance}", search_ops, _clock(device, run))
+        rate(f"search_{distance}", count("search", "all", -1, distance), _clock(device, run))
     dists = torch.rand(n_test, 20, device=device).sort(1).values
     labels = torch.randint(0, c, (n_test, 20), device=device)
-    rate("vote", n_test * 21, _clock(device, vote, dists, labels, c, "uniform"))
+    rate("vote", count("vote", "", 0, 20), _clock(device, vote, dists, labels, c, "uniform"))
     return rates
 
 
@@ -208,21 +209,16 @@ def gpu_targets(paper: dict, device: str) -> None:
 def project(config: dict, budget: Budget) -> pd.DataFrame:
     """Projected seconds and jobs of every experiment of ``config`` (ImageNet included), for
     jobs as the workflow plans them."""
+    lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     rows = []
     for name, experiment in config["experiments"].items():
         seconds, jobs, shards, n_runs, longest = 0.0, 0, 0, 0, 0.0
-        for fm in experiment["fms"]:
-            runs = shard_runs(experiment, config["fms"][fm]["lambda_reg"])
-            shard_units = units(runs)
-            for dataset in experiment["datasets"]:
-                for mapping in expand_mappings(experiment["mappings"]):
-                    for task in experiment["tasks"]:
-                        planned = budget.jobs(shard_units, task_size(fm, dataset, mapping, task))
-                        seconds += sum(s for _, s in planned)
-                        longest = max([longest, *(s for _, s in planned)])
-                        jobs += len(planned)
-                        shards += 1
-                        n_runs += len(runs)
+        for _, shard_runs_count, planned in experiment_jobs(experiment, lambdas, budget):
+            seconds += sum(s for _, s in planned)
+            longest = max([longest, *(s for _, s in planned)])
+            jobs += len(planned)
+            shards += 1
+            n_runs += shard_runs_count
         rows.append(
             {
                 "experiment": name,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import subprocess
 import sys
@@ -10,10 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from imprint.cost import load_budget, task_size, units
+from imprint.cost import load_budget
 from imprint.engine import TIMING_COLUMNS
-from imprint.experiments import shard_runs
-from imprint.tasks import expand_mappings
+from imprint.experiments import experiment_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,13 +48,9 @@ def sweep_jobs(config: dict, experiments: list[str]) -> int:
     """The sweep jobs planned for ``experiments`` of ``config`` under the default job budget:
     every shard's parts (``imprint.cost``; CPU rates, one thread per job)."""
     budget, _ = load_budget(30, None, config.get("sweep_device", "cpu"))
-    jobs = 0
-    for name in experiments:
-        e = config["experiments"][name]
-        for fm in e["fms"]:
-            shard_units = units(shard_runs(e, config["fms"][fm]["lambda_reg"]))
-            for dataset, mapping, task in itertools.product(
-                e["datasets"], expand_mappings(e["mappings"]), e["tasks"]
-            ):
-                jobs += len(budget.jobs(shard_units, task_size(fm, dataset, mapping, task)))
-    return jobs
+    lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
+    return sum(
+        len(jobs)
+        for name in experiments
+        for _, _, jobs in experiment_jobs(config["experiments"][name], lambdas, budget)
+    )

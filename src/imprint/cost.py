@@ -4,7 +4,8 @@ A shard's runs fall into *units*: the runs that share a proxy set — and, for k
 k-least-squares, the clustering both reuse — as ``sweep`` groups them. A unit's work is counted
 per step family (prepare, one GEN, one NORMpost, one search, the votes) in operations of the
 task's sizes (classes C, training samples per class n, test rows N, dimension D) and priced at
-seconds per operation measured by ``benchmarks/bench_paper.py`` (``benchmarks/rates.json``).
+seconds per operation measured by ``benchmarks/bench_paper.py`` (``RATES``, shipped with the
+package).
 A shard whose units cost more than the budget is split into parts along unit boundaries.
 """
 
@@ -122,7 +123,7 @@ def units(runs: pd.DataFrame) -> list[Unit]:
     return [Unit(tuple(sorted(m)), f, tuple(s)) for m, f, s in out.values()]
 
 
-def _operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) -> tuple[str, float]:
+def operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) -> tuple[str, float]:
     """The rate family of one step and its operation count."""
     family, gen, k, option = step
     c, d, n_test = size.n_classes, size.dim, size.n_test
@@ -157,12 +158,12 @@ def unit_seconds(unit: Unit, size: TaskSize, rates: Mapping[str, float]) -> floa
     ``overhead``, the fixed seconds of a step)."""
     total = len(unit.steps) * rates.get("overhead", 0.0)
     for step in unit.steps:
-        family, operations = _operations(step, unit.fewshot, size)
+        family, count = operations(step, unit.fewshot, size)
         if family not in rates:
             raise ValueError(
                 f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
             )
-        total += operations * rates[family]
+        total += count * rates[family]
     return total
 
 

@@ -3,8 +3,9 @@ it reads, and the tidy results table it writes."""
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from imprint.io import with_provenance
 from imprint.methods import NAMED_METHODS
 from imprint.params import RUN_COLUMNS
 from imprint.store import embeddings_precision, open_embeddings
-from imprint.tasks import select_task
+from imprint.tasks import expand_mappings, select_task
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,21 @@ def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame
         return pd.DataFrame(rows)
     grid = {**experiment["grid"], "seed": seeds, "lambda_reg": [lambda_reg]}
     return expand_grid(grid, rules=experiment.get("rules", "spec"))
+
+
+def experiment_jobs(
+    experiment: Mapping[str, Any], lambdas: Mapping[str, float], budget: Budget
+) -> Iterator[tuple[tuple[str, str, str, str], int, list[tuple[np.ndarray, float]]]]:
+    """Every shard of an experiment, mapping patterns expanded: its (FM, data set, mapping,
+    task), its number of runs, and its jobs under ``budget`` (``lambdas``: each FM's λ)."""
+    for fm in experiment["fms"]:
+        runs = shard_runs(experiment, lambdas[fm])
+        shard_units = units(runs)
+        for dataset, mapping, task in itertools.product(
+            experiment["datasets"], expand_mappings(experiment["mappings"]), experiment["tasks"]
+        ):
+            jobs = budget.jobs(shard_units, task_size(fm, dataset, mapping, task))
+            yield (fm, dataset, mapping, task), len(runs), jobs
 
 
 def run_shard(

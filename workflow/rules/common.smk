@@ -111,7 +111,7 @@ def job_budget():
 
     budget = config["job_budget"]
     device = config.get("sweep_device", "cpu")
-    return load_budget(budget["minutes"], budget["rates"], device, SWEEP_THREADS)
+    return load_budget(budget["minutes"], budget["rates"], device, SWEEP_THREADS)[0]
 
 
 @functools.cache
@@ -128,7 +128,7 @@ def shard_jobs(experiment, fm, dataset, mapping, task):
     from imprint.cost import task_size
 
     units = _shard_units(experiment, config["fms"][fm]["lambda_reg"])
-    return job_budget()[0].jobs(units, task_size(fm, dataset, mapping, task))
+    return job_budget().jobs(units, task_size(fm, dataset, mapping, task))
 
 
 def _sweep_job(wildcards):
@@ -159,7 +159,7 @@ def sweep_part(wildcards):
     if not wildcards.part:
         return None
     index, n, _ = _sweep_job(wildcards)
-    budget = job_budget()[0]
+    budget = job_budget()
     rates = dict(sorted(budget.rates.items()))
     return {"index": index, "of": n, "minutes": budget.minutes, "rates": rates,
             "slowdown": budget.slowdown}  # fmt: skip
