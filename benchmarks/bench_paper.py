@@ -34,8 +34,9 @@ from bench_sweep import make_task
 from imprint import expand_grid, sweep
 from imprint.aggregation import AGG, Variant, vote
 from imprint.batch import ClassBatch
+from imprint.catalog import Catalog
 from imprint.collapse import nearest_class_centre
-from imprint.cost import Budget, TaskSize, operations, task_size, unit_seconds, units
+from imprint.cost import Budget, TaskSize, operations, unit_seconds, units
 from imprint.engine import plan_runs
 from imprint.experiments import experiment_jobs, shard_runs
 from imprint.generators import GEN, GenContext
@@ -125,7 +126,7 @@ def check(config: dict, rates: dict[str, float], device: str, test_rows: int) ->
         if dataset == "imagenet":
             continue  # the same grids as the other §5.3 experiments
         mapping = expand_mappings(experiment["mappings"])[0]
-        size = task_size("resnet18", dataset, mapping, experiment["tasks"][0])
+        size = Catalog().task_size("resnet18", dataset, mapping, experiment["tasks"][0])
         size = TaskSize(size.n_classes, size.train_per_class, test_rows, size.dim)
         runs = shard_runs(experiment, config["fms"]["resnet18"]["lambda_reg"])
         chosen, seen = [], set()

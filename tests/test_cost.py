@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from imprint.aggregation import DISTANCES
+from imprint.catalog import Catalog
 from imprint.cost import (
     RATES,
     TaskSize,
     load_budget,
     split,
-    task_size,
     unit_seconds,
     units,
 )
@@ -97,7 +97,7 @@ def test_jobs_cover_every_run_once_and_stay_within_the_budget():
     for experiment in (DEMO["sec51"], PAPER["subsec1_aggfixed"]):
         runs = shard_runs(experiment, 1e-4)
         shard_units = units(runs)
-        size = task_size("resnet18", "cifar10", "none", "all")
+        size = Catalog().task_size("resnet18", "cifar10", "none", "all")
         jobs = budget.jobs(shard_units, size)
         assert len(jobs) > 1
         held = np.concatenate([rows for rows, _ in jobs])
@@ -113,6 +113,7 @@ def test_jobs_cover_every_run_once_and_stay_within_the_budget():
 
 def test_task_sizes_follow_the_data_sets_and_mappings():
     train, test = digits("train")[1], digits("test")[1]
+    task_size = Catalog().task_size
     size = task_size("demo_cnn", "digits", "none", "all")
     assert size.n_classes == 10 and size.n_test == pytest.approx(len(test), rel=0.01)
     assert size.train_per_class * 10 == pytest.approx(len(train), rel=0.01)
@@ -121,7 +122,7 @@ def test_task_sizes_follow_the_data_sets_and_mappings():
     assert (merged.n_classes, merged.train_per_class, merged.dim) == (10, 3 * 1281, 1024)
     combined = task_size("resnet50", "combidigits", "mod10", "short")
     assert combined.n_classes == 3 and combined.train_per_class == 6000 + 5900 + 729 + 7326
-    with pytest.raises(ValueError, match="EMBEDDING_DIMS"):
+    with pytest.raises(ValueError, match=r"fms\.my_model: say where the FM comes from"):
         task_size("my_model", "cifar10", "none", "all")
 
 

@@ -22,10 +22,20 @@ def test_mod_mappings_need_two_classes_at_least():
 
 
 def test_task_classes_after_mapping():
-    assert task_classes("digits", "none", "short") == [0, 1, 2]
-    assert task_classes("digits", "mod5", "upper") == []
-    assert task_classes("combidigits", "mod10", "odd") == [1, 3, 5, 7, 9]
-    assert task_classes("imagenet", "imagenet_merge_d3_r2", "all") == list(range(10))
+    assert task_classes(10, "none", "short") == [0, 1, 2]
+    assert task_classes(10, "mod5", "upper") == []
+    assert task_classes(40, "mod10", "odd") == [1, 3, 5, 7, 9]
+    assert task_classes(1000, "imagenet_merge_d3_r2", "all") == list(range(10))
+
+
+def test_all_even_and_odd_take_every_class_of_larger_data_sets():
+    y = np.arange(13).repeat(2)
+    for split, wanted in (("all", range(13)), ("even", range(0, 13, 2)), ("odd", range(1, 13, 2))):
+        assert task_classes(13, "none", split) == list(wanted)
+        assert sorted(set(select_task(y[:, None], y, "none", split)[1])) == list(wanted)
+    assert task_classes(13, "none", "upper") == [5, 6, 7, 8, 9]  # fixed lists stay fixed
+    table = {0: 1, 3: 0, 12: 1}  # your own mapping: unlisted classes are dropped
+    assert select_task(y[:, None], y, "mine", "all", table)[1].tolist() == [1, 1, 0, 0, 1, 1]
 
 
 def test_merge_remaps_are_nested_and_merge_d_classes_of_one_draw():

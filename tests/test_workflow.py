@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from imprint.cost import load_budget, task_size, units
+from imprint.catalog import Catalog
+from imprint.cost import load_budget, units
 from imprint.experiments import shard_runs
 from imprint.io import read_table
 from imprint.params import RUN_COLUMNS
@@ -163,7 +164,7 @@ def test_a_budget_that_splits_shards_gives_the_same_runs_table(workflow_run, tmp
     shutil.copytree(workflow_run, directory, symlinks=True)
     config = yaml.safe_load((directory / "config/config.yaml").read_text())
     budget, _ = load_budget(1e9, None, "cpu")
-    size = task_size("demo_cnn", "digits", "none", "all")
+    size = Catalog().task_size("demo_cnn", "digits", "none", "all")
     ((_, seconds),) = budget.jobs(units(shard_runs(config["experiments"]["fig6"], 1e-4)), size)
     config["experiments"]["fig6"]["fms"] = ["demo_cnn"]
     config["job_budget"] = {"minutes": seconds / 180}

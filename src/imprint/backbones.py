@@ -3,21 +3,19 @@ its images prepared (resize, crop, normalisation), applied in batches on the dev
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# torchvision builders and their ImageNet-1k V1 weights.
-TORCHVISION_FMS = {
-    "resnet18": ("resnet18", "ResNet18_Weights"),
-    "resnet50": ("resnet50", "ResNet50_Weights"),
-    "vit_b_16": ("vit_b_16", "ViT_B_16_Weights"),
-    "swin_b": ("swin_b", "Swin_B_Weights"),
-}
+from imprint.fm_spec import FMSpec
 
 
 @dataclass(frozen=True)
@@ -77,47 +75,191 @@ class DemoCNN(nn.Module):
 DEMO_PREPROCESSING = Preprocessing(resize=None, crop=None, mean=(0.3,), std=(0.35,), channels=1)
 
 
-def torchvision_fm(
-    name: str, weights_path: str | os.PathLike | None, pretrained: bool = True
-) -> tuple[nn.Module, Preprocessing]:
-    """A torchvision FM with its head replaced by identity, and its weights' preprocessing.
+def _no_such(what: str, name: str, known: list[str], listing: str) -> ValueError:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    hint = f"; close matches: {close}" if close else ""
+    return ValueError(f"{what} {name!r} does not exist{hint} (all of them: {listing})")
 
-    Weights come from a saved state dict, else (``weights_path`` None) from torchvision's cache,
-    or stay random with ``pretrained=False`` (for speed measurements)."""
+
+def check_fm(spec: FMSpec) -> None:
+    """Raise ``ValueError`` if the library has no such model or weights tag, listing close
+    matches (before any job runs: this imports the library, not the weights)."""
+    where = f"fms.{spec.name}"
+    if spec.source == "torchvision":
+        import torchvision.models as tvm
+
+        known = tvm.list_models(module=tvm)
+        if spec.model not in known:
+            raise _no_such(
+                f"{where}: torchvision classification model", spec.model, known,
+                "torchvision.models.list_models(module=torchvision.models)",
+            )  # fmt: skip
+        tags = list(tvm.get_model_weights(spec.model).__members__)
+        if spec.tag and spec.tag not in tags:
+            raise _no_such(
+                f"{where}: weights of {spec.model}", spec.weights, tags,
+                f"{tags}, random, or a file of your own",
+            )  # fmt: skip
+    elif spec.source == "timm":
+        import timm
+
+        if not timm.is_model(spec.model):
+            known = timm.list_models() + timm.list_models(pretrained=True)
+            raise _no_such(f"{where}: timm model", spec.model, known, "timm.list_models()")
+        if spec.tag and spec.tag != "pretrained":
+            raise ValueError(
+                f"{where}: weights {spec.weights!r} is not valid for timm; use pretrained (name "
+                "the tag in the model, e.g. convnext_femto.d1_in1k), random, or a file path"
+            )
+
+
+def _architecture(spec: FMSpec) -> nn.Module:
+    """The library's model with its classifier and freshly initialised weights."""
+    if spec.source == "timm":
+        import timm
+
+        return timm.create_model(spec.model, pretrained=False)
     import torchvision.models as tvm
 
-    if name not in TORCHVISION_FMS:
+    return tvm.get_model(spec.model, weights=None)
+
+
+def _without_head(model: nn.Module, spec: FMSpec) -> nn.Module:
+    """The model giving its pooled pre-classifier feature: timm's ``reset_classifier(0)``; for
+    torchvision, the last linear layer (the classifier) replaced by identity."""
+    if spec.source == "timm":
+        model.reset_classifier(0)
+        return model
+    linear = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not linear:
         raise ValueError(
-            f"fm={name!r} is not valid; choose one of {list(TORCHVISION_FMS)} or a demo_* CNN"
+            f"fms.{spec.name}: {spec.model} has no linear classifier to remove; choose a model "
+            "whose head ends in a linear layer"
         )
-    builder, weights_enum = TORCHVISION_FMS[name]
-    weights = getattr(tvm, weights_enum).IMAGENET1K_V1
-    model = getattr(tvm, builder)(weights=weights if pretrained and not weights_path else None)
-    if weights_path:
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    for head in ("fc", "heads", "head"):
-        if hasattr(model, head):
-            setattr(model, head, nn.Identity())
-    transform = weights.transforms()
-    preprocessing = Preprocessing(
+    parent, _, child = linear[-1].rpartition(".")
+    setattr(model.get_submodule(parent), child, nn.Identity())
+    return model
+
+
+def preprocessing_of(spec: FMSpec, model: nn.Module) -> Preprocessing:
+    """The preprocessing the library gives the model: torchvision's weights transforms (the
+    model's ``DEFAULT`` weights for random or your own ones), timm's data config."""
+    if spec.source == "timm":
+        import timm
+
+        config = timm.data.resolve_model_data_config(model)
+        _, height, width = config["input_size"]
+        if height != width or config.get("crop_mode", "center") != "center":
+            raise ValueError(
+                f"fms.{spec.name}: {spec.model} wants {height}x{width} inputs cropped by "
+                f"{config.get('crop_mode')!r}; imprint supports square centre crops only"
+            )
+        return Preprocessing(
+            resize=math.floor(height / config["crop_pct"]),
+            crop=height,
+            mean=tuple(config["mean"]),
+            std=tuple(config["std"]),
+            interpolation=config["interpolation"],
+        )
+    import torchvision.models as tvm
+
+    weights = tvm.get_model_weights(spec.model)
+    transform = weights[spec.tag or "DEFAULT"].transforms()
+    return Preprocessing(
         resize=int(transform.resize_size[0]),
         crop=int(transform.crop_size[0]),
         mean=tuple(transform.mean),
         std=tuple(transform.std),
         interpolation=transform.interpolation.value,
     )
-    return model.eval(), preprocessing
 
 
-def weights_url(name: str) -> str:
-    """Where torchvision publishes an FM's ImageNet-1k V1 weights."""
-    import torchvision.models as tvm
+def embedding_dim(spec: FMSpec) -> int:
+    """The FM's embedding dimension, read off a forward pass on the meta device (no weights, no
+    compute)."""
+    with torch.device("meta"):
+        model = _without_head(_architecture(spec), spec)
+        crop = preprocessing_of(spec, model).crop
+        return int(model(torch.empty(1, 3, crop, crop)).flatten(1).shape[1])
 
-    if name not in TORCHVISION_FMS:
+
+def sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def read_weights(path: str | os.PathLike, digest: str | None = None) -> dict[str, Tensor]:
+    """A state dict from a ``.safetensors`` or PyTorch file (a checkpoint's ``state_dict`` entry
+    is unwrapped), checked against its SHA-256 ``digest`` when one is given."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    if digest and sha256(path) != digest.lower():
         raise ValueError(
-            f"fm={name!r} has no published weights; choose one of {list(TORCHVISION_FMS)}"
+            f"weights file {path} has SHA-256 {sha256(path)}, the config says {digest}; "
+            "replace the file or correct sha256"
         )
-    return getattr(tvm, TORCHVISION_FMS[name][1]).IMAGENET1K_V1.url
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"weights file {path} holds no state dict ({type(state).__name__})")
+    return state
+
+
+def _fitted(spec: FMSpec, state: dict[str, Tensor], source: object) -> nn.Module:
+    """The architecture with ``state`` loaded; weights that do not fit say so."""
+    model = _architecture(spec)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(
+            f"weights {source} do not fit {spec.source} model {spec.model}: "
+            f"{str(error).splitlines()[1].strip()} ...; save model.state_dict() of that very "
+            "architecture"
+        ) from None
+    return model
+
+
+def library_fm(spec: FMSpec, weights_path: str | os.PathLike) -> tuple[nn.Module, Preprocessing]:
+    """A torchvision or timm FM without its classifier, with the weights ``fetch_weights``
+    stored, and its preprocessing."""
+    model = _without_head(_fitted(spec, read_weights(weights_path), weights_path), spec)
+    return model.eval(), preprocessing_of(spec, model)
+
+
+def fetch_weights(spec: FMSpec, path: str | os.PathLike) -> None:
+    """Store a torchvision or timm FM's weights in ``path`` once, so compute nodes need no
+    internet: torchvision's download, checked against the checksum its file name carries; timm's
+    from the Hugging Face Hub; ``random`` ones (seeded); or your own file, checked against its
+    ``sha256`` and against the architecture."""
+    from imprint.io import atomic_path
+
+    if spec.weights == "random":
+        torch.manual_seed(0)
+        state = _architecture(spec).state_dict()
+    elif spec.weights_file:
+        state = _fitted(spec, read_weights(spec.weights, spec.sha256), spec.weights).state_dict()
+    elif spec.source == "torchvision":
+        import torchvision.models as tvm
+
+        download_weights(tvm.get_model_weights(spec.model)[spec.weights].url, path)
+        return
+    else:
+        import timm
+
+        try:
+            state = timm.create_model(spec.model, pretrained=True).state_dict()
+        except Exception as error:
+            raise RuntimeError(
+                f"fetching timm weights of {spec.model} failed: {error}; without internet, "
+                "download the weights elsewhere and name the file in weights"
+            ) from error
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
 
 
 def download_weights(url: str, path: str | os.PathLike) -> None:
@@ -138,9 +280,11 @@ def download_weights(url: str, path: str | os.PathLike) -> None:
             raise RuntimeError(f"{url} did not hold a state dict")
 
 
-def load_fm(name: str, weights_path: str | os.PathLike | None) -> tuple[nn.Module, Preprocessing]:
+def load_fm(
+    spec: FMSpec, weights_path: str | os.PathLike | None
+) -> tuple[nn.Module, Preprocessing]:
     """The frozen embedding network of an FM and its preprocessing."""
-    if name.startswith("demo_"):
+    if spec.source == "demo":
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model = DemoCNN(
             n_classes=state["head.weight"].shape[0],
@@ -149,4 +293,4 @@ def load_fm(name: str, weights_path: str | os.PathLike | None) -> tuple[nn.Modul
         )
         model.load_state_dict(state)
         return model.features.eval(), DEMO_PREPROCESSING
-    return torchvision_fm(name, weights_path)
+    return library_fm(spec, weights_path)

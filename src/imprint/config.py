@@ -4,10 +4,13 @@ no ImageNet, and the references between sections checked."""
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from imprint.tasks import expand_mappings, task_classes
+from imprint.catalog import BUILTIN_DATASETS, Catalog
+from imprint.fm_spec import fm_spec
+from imprint.tasks import expand_mappings, is_builtin_mapping
 
 # What a sweep shard's result depends on, of its experiment: the lists of FMs, data sets,
 # mappings and tasks only say which shards there are.
@@ -92,7 +95,6 @@ def resolve_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
                 "a folder with train/ and val/ (one sub-folder per class) to run these"
             )
     check_references(resolved)
-    check_tasks(resolved)
     return resolved, notes
 
 
@@ -110,10 +112,25 @@ def check_references(config: Mapping[str, Any]) -> None:
                 f"{where} names undefined {kind} {missing}; defined: {sorted(defined)}"
             )
 
-    for name, experiment in config["experiments"].items():
-        need("FM(s)", set(experiment["fms"]), f"experiments.{name}.fms", fms)
-    for i, block in enumerate(config["collapse"]):
-        need("FM(s)", set(block["fms"]), f"collapse[{i}].fms", fms)
+    for name, entry in config["fms"].items():
+        fm_spec(name, entry)
+    datasets = set(BUILTIN_DATASETS) | set(config.get("datasets", {}))
+    datasets |= {d for e in config["fms"].values() for d in e.get("embeddings", {})}
+    mappings = set(config.get("mappings", {}))
+    sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
+    sections += [(f"collapse[{i}]", block) for i, block in enumerate(config["collapse"])]
+    for where, section in sections:
+        need("FM(s)", set(section["fms"]), f"{where}.fms", fms)
+        need("data set(s)", set(section["datasets"]), f"{where}.datasets", datasets)
+        own = {m for m in section["mappings"] if not is_builtin_mapping(m)}
+        need("mapping(s)", own, f"{where}.mappings", mappings)
+        demos = [fm for fm in section["fms"] if fm.startswith("demo_")]
+        folders = [d for d in section["datasets"] if d in config.get("datasets", {})]
+        if demos and folders:
+            raise ValueError(
+                f"{where} pairs demo CNN(s) {demos} with image folder(s) {folders}; demo CNNs "
+                "embed 8x8 digits only: use a torchvision or timm FM for your images"
+            )
     for name, view in config["statistics"].get("cd_diagrams", {}).items():
         need(
             "experiment(s)",
@@ -137,21 +154,30 @@ def check_references(config: Mapping[str, Any]) -> None:
         need("method(s)", set(table1.get("extra", [])), "statistics.table1.extra", ran)
 
 
-def check_tasks(config: Mapping[str, Any]) -> None:
+def check_tasks(config: Mapping[str, Any], catalog: Catalog) -> None:
     """Every (data set, mapping, task) an experiment or NC1 block names must keep at least two
-    classes; raise ``ValueError`` naming the section otherwise."""
+    classes of every FM's view of the data; raise ``ValueError`` naming the section otherwise.
+    Your own data sets, arrays and label mappings are read (and checked) on the way."""
     sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
     sections += [(f"collapse[{i}]", block) for i, block in enumerate(config["collapse"])]
     for where, section in sections:
-        for dataset in section["datasets"]:
-            for mapping in section["mappings"]:
-                for task in section["tasks"]:
-                    classes = task_classes(dataset, mapping, task)
-                    if len(classes) < 2:
-                        raise ValueError(
-                            f"{where}: task {task!r} keeps {len(classes)} class(es) {classes} of "
-                            f"{dataset} after mapping {mapping!r}; a task needs at least two"
-                        )
+        for fm, dataset, mapping, task in itertools.product(
+            section["fms"], section["datasets"], section["mappings"], section["tasks"]
+        ):
+            classes = catalog.task_classes(fm, dataset, mapping, task)
+            if len(classes) < 2:
+                raise ValueError(
+                    f"{where}: task {task!r} keeps {len(classes)} class(es) {classes} of "
+                    f"{dataset} after mapping {mapping!r}; a task needs at least two"
+                )
+
+
+def check_models(config: Mapping[str, Any]) -> None:
+    """Every torchvision or timm FM must name a model (and weights tag) its library has."""
+    from imprint.backbones import check_fm
+
+    for name, entry in config["fms"].items():
+        check_fm(fm_spec(name, entry))
 
 
 def _configurations(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,12 +259,15 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
 
 
 def check_experiments(config: Mapping[str, Any]) -> None:
-    """Every grid must expand to at least one run for every FM; every view of the statistics
+    """Every FM's model must exist; every task must keep two classes or more of its data;
+    every grid must expand to at least one run for every FM; every view of the statistics
     and Table 1 must compare at least two configurations over at least two groups; every figure's
     experiments must hold what it draws. Raise ``ValueError`` naming the key otherwise.
     (Imports PyTorch: for the planning process only.)"""
     import pandas as pd
 
+    check_models(config)
+    check_tasks(config, Catalog(config))
     tables = _configurations(config)
     for view, spec in config["statistics"].get("cd_diagrams", {}).items():
         used = as_list(spec["experiment"])

@@ -24,29 +24,6 @@ import pandas as pd
 
 from imprint.engine import plan_runs
 from imprint.params import validate_params
-from imprint.tasks import SPLITS, mapping, member_datasets
-
-# Training and test samples per original class (rounded from each data set's split sizes; the
-# bundled digits as ``imprint.data.digits`` splits them).
-SAMPLES_PER_CLASS: dict[str, tuple[int, int]] = {
-    "digits": (126, 54),
-    "mnist": (6000, 1000),
-    "fashionmnist": (6000, 1000),
-    "cifar10": (5000, 1000),
-    "mnistm": (5900, 900),
-    "usps": (729, 201),
-    "svhn": (7326, 2603),
-    "imagenet": (1281, 50),
-}
-
-# Embedding dimension of each FM (demo CNNs: 64).
-EMBEDDING_DIMS: dict[str, int] = {
-    "resnet18": 512,
-    "resnet50": 2048,
-    "vit_b_16": 768,
-    "swin_b": 1024,
-}
-DEMO_DIM = 64
 
 # The two GEN families that k-least-squares combines: its clustering and its joint solve.
 _CLUSTERING = {"kmeans", "kls"}
@@ -54,35 +31,12 @@ _CLUSTERING = {"kmeans", "kls"}
 
 @dataclass(frozen=True)
 class TaskSize:
-    """The sizes a shard's cost depends on."""
+    """The sizes a shard's cost depends on (``imprint.catalog.Catalog.task_size``)."""
 
     n_classes: int
     train_per_class: float
     n_test: int
     dim: int
-
-
-def task_size(fm: str, dataset: str, mapping_name: str, task: str) -> TaskSize:
-    """The sizes of a (FM, data set, mapping, task) shard, from the tables above."""
-    if fm in EMBEDDING_DIMS:
-        dim = EMBEDDING_DIMS[fm]
-    elif fm.startswith("demo_"):
-        dim = DEMO_DIM
-    else:
-        raise ValueError(f"no embedding dimension known for FM {fm!r}; add it to EMBEDDING_DIMS")
-    members = member_datasets(dataset)
-    unknown = [m for m in members if m not in SAMPLES_PER_CLASS]
-    if unknown:
-        raise ValueError(
-            f"no split sizes known for data set(s) {unknown}; add them to SAMPLES_PER_CLASS"
-        )
-    per_member = 1000 if dataset == "imagenet" else 10
-    counts = np.repeat([SAMPLES_PER_CLASS[m] for m in members], per_member, axis=0)
-    labels = mapping(mapping_name)(np.arange(len(counts)))
-    kept = np.isin(labels, SPLITS[task])
-    n_classes = max(len(np.unique(labels[kept])), 1)
-    train_per_class = float(counts[kept, 0].sum() / n_classes)
-    return TaskSize(n_classes, train_per_class, int(counts[kept, 1].sum()), dim)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from imprint.backbones import Preprocessing
 from imprint.data import load_images
+from imprint.own_data import class_folders, image_files
 from imprint.progress import LogProgress
 from imprint.store import save_embeddings
 
@@ -52,14 +53,15 @@ class ImageArrayDataModule(L.LightningDataModule):
 
 
 class ImageFolderDataModule(L.LightningDataModule):
-    """Batches of (uint8 images (B, crop, crop, 3), sample indices) from an ImageNet-style folder
-    (one sub-folder per class, classes numbered in sorted folder order), for data sets too large
-    to keep decoded: workers decode JPEGs and resize and crop each image as the FM's weights do."""
+    """Batches of (uint8 images (B, crop, crop, 3), sample indices) from a folder with one
+    sub-folder per class (classes numbered in sorted folder order; ``classes``: only these, None:
+    all), for images too many or too varied to keep decoded: workers decode each image and
+    resize and crop it as the FM's preprocessing does."""
 
     def __init__(
         self,
         folder: str | os.PathLike,
-        classes: list[int],
+        classes: list[int] | None,
         resize: int,
         crop: int,
         batch_size: int = 256,
@@ -74,10 +76,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.num_workers = num_workers
 
     def setup(self, stage: str | None = None) -> None:
-        names = sorted(p.name for p in self.folder.iterdir() if p.is_dir())
+        folders = class_folders(self.folder)
         files, labels = [], []
-        for index in self.classes:
-            images = sorted(p for p in (self.folder / names[index]).iterdir() if p.is_file())
+        for index in range(len(folders)) if self.classes is None else self.classes:
+            images = image_files(folders[index])
             files += images
             labels += [index] * len(images)
         self.files, self.labels = files, np.array(labels, dtype=np.int64)
@@ -86,7 +88,13 @@ class ImageFolderDataModule(L.LightningDataModule):
         from torchvision.io import ImageReadMode, decode_image
         from torchvision.transforms.v2 import functional as TF
 
-        image = decode_image(str(self.files[i]), mode=ImageReadMode.RGB)
+        try:
+            image = decode_image(str(self.files[i]), mode=ImageReadMode.RGB)
+        except Exception as error:
+            raise ValueError(
+                f"cannot read image {self.files[i]} ({error}); re-save it as JPEG, PNG, WebP or "
+                "GIF, or remove it"
+            ) from None
         mode = TF.InterpolationMode(self.interpolation)
         image = TF.center_crop(
             TF.resize(image, [self.resize], interpolation=mode, antialias=True), [self.crop]

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.cost import Budget, task_size, units
+from imprint.catalog import Catalog
+from imprint.cost import Budget, TaskSize, units
 from imprint.engine import sweep
 from imprint.grid import expand_grid
 from imprint.io import with_provenance
@@ -53,17 +54,22 @@ def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame
 
 
 def experiment_jobs(
-    experiment: Mapping[str, Any], lambdas: Mapping[str, float], budget: Budget
+    experiment: Mapping[str, Any],
+    lambdas: Mapping[str, float],
+    budget: Budget,
+    catalog: Catalog | None = None,
 ) -> Iterator[tuple[tuple[str, str, str, str], int, list[tuple[np.ndarray, float]]]]:
     """Every shard of an experiment, mapping patterns expanded: its (FM, data set, mapping,
-    task), its number of runs, and its jobs under ``budget`` (``lambdas``: each FM's λ)."""
+    task), its number of runs, and its jobs under ``budget`` (``lambdas``: each FM's λ; sizes
+    from ``catalog``, by default the built-in FMs and data sets)."""
+    catalog = catalog or Catalog()
     for fm in experiment["fms"]:
         runs = shard_runs(experiment, lambdas[fm])
         shard_units = units(runs)
         for dataset, mapping, task in itertools.product(
             experiment["datasets"], expand_mappings(experiment["mappings"]), experiment["tasks"]
         ):
-            jobs = budget.jobs(shard_units, task_size(fm, dataset, mapping, task))
+            jobs = budget.jobs(shard_units, catalog.task_size(fm, dataset, mapping, task))
             yield (fm, dataset, mapping, task), len(runs), jobs
 
 
@@ -79,17 +85,19 @@ def run_shard(
     test_files: list[str],
     device: str = "cpu",
     part: Mapping[str, Any] | None = None,
+    label_table: dict[int, int] | None = None,
 ) -> pd.DataFrame:
     """Every run of one (experiment, FM, data set, mapping, task) on the embeddings files of the
-    data set's splits: a tidy table with provenance. ``part`` (``index`` of ``of``, and the
-    ``minutes``, ``rates`` and ``slowdown`` of an ``imprint.cost.Budget``) keeps one job's runs."""
-    train = select_task(*load_embeddings(train_files), mapping, task)
-    test = select_task(*load_embeddings(test_files), mapping, task)
+    data set's splits: a tidy table with provenance. ``part`` (``index`` of ``of``, the
+    ``minutes``, ``rates`` and ``slowdown`` of an ``imprint.cost.Budget`` and the shard's
+    ``size`` as planned) keeps one job's runs; ``label_table`` is your own mapping's."""
+    train = select_task(*load_embeddings(train_files), mapping, task, label_table)
+    test = select_task(*load_embeddings(test_files), mapping, task, label_table)
     runs = shard_runs(experiment, lambda_reg)
     which = ""
     if part:
         budget = Budget(part["minutes"], part["rates"], part["slowdown"])
-        jobs = budget.jobs(units(runs), task_size(fm, dataset, mapping, task))
+        jobs = budget.jobs(units(runs), TaskSize(**part["size"]))
         if len(jobs) != part["of"]:
             raise ValueError(
                 f"the budget splits this shard into {len(jobs)} parts, not {part['of']}; "
@@ -110,4 +118,6 @@ def run_shard(
     result.insert(4, "task", task)
     result["embedding_precision"] = embeddings_precision(train_files[0])
     slice_ = {"experiment": dict(experiment), "lambda_reg": lambda_reg}
+    if label_table is not None:
+        slice_["label_table"] = label_table
     return with_provenance(result, slice_)

@@ -17,13 +17,15 @@ import numpy as np
 # offsets by 10 per data set followed by mod 10 give back the digit labels).
 COMPOSITE_DATASETS = {"combidigits": ["mnist", "mnistm", "usps", "svhn"]}
 
-SPLITS: dict[str, list[int]] = {
-    "all": list(range(10)),
-    "even": [0, 2, 4, 6, 8],
-    "odd": [1, 3, 5, 7, 9],
-    "short": [0, 1, 2],
-    "lower": [0, 1, 2, 3, 4],  # the demo FM's training classes
-    "upper": [5, 6, 7, 8, 9],  # classes new to the demo FM
+# Which task classes a split keeps: every, the even or the odd ones of any number of classes, or
+# fixed lists (the first three; the demo FM's training classes 0-4 and the classes 5-9 new to it).
+SPLITS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "all": lambda c: c >= 0,
+    "even": lambda c: c % 2 == 0,
+    "odd": lambda c: c % 2 == 1,
+    "short": lambda c: c < 3,
+    "lower": lambda c: c < 5,
+    "upper": lambda c: (c >= 5) & (c < 10),
 }
 
 
@@ -61,12 +63,16 @@ def _table_mapping(table: dict[int, int]) -> Callable[[np.ndarray], np.ndarray]:
     return lambda y: np.where(y < len(lookup), lookup[np.minimum(y, len(lookup) - 1)], -1)
 
 
-def mapping(name: str) -> Callable[[np.ndarray], np.ndarray]:
+def mapping(name: str, table: dict[int, int] | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The label mapping called ``name``:
 
     ``none``; ``mod{n}`` (y mod n: CombiDigits is ``mod10``, the demo's merged task ``mod5``);
-    ``imagenet_random{j}`` (j = 0..4); ``imagenet_merge_d{d}_r{r}`` (d = 1..10, r = 0..9).
+    ``imagenet_random{j}`` (j = 0..4); ``imagenet_merge_d{d}_r{r}`` (d = 1..10, r = 0..9); or,
+    given its ``table`` (original class -> task class, from the config's label-mapping CSV), a
+    mapping of your own.
     """
+    if table is not None:
+        return _table_mapping(table)
     if name == "none":
         return lambda y: y
     if match := re.fullmatch(r"mod(\d+)", name):
@@ -79,9 +85,14 @@ def mapping(name: str) -> Callable[[np.ndarray], np.ndarray]:
     if match := re.fullmatch(r"imagenet_merge_d(10|[1-9])_r([0-9])", name):
         return _table_mapping(imagenet_merge_tables()[int(match[2])][int(match[1]) - 1])
     raise ValueError(
-        f"mapping={name!r} is not valid; use none, mod<n>, imagenet_random<0-4> "
-        "or imagenet_merge_d<1-10>_r<0-9>"
+        f"mapping={name!r} is not valid; use none, mod<n>, imagenet_random<0-4>, "
+        "imagenet_merge_d<1-10>_r<0-9>, or define it (a CSV file) under mappings"
     )
+
+
+def is_builtin_mapping(name: str) -> bool:
+    """Whether ``name`` (or pattern) is one of the mappings above rather than one of yours."""
+    return name == "none" or name.startswith(("mod", "imagenet_"))
 
 
 # The mapping names a ``*`` pattern can stand for, in order (``mod<n>`` takes any n instead).
@@ -108,14 +119,23 @@ def expand_mappings(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(expanded))
 
 
-def select_task(
-    x: np.ndarray, y: np.ndarray, mapping_name: str, split: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of a task: labels mapped, then only the split's classes kept."""
+def _kept(labels: np.ndarray, split: str) -> np.ndarray:
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not valid; choose one of {list(SPLITS)}")
-    labels = mapping(mapping_name)(np.asarray(y))
-    keep = np.isin(labels, SPLITS[split])
+    return (labels >= 0) & SPLITS[split](labels)
+
+
+def select_task(
+    x: np.ndarray,
+    y: np.ndarray,
+    mapping_name: str,
+    split: str,
+    table: dict[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a task: labels mapped (by ``table`` when the mapping is your own), then only
+    the split's classes kept."""
+    labels = mapping(mapping_name, table)(np.asarray(y))
+    keep = _kept(labels, split)
     return x[keep], labels[keep]
 
 
@@ -129,12 +149,20 @@ def classes_per_task_class(mapping_name: str, dataset: str = "digits") -> int:
     return 1
 
 
-def task_classes(dataset: str, mapping_name: str, split: str) -> list[int]:
-    """The task classes a (data set, mapping, split) keeps: the split's classes among the mapped
-    original classes (10 per digit-like data set, 1,000 for ImageNet)."""
-    n_original = 1000 if dataset == "imagenet" else 10 * len(member_datasets(dataset))
-    mapped = set(mapping(mapping_name)(np.arange(n_original)).tolist())
-    return sorted(mapped & set(SPLITS[split]))
+def task_labels(
+    n_original: int, mapping_name: str, split: str, table: dict[int, int] | None = None
+) -> np.ndarray:
+    """Each of ``n_original`` classes' task class, -1 where the task drops it."""
+    labels = np.asarray(mapping(mapping_name, table)(np.arange(n_original)))
+    return np.where(_kept(labels, split), labels, -1)
+
+
+def task_classes(
+    n_original: int, mapping_name: str, split: str, table: dict[int, int] | None = None
+) -> list[int]:
+    """The task classes a mapping and split keep of a data set's ``n_original`` classes."""
+    labels = task_labels(n_original, mapping_name, split, table)
+    return sorted(set(labels[labels >= 0].tolist()))
 
 
 def member_datasets(dataset: str) -> list[str]:

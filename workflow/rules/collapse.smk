@@ -13,6 +13,8 @@ rule nc1:
     resources:
         runtime=30,
         mem_mb=8000,
+    params:
+        label_table=label_table,
     script:
         "../scripts/nc1.py"
 

@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import itertools
 import math
@@ -18,6 +19,7 @@ from imprint.config import (
     shard_spec,
 )
 from imprint.environment import prepend_pythonpath
+from imprint.fm_spec import fm_spec
 from imprint.tasks import member_datasets
 
 min_version("9.0")
@@ -41,7 +43,7 @@ wildcard_constraints:
     split="train|test",
     experiment="[A-Za-z0-9_]+",
     view="[A-Za-z0-9]+",
-    fm="demo_[a-z0-9_]+|resnet18|resnet50|vit_b_16|swin_b",
+    fm="[a-z0-9_]+",
     dataset="[a-z0-9]+",
     mapping="[a-z0-9_]+",
     task="[a-z]+",
@@ -123,12 +125,18 @@ def _shard_units(experiment, lambda_reg):
 
 
 @functools.cache
+def catalog():
+    """What the config's FMs and data sets are, and their sizes (``imprint.catalog``)."""
+    from imprint.catalog import Catalog
+
+    return Catalog(config)
+
+
+@functools.cache
 def shard_jobs(experiment, fm, dataset, mapping, task):
     """The jobs of one shard under the budget: (row positions, projected seconds) each."""
-    from imprint.cost import task_size
-
     units = _shard_units(experiment, config["fms"][fm]["lambda_reg"])
-    return job_budget().jobs(units, task_size(fm, dataset, mapping, task))
+    return job_budget().jobs(units, catalog().task_size(fm, dataset, mapping, task))
 
 
 def _sweep_job(wildcards):
@@ -161,8 +169,16 @@ def sweep_part(wildcards):
     index, n, _ = _sweep_job(wildcards)
     budget = job_budget()
     rates = dict(sorted(budget.rates.items()))
+    size = catalog().task_size(
+        wildcards.fm, wildcards.dataset, wildcards.mapping, wildcards.task
+    )
     return {"index": index, "of": n, "minutes": budget.minutes, "rates": rates,
-            "slowdown": budget.slowdown}  # fmt: skip
+            "slowdown": budget.slowdown, "size": dataclasses.asdict(size)}  # fmt: skip
+
+
+def label_table(wildcards):
+    """Your own mapping's {original class: task class} for the data set; None for built-ins."""
+    return catalog().label_table(wildcards.mapping, wildcards.fm, wildcards.dataset)
 
 
 def sweep_minutes(wildcards):
@@ -230,13 +246,53 @@ def gpus(wanted):
     return 1 if wanted else None
 
 
+def fm_of(name):
+    return fm_spec(name, config["fms"].get(name, {}))
+
+
+def fms_where(wanted):
+    """A wildcard constraint matching the config's FMs whose spec is ``wanted`` (or nothing)."""
+    return "|".join(n for n in config["fms"] if wanted(fm_of(n))) or "(?!)"
+
+
+def fm_params(wildcards):
+    """What the embedding depends on of an FM: its spec (not its λ or batch size)."""
+    return dataclasses.asdict(fm_of(wildcards.fm))
+
+
+def own_weights(wildcards):
+    """Your own weights file, if the FM names one (fm_weights checks and stores it)."""
+    spec = fm_of(wildcards.fm)
+    return [spec.weights] if spec.weights_file else []
+
+
+def image_folder(dataset):
+    """Your own data set's folder, or None."""
+    return config["datasets"].get(dataset, {}).get("folder")
+
+
 def embed_inputs(wildcards):
-    """FM weights, and the decoded images (ImageNet is read from its folder instead)."""
-    suffix = "pt" if wildcards.fm.startswith("demo_") else "pth"
+    """FM weights (trained, or stored by fm_weights) and the decoded images (ImageNet and your
+    own image folders are read from their folders instead)."""
+    spec = fm_of(wildcards.fm)
+    suffix = "pt" if spec.source == "demo" else "pth"
     inputs = {"weights": f"resources/models/{wildcards.fm}.{suffix}"}
-    if wildcards.dataset != "imagenet":
+    folder = image_folder(wildcards.dataset)
+    if folder:
+        inputs["folder"] = f"{folder}/{wildcards.split}"
+    elif wildcards.dataset != "imagenet":
         inputs["images"] = f"resources/data/{wildcards.dataset}/{wildcards.split}.npz"
     return inputs
+
+
+def precomputed_arrays(wildcards):
+    """A precomputed FM's arrays of one data set split: {embeddings, labels} file paths."""
+    entry = config["fms"][wildcards.fm]["embeddings"][wildcards.dataset][
+        wildcards.split
+    ]
+    if isinstance(entry, str):
+        return {"embeddings": entry}
+    return dict(entry)
 
 
 def cd_view(wildcards):

@@ -21,17 +21,23 @@ rule train_demo_fm:
         "../scripts/train_demo_fm.py"
 
 
+# A torchvision or timm FM's weights, stored once by the machine that plans (compute nodes need
+# no internet): fetched from the library, drawn at random (seeded), or your own file, checked.
 rule fm_weights:
+    input:
+        own_weights,
     output:
         "resources/models/{fm}.pth",
     log:
         "logs/embed/weights_{fm}.log",
     wildcard_constraints:
-        fm="resnet18|resnet50|vit_b_16|swin_b",
+        fm=fms_where(lambda spec: spec.library),
     retries: 3
     localrule: True
     conda:
         "../../envs/imprint.yaml"
+    params:
+        fm=fm_params,
     script:
         "../scripts/fm_weights.py"
 
@@ -53,6 +59,7 @@ rule embed:
         runtime=120,
         mem_mb=16000,
     params:
+        fm=fm_params,
         batch_size=lambda wildcards: config["fms"][wildcards.fm].get("batch_size", 256),
         precision=lambda wildcards: config["fms"][wildcards.fm].get(
             "precision", "32-true"
@@ -60,3 +67,29 @@ rule embed:
         imagenet_root=config.get("imagenet_root"),
     script:
         "../scripts/embed.py"
+
+
+# Precomputed embeddings (an FM with `embeddings`): checked and stored like computed ones.
+rule import_embeddings:
+    input:
+        unpack(precomputed_arrays),
+    output:
+        embeddings="results/embeddings/{fm}/{dataset}/{split}.npy",
+        labels="results/embeddings/{fm}/{dataset}/{split}.labels.npy",
+        manifest="results/embeddings/{fm}/{dataset}/{split}.manifest.json",
+    log:
+        "logs/embed/{fm}_{dataset}_{split}.log",
+    wildcard_constraints:
+        fm=fms_where(lambda spec: spec.source == "precomputed"),
+    localrule: True
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        arrays=lambda wildcards: config["fms"][wildcards.fm]["embeddings"][
+            wildcards.dataset
+        ][wildcards.split],
+    script:
+        "../scripts/import_embeddings.py"
+
+
+ruleorder: import_embeddings > embed

@@ -22,6 +22,7 @@ rule sweep_shard:
         lambda_reg=lambda wildcards: config["fms"][wildcards.fm]["lambda_reg"],
         device=config.get("sweep_device", "cpu"),
         part=sweep_part,
+        label_table=label_table,
     script:
         "../scripts/sweep_shard.py"
 

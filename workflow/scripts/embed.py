@@ -5,18 +5,25 @@ from dataclasses import replace
 from imprint.backbones import load_fm
 from imprint.data import imagenet
 from imprint.embed import ImageArrayDataModule, ImageFolderDataModule, embed_images
+from imprint.fm_spec import FMSpec
 from imprint.io import log_to
 from imprint.tasks import imagenet_classes
 
 with log_to(snakemake.log[0]):
-    backbone, preprocessing = load_fm(snakemake.wildcards.fm, snakemake.input.weights)
+    w = snakemake.wildcards
+    spec = FMSpec(**snakemake.params.fm)
+    backbone, preprocessing = load_fm(spec, snakemake.input.weights)
     batch_size = snakemake.params.batch_size
-    if snakemake.wildcards.dataset == "imagenet":
-        # Workers decode, resize and crop each JPEG; the device only normalises.
-        folder = imagenet(snakemake.params.imagenet_root, snakemake.wildcards.split)
+    if w.dataset == "imagenet" or "folder" in snakemake.input.keys():
+        # Workers decode, resize and crop each image; the device only normalises.
+        if w.dataset == "imagenet":
+            folder = imagenet(snakemake.params.imagenet_root, w.split)
+            classes = imagenet_classes()
+        else:
+            folder, classes = snakemake.input.folder, None
         data = ImageFolderDataModule(
             folder,
-            imagenet_classes(),
+            classes,
             preprocessing.resize,
             preprocessing.crop,
             batch_size,

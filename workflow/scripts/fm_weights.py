@@ -1,9 +1,10 @@
-"""Download an FM's ImageNet-1k V1 weights once, so compute nodes need no internet."""
+"""Fetch an FM's library weights once, so compute nodes need no internet."""
 
-from imprint.backbones import download_weights, weights_url
+from imprint.backbones import fetch_weights
+from imprint.fm_spec import FMSpec
 from imprint.io import log_to
 
 with log_to(snakemake.log[0]):
-    url = weights_url(snakemake.wildcards.fm)
-    print(f"downloading {url}")
-    download_weights(url, snakemake.output[0])
+    spec = FMSpec(**snakemake.params.fm)
+    print(f"storing {spec.source} weights {spec.weights} of {spec.model}")
+    fetch_weights(spec, snakemake.output[0])

@@ -11,7 +11,9 @@ from imprint.tasks import select_task
 
 with log_to(snakemake.log[0]):
     w = snakemake.wildcards
-    x, y = select_task(*load_embeddings(snakemake.input[w.split]), w.mapping, w.task)
+    x, y = select_task(
+        *load_embeddings(snakemake.input[w.split]), w.mapping, w.task, snakemake.params.label_table
+    )
     x = np.asarray(x, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     keys = {"fm": w.fm, "dataset": w.dataset, "split": w.split, "mapping": w.mapping}

@@ -21,5 +21,6 @@ with log_to(snakemake.log[0]):
         test_files=snakemake.input.test,
         device=snakemake.params.device,
         part=snakemake.params.part,
+        label_table=snakemake.params.label_table,
     )
     write_table(table, snakemake.output[0])
