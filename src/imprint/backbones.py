@@ -97,7 +97,7 @@ def check_fm(spec: FMSpec) -> None:
         tags = list(tvm.get_model_weights(spec.model).__members__)
         if spec.tag and spec.tag not in tags:
             raise _no_such(
-                f"{where}: weights of {spec.model}", spec.weights, tags,
+                f"{where}: {spec.model} weights", spec.weights, tags,
                 f"{tags}, random, or a file of your own",
             )  # fmt: skip
     elif spec.source == "timm":

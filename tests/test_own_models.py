@@ -1,0 +1,213 @@
+"""Your own FMs: torchvision and timm models by name, their pooled pre-classifier features and
+preprocessing, dimensions read off the model, local weights files, and the errors that help."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from imprint.backbones import (
+    check_fm,
+    embedding_dim,
+    fetch_weights,
+    library_fm,
+    load_fm,
+    preprocessing_of,
+)
+from imprint.catalog import Catalog
+from imprint.data import save_images
+from imprint.embed import ImageArrayDataModule, embed_images
+from imprint.fm_spec import FMSpec, fm_spec
+from imprint.store import open_embeddings
+
+TORCHVISION = {"source": "torchvision", "model": "mobilenet_v3_small", "weights": "random"}
+TIMM = {"source": "timm", "model": "test_vit", "weights": "random"}
+
+
+def _images(n: int = 6, seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(
+        np.random.default_rng(seed).integers(0, 256, size=(n, 40, 52, 3), dtype=np.uint8)
+    )
+
+
+def _classifier_input(model: nn.Module, head: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the classifier layer ``head`` of the full model receives (a forward hook)."""
+    seen = []
+    handle = head.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0]))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("entry", [TORCHVISION, TIMM], ids=["torchvision", "timm"])
+def test_the_embedding_is_the_input_of_the_full_models_classifier(tmp_path, entry):
+    spec = fm_spec("mine", {**entry, "lambda_reg": 1.0})
+    fetch_weights(spec, tmp_path / "w.pth")
+    backbone, preprocessing = load_fm(spec, tmp_path / "w.pth")
+    x = preprocessing(_images())
+    with torch.no_grad():
+        embedding = backbone(x)
+    # The same weights in the library's own full model, classifier kept.
+    if spec.source == "timm":
+        import timm
+
+        full = timm.create_model(spec.model, pretrained=False)
+        head = full.get_classifier()
+    else:
+        import torchvision.models as tvm
+
+        full = tvm.get_model(spec.model)
+        head = full.classifier[-1]
+    full.load_state_dict(torch.load(tmp_path / "w.pth", weights_only=True))
+    expected = _classifier_input(full.eval(), head, x)
+    np.testing.assert_allclose(embedding.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert embedding.shape[1] == embedding_dim(spec) == head.in_features
+
+
+def test_preprocessing_follows_the_librarys_data_config():
+    import timm
+    import torchvision.models as tvm
+
+    vit = timm.create_model("test_vit")
+    config = timm.data.resolve_model_data_config(vit)
+    got = preprocessing_of(fm_spec("v", TIMM), vit)
+    assert got.crop == config["input_size"][1] == 160
+    assert got.resize == math.floor(160 / config["crop_pct"])
+    assert (got.mean, got.std, got.interpolation) == (
+        config["mean"],
+        config["std"],
+        config["interpolation"],
+    )
+    transform = tvm.get_model_weights("convnext_tiny").IMAGENET1K_V1.transforms()
+    spec = fm_spec("c", {"source": "torchvision", "model": "convnext_tiny", "lambda_reg": 1})
+    got = preprocessing_of(spec, None)
+    assert (got.resize, got.crop) == (transform.resize_size[0], transform.crop_size[0])
+    assert got.interpolation == transform.interpolation.value == "bilinear"
+
+
+def test_dimensions_are_read_from_the_models():
+    for entry, dim in (
+        (TIMM, 64),
+        ({"source": "timm", "model": "convnext_femto.d1_in1k"}, 384),
+        ({"source": "torchvision", "model": "efficientnet_v2_s"}, 1280),
+        ({"source": "torchvision", "model": "vit_b_16", "weights": "random"}, 768),
+    ):
+        catalog = Catalog({"fms": {"m": {**entry, "lambda_reg": 1.0}}})
+        assert catalog.dim("m") == dim
+
+
+def test_the_paper_fms_keep_their_weights_and_heads():
+    spec = fm_spec("resnet18", {"lambda_reg": 1e-4})
+    assert spec == FMSpec("resnet18", "torchvision", "resnet18", "IMAGENET1K_V1")
+    assert embedding_dim(spec) == Catalog().dim("resnet18") == 512
+
+
+def test_a_local_weights_file_round_trips_checked_against_its_digest(tmp_path):
+    import torchvision.models as tvm
+
+    torch.manual_seed(1)
+    trained = tvm.get_model("mobilenet_v3_small").eval()
+    torch.save(trained.state_dict(), tmp_path / "mine.pth")
+    digest = hashlib.sha256((tmp_path / "mine.pth").read_bytes()).hexdigest()
+    entry = {**TORCHVISION, "weights": str(tmp_path / "mine.pth"), "sha256": digest}
+    spec = fm_spec("mine", entry)
+    assert spec.weights_file and spec.tag is None
+    fetch_weights(spec, tmp_path / "stored.pth")
+    backbone, preprocessing = library_fm(spec, tmp_path / "stored.pth")
+    x = preprocessing(_images(4))
+    expected = _classifier_input(trained, trained.classifier[-1], x)
+    with torch.no_grad():
+        np.testing.assert_allclose(backbone(x).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    # A safetensors file of the same weights gives the same state.
+    from safetensors.torch import save_file
+
+    save_file(trained.state_dict(), tmp_path / "mine.safetensors")
+    fetch_weights(fm_spec("s", {**TORCHVISION, "weights": str(tmp_path / "mine.safetensors")}),
+                  tmp_path / "stored2.pth")  # fmt: skip
+    for key, value in torch.load(tmp_path / "stored2.pth", weights_only=True).items():
+        assert torch.equal(value, trained.state_dict()[key])
+
+
+def test_bad_weights_files_say_what_is_wrong(tmp_path):
+    import torchvision.models as tvm
+
+    torch.save(tvm.get_model("mobilenet_v3_small").state_dict(), tmp_path / "mine.pth")
+    wrong = fm_spec("m", {**TORCHVISION, "weights": str(tmp_path / "mine.pth"), "sha256": "0" * 64})
+    with pytest.raises(ValueError, match=r"has SHA-256 [0-9a-f]{64}, the config says 0{64}"):
+        fetch_weights(wrong, tmp_path / "out.pth")
+    other = fm_spec(
+        "m", {**TORCHVISION, "model": "resnet18", "weights": str(tmp_path / "mine.pth")}
+    )
+    with pytest.raises(ValueError, match="do not fit torchvision model resnet18"):
+        fetch_weights(other, tmp_path / "out.pth")
+    missing = fm_spec("m", {**TORCHVISION, "weights": str(tmp_path / "nope.pth")})
+    with pytest.raises(FileNotFoundError, match=r"nope\.pth does not exist"):
+        fetch_weights(missing, tmp_path / "out.pth")
+    assert not (tmp_path / "out.pth").exists()
+
+
+def test_random_weights_are_seeded(tmp_path):
+    spec = fm_spec("m", TIMM)
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # whatever the global state, the same weights
+        fetch_weights(spec, tmp_path / f"w{seed}.pth")
+    first, second = (torch.load(tmp_path / f"w{s}.pth", weights_only=True) for s in (1, 2))
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"source": "torchvision", "model": "convnext_tiy"},
+            r"torchvision classification model 'convnext_tiy' does not exist; close matches: "
+            r"\['convnext_tiny'",
+        ),
+        (
+            {"source": "timm", "model": "convnext_femtoo"},
+            r"timm model 'convnext_femtoo' does not exist; close matches: \['convnext_femto'",
+        ),
+        (
+            {"source": "torchvision", "model": "resnet18", "weights": "IMAGENET1K_V3"},
+            r"resnet18 weights 'IMAGENET1K_V3' does not exist; close matches: \['IMAGENET1K_V1'\]",
+        ),
+        ({"source": "timm", "model": "test_vit", "weights": "in22k"}, "not valid for timm"),
+        ({"model": "convnext_tiny"}, "say where the FM comes from"),
+    ],
+)
+def test_unknown_models_and_weights_list_close_matches(entry, message):
+    with pytest.raises(ValueError, match=message):
+        check_fm(fm_spec("mine", entry))
+
+
+def test_timm_weights_without_internet_say_how_to_go_on(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    spec = fm_spec("m", {"source": "timm", "model": "test_vit.r160_in1k"})
+    with pytest.raises(RuntimeError, match="name the file in weights"):
+        fetch_weights(spec, tmp_path / "w.pth")
+    assert not (tmp_path / "w.pth").exists()
+
+
+def test_timm_and_torchvision_fms_embed_through_lightning(tmp_path):
+    images = _images(10, seed=3).numpy()
+    save_images(tmp_path / "images.npz", images, np.arange(10) % 2)
+    for entry in (TORCHVISION, TIMM):
+        spec = fm_spec("m", entry)
+        fetch_weights(spec, tmp_path / "w.pth")
+        backbone, preprocessing = load_fm(spec, tmp_path / "w.pth")
+        data = ImageArrayDataModule(tmp_path / "images.npz", batch_size=4)
+        embed_images(backbone, preprocessing, data, tmp_path / "x.npy", "cpu", 1)
+        with torch.no_grad():
+            expected = backbone(preprocessing(torch.from_numpy(images))).numpy()
+        got, _ = open_embeddings(tmp_path / "x.npy")
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        assert got.shape == (10, embedding_dim(spec))
