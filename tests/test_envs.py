@@ -92,7 +92,7 @@ IMPORT_NAMES = {
     "torch": "torch", "torchvision": "torchvision", "lightning": "lightning", "numpy": "numpy",
     "scipy": "scipy", "scikit-learn": "sklearn", "pandas": "pandas", "pyarrow": "pyarrow",
     "scikit-posthocs": "scikit_posthocs", "seaborn": "seaborn", "matplotlib": "matplotlib",
-    "tabulate": "tabulate", "networkx": "networkx",
+    "tabulate": "tabulate", "networkx": "networkx", "timm": "timm", "pillow": "PIL",
 }  # fmt: skip
 
 

@@ -85,15 +85,16 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.files, self.labels = files, np.array(labels, dtype=np.int64)
 
     def _load(self, i: int) -> tuple[Tensor, int]:
-        from torchvision.io import ImageReadMode, decode_image
+        from PIL import Image
         from torchvision.transforms.v2 import functional as TF
 
         try:
-            image = decode_image(str(self.files[i]), mode=ImageReadMode.RGB)
+            with Image.open(self.files[i]) as file:
+                image = torch.from_numpy(np.asarray(file.convert("RGB"))).permute(2, 0, 1)
         except Exception as error:
             raise ValueError(
-                f"cannot read image {self.files[i]} ({error}); re-save it as JPEG, PNG, WebP or "
-                "GIF, or remove it"
+                f"cannot read image {self.files[i]} ({error}); re-save it (JPEG or PNG) or "
+                "remove it"
             ) from None
         mode = TF.InterpolationMode(self.interpolation)
         image = TF.center_crop(

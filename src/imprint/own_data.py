@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-# What torchvision.io.decode_image reads (suffixes compared in lower case).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+# The images torchvision's ImageFolder takes (suffixes compared in lower case), read with Pillow.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 def class_folders(folder: str | os.PathLike) -> list[Path]:
