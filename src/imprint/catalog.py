@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -127,9 +128,18 @@ class Catalog:
                     f"fms.{fm}.embeddings.{dataset}: test labels {missing.tolist()} have no "
                     "training samples; every test class needs training samples to imprint"
                 )
-            return Classes(tuple(map(str, range(n))), train, test)
+            names = tuple(map(str, range(n)))
+            if dataset in self.datasets:  # embeddings of your image folder: its class names
+                names = tuple(self._folder(dataset)[0])
+                if n > len(names):
+                    raise ValueError(
+                        f"fms.{fm}.embeddings.{dataset}: labels go up to {n - 1}, but the "
+                        f"folder of {dataset} has {len(names)} classes"
+                    )
+                train, test = (np.pad(c, (0, len(names) - n)) for c in (train, test))
+            return Classes(names, train, test)
         if dataset in self.datasets:
-            names, files = own_data.image_folder(self.datasets[dataset]["folder"])
+            names, files = self._folder(dataset)
             counts = {s: np.array([len(f) for f in files[s]]) for s in files}
             return Classes(tuple(names), counts["train"], counts["test"])
         if any(dataset in e.get("embeddings", {}) for e in self.fm_entries.values()):
@@ -147,6 +157,10 @@ class Catalog:
             [np.tile(SAMPLES_PER_CLASS[m], (ORIGINAL_CLASSES.get(m, 10), 1)) for m in members]
         )
         return Classes(tuple(map(str, range(len(counts)))), counts[:, 0], counts[:, 1])
+
+    def _folder(self, dataset: str) -> tuple[list[str], dict[str, list[list[Path]]]]:
+        folder = self.datasets[dataset]["folder"]
+        return self._once(("folder", dataset), lambda: own_data.image_folder(folder))
 
     def label_table(self, mapping: str, fm: str, dataset: str) -> dict[int, int] | None:
         """Your own mapping's {original class: task class} for a data set; None for built-ins."""

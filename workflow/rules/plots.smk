@@ -49,7 +49,7 @@ rule figure:
 
 rule fig6:
     input:
-        runs=figure_runs("fig6"),
+        runs=lambda wildcards: figure_runs("fig6"),
     output:
         pdf=report(
             "results/figures/fig6.pdf",
@@ -69,7 +69,7 @@ rule fig6:
     conda:
         "../../envs/report.yaml"
     params:
-        settings=figure_params("fig6"),
+        settings=lambda wildcards: figure_params("fig6"),
     script:
         "../scripts/figure.py"
 
@@ -99,7 +99,7 @@ rule collapse_figure:
 
 rule fig12:
     input:
-        runs=figure_runs("fig12"),
+        runs=lambda wildcards: figure_runs("fig12"),
         collapse="results/tables/nc1.csv",
     output:
         pdf=report(
@@ -126,7 +126,7 @@ rule fig12:
 
 rule gen_time:
     input:
-        runs=figure_runs("gen_time"),
+        runs=lambda wildcards: figure_runs("gen_time"),
     output:
         pdf=report(
             "results/figures/gen_time.pdf",

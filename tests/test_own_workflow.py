@@ -1,0 +1,88 @@
+"""The workflow on your own model and data, end to end and offline: a timm and a torchvision FM
+(random weights) embed a generated image folder through the embed rule's Lightning path, a
+label-mapping CSV makes a task, and the same embeddings given as precomputed arrays give the same
+runs table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from imprint.engine import TIMING_COLUMNS
+from imprint.store import embeddings_precision, open_embeddings
+from tests.own_files import image_folder
+from tests.workflow_runs import copy_workflow, snakemake
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = {
+    "fms": {
+        "vit": {"source": "timm", "model": "test_vit", "weights": "random", "lambda_reg": 1e-3,
+                "batch_size": 8},
+        "mobile": {"source": "torchvision", "model": "mobilenet_v3_small", "weights": "random",
+                   "lambda_reg": 1e-3, "batch_size": 8},
+    },
+    "datasets": {"pets": {"folder": "data/pets"}},
+    "mappings": {"pairs": "data/pairs.csv"},
+    "experiments": {
+        "own": {"methods": ["qi", "ours"], "fms": ["vit", "mobile"], "datasets": ["pets"],
+                "mappings": ["none", "pairs"], "tasks": ["all"], "seeds": [1]},
+    },
+    "collapse": [{"fms": ["vit"], "datasets": ["pets"], "mappings": ["pairs"], "tasks": ["all"]}],
+    "statistics": {},
+    "figures": {},
+}  # fmt: skip
+PROVENANCE = ["experiment", "fm", "embedding_precision", "config_hash", "git_commit"]
+
+
+def _comparable(path) -> pd.DataFrame:
+    table = pd.read_parquet(path)
+    table = table.drop(columns=[*PROVENANCE, *TIMING_COLUMNS])
+    table = table.drop(columns=[c for c in table if c.startswith("version_")])
+    return table.sort_values(list(table.columns[:8])).reset_index(drop=True)
+
+
+def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
+    directory = copy_workflow(tmp_path)
+    image_folder(directory / "data/pets", train=5, test=3)
+    (directory / "data/pairs.csv").write_text("class,task\ncat,0\ndog,0\n2,1\nyak,1\n")
+    (directory / "config/own.yaml").write_text(yaml.safe_dump(CONFIG))
+    targets = ["results/runs/own.parquet", "results/collapse/vit/pets/train/pairs/all.csv"]
+    result = snakemake(directory, *targets, "--configfile", "config/own.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    for fm, dim in (("vit", 64), ("mobile", 1024)):
+        x, y = open_embeddings(directory / f"results/embeddings/{fm}/pets/train.npy")
+        assert x.shape == (20, dim) and np.bincount(y).tolist() == [5, 5, 5, 5]
+        assert embeddings_precision(directory / f"results/embeddings/{fm}/pets/test.npy") == (
+            "32-true"
+        )
+    runs = pd.read_parquet(directory / "results/runs/own.parquet")
+    assert set(runs["fm"]) == {"vit", "mobile"} and set(runs["mapping"]) == {"none", "pairs"}
+    nc1 = pd.read_csv(directory / "results/collapse/vit/pets/train/pairs/all.csv")
+    assert len(nc1) == 1 and np.isfinite(nc1["nc1"]).all()
+
+    # The same embeddings, given as precomputed arrays, run as they are.
+    for split in ("train", "test"):
+        x, y = open_embeddings(directory / f"results/embeddings/vit/pets/{split}.npy")
+        np.savez(directory / f"data/vit_{split}.npz", embeddings=np.asarray(x), labels=y)
+    config = yaml.safe_load((directory / "config/own.yaml").read_text())
+    config["fms"]["pre"] = {
+        "lambda_reg": 1e-3,
+        "embeddings": {"pets": {"train": "data/vit_train.npz", "test": "data/vit_test.npz"}},
+    }
+    config["experiments"]["pre"] = {**config["experiments"]["own"], "fms": ["pre"]}
+    config["experiments"]["own"]["fms"] = ["vit"]
+    (directory / "config/pre.yaml").write_text(yaml.safe_dump(config))
+    targets = ["results/runs/own.parquet", "results/runs/pre.parquet"]
+    result = snakemake(directory, *targets, "--configfile", "config/pre.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert embeddings_precision(directory / "results/embeddings/pre/pets/train.npy") == (
+        "precomputed"
+    )
+    own = _comparable(directory / "results/runs/own.parquet")
+    pre = _comparable(directory / "results/runs/pre.parquet")
+    assert len(own) == len(pre) == 2 * 2  # two methods, two mappings, one seed
+    pd.testing.assert_frame_equal(own, pre)
