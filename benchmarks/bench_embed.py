@@ -3,14 +3,16 @@ PIL-transform loader, on the same model and images, measured in one process.
 
 - lightning: ``embed_images`` (ImageArrayDataModule -> Trainer.predict -> shard writer -> merge)
 - bare loop: uint8 batches moved to the device, resized and normalised there, one forward each
-- PIL loader: torchvision's ``weights.transforms()`` on each PIL image in a DataLoader
+- PIL loader: the same resize, crop and normalisation as torchvision transforms on each PIL
+  image in a DataLoader
 
 All three use the FM's own preprocessing (resize, crop, normalise) and the same precision
-(``--precision``: float32, the paper's, or bf16 autocast).
-The FM keeps random weights (same speed, no download).
+(``--precision``: float32, the paper's, or bf16 autocast). The FM is any torchvision or timm
+model (``--source``, ``--model``) with random weights (same speed, no download).
 
-    python benchmarks/bench_embed.py --fm resnet18 --images 256            # CPU: keep it small
-    python benchmarks/bench_embed.py --fm vit_b_16 --images 20000 --device cuda
+    python benchmarks/bench_embed.py --model resnet18 --images 256         # CPU: keep it small
+    python benchmarks/bench_embed.py --model vit_b_16 --images 20000 --device cuda
+    python benchmarks/bench_embed.py --source timm --model convnext_femto --device cuda
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.models as tvm
+import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from imprint.backbones import TORCHVISION_FMS, torchvision_fm
+from imprint.backbones import fetch_weights, library_fm
 from imprint.data import save_images
 from imprint.embed import ImageArrayDataModule, embed_images
+from imprint.fm_spec import fm_spec
 
 
 class PILImages(Dataset):
@@ -59,7 +62,8 @@ def timed(function, device: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fm", choices=list(TORCHVISION_FMS), default="resnet18")
+    parser.add_argument("--source", choices=["torchvision", "timm"], default="torchvision")
+    parser.add_argument("--model", default="resnet18", help="the model's name in its library")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--size", type=int, default=32, help="side of the stored square RGB images")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -70,9 +74,19 @@ def main() -> None:
     parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
     args = parser.parse_args()
 
-    model, preprocessing = torchvision_fm(args.fm, weights_path=None, pretrained=False)
+    spec = fm_spec("bench", {"source": args.source, "model": args.model, "weights": "random"})
+    with tempfile.TemporaryDirectory() as tmp:
+        fetch_weights(spec, Path(tmp) / "random.pth")
+        model, preprocessing = library_fm(spec, Path(tmp) / "random.pth")
     model = model.to(args.device)
-    transform = getattr(tvm, TORCHVISION_FMS[args.fm][1]).IMAGENET1K_V1.transforms()
+    transform = T.Compose(
+        [
+            T.Resize(preprocessing.resize, T.InterpolationMode(preprocessing.interpolation)),
+            T.CenterCrop(preprocessing.crop),
+            T.ToTensor(),
+            T.Normalize(preprocessing.mean, preprocessing.std),
+        ]
+    )
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(args.images, args.size, args.size, 3), dtype=np.uint8)
 
@@ -108,7 +122,8 @@ def main() -> None:
 
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     sizes = f"{args.images} images {args.size}px -> {preprocessing.crop}px"
-    print(f"{args.fm}, {sizes}, {args.precision}, {name}, torch {torch.__version__}")
+    model_name = f"{args.source} {args.model}"
+    print(f"{model_name}, {sizes}, {args.precision}, {name}, torch {torch.__version__}")
     for label, seconds in results.items():
         ratio = results["bare loop"] / seconds
         print(f"{label:>10}: {args.images / seconds:9.1f} img/s  ({ratio:.2f} x the bare loop)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from snakemake.utils import validate
 from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
 from imprint.config import (
     check_experiments,
+    check_models,
     check_references,
     check_unique_keys,
     figure_experiments,
@@ -31,10 +33,22 @@ def _config(name: str = "config.yaml") -> dict:
 
 
 def test_shipped_configs_are_valid():
-    for path in sorted((ROOT / "config").glob("*.yaml")):
+    for path in sorted((ROOT / "config").glob("**/*.yaml")):
         config = yaml.safe_load(path.read_text())
         validate(config, SCHEMA)
         resolve_config(config)
+        check_models(config)  # every model and weights tag exists in its library
+
+
+def test_the_own_model_example_plans_offline(tmp_path):
+    directory = copy_workflow(tmp_path)
+    (directory / "models").mkdir()
+    (directory / "models/resnet50_finetuned.pth").write_bytes(b"stand-in")
+    result = snakemake(directory, "-n", "--configfile", "config/examples/own_model.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
+    assert jobs["fm_weights"] == "3"  # convnext, femto, and the checked copy of yours
+    assert jobs["embed"] == str(3 * 2 * 2)  # 3 FMs × 2 data sets × 2 splits
 
 
 def test_schema_lists_exactly_the_registries():
