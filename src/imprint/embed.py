@@ -90,7 +90,7 @@ class ImageFolderDataModule(L.LightningDataModule):
 
         try:
             with Image.open(self.files[i]) as file:
-                image = torch.from_numpy(np.asarray(file.convert("RGB"))).permute(2, 0, 1)
+                image = torch.from_numpy(np.array(file.convert("RGB"))).permute(2, 0, 1)
         except Exception as error:
             raise ValueError(
                 f"cannot read image {self.files[i]} ({error}); re-save it (JPEG or PNG) or "
