@@ -170,6 +170,19 @@ def test_the_catalog_learns_classes_sizes_and_dimensions_from_your_files(tmp_pat
     assert (size.n_classes, size.train_per_class, size.n_test, size.dim) == (3, 10, 12, 8)
 
 
+def test_classes_without_samples_do_not_count_and_each_data_set_has_its_dimension(tmp_path):
+    x = np.ones((4, 6), np.float32)
+    np.savez(tmp_path / "gap.npz", embeddings=x, labels=np.array([0, 0, 2, 2]))  # no class 1
+    embedding_arrays(tmp_path / "b.npz", dim=3)
+    arrays = {"a": {"train": str(tmp_path / "gap.npz"), "test": str(tmp_path / "gap.npz")},
+              "b": {"train": str(tmp_path / "b.npz"), "test": str(tmp_path / "b.npz")}}  # fmt: skip
+    catalog = Catalog({"fms": {"pre": {"lambda_reg": 1.0, "embeddings": arrays}}})
+    assert catalog.task_classes("pre", "a", "none", "all") == [0, 2]
+    assert catalog.task_size("pre", "a", "none", "all").n_classes == 2
+    assert (catalog.dim("pre", "a"), catalog.dim("pre", "b")) == (6, 3)
+    assert catalog.task_size("pre", "b", "none", "all").dim == 3
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

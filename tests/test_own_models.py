@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from imprint.backbones import (
+    _architecture,
+    _without_head,
     check_fm,
     embedding_dim,
     fetch_weights,
@@ -102,10 +104,23 @@ def test_dimensions_are_read_from_the_models():
         assert catalog.dim("m") == dim
 
 
-def test_the_paper_fms_keep_their_weights_and_heads():
-    spec = fm_spec("resnet18", {"lambda_reg": 1e-4})
-    assert spec == FMSpec("resnet18", "torchvision", "resnet18", "IMAGENET1K_V1")
-    assert embedding_dim(spec) == Catalog().dim("resnet18") == 512
+@pytest.mark.parametrize(
+    ("name", "head"), [("resnet18", "fc"), ("resnet50", "fc"), ("vit_b_16", "heads.head"),
+                       ("swin_b", "head")],
+)  # fmt: skip
+def test_the_paper_fms_keep_their_weights_and_lose_their_classifier(name, head):
+    spec = fm_spec(name, {"lambda_reg": 1e-4})
+    assert spec == FMSpec(name, "torchvision", name, "IMAGENET1K_V1")
+    with torch.device("meta"):
+        model = _without_head(_architecture(spec), spec)
+    assert isinstance(model.get_submodule(head), nn.Identity)  # the classifier, and only it
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert all(m.out_features != 1000 for m in linear)
+    assert (
+        embedding_dim(spec)
+        == Catalog().dim(name)
+        == {"resnet18": 512, "resnet50": 2048, "vit_b_16": 768, "swin_b": 1024}[name]
+    )
 
 
 def test_a_local_weights_file_round_trips_checked_against_its_digest(tmp_path):

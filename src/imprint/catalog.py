@@ -79,14 +79,14 @@ class Catalog:
             )
         return embeddings[dataset]
 
-    def dim(self, fm: str) -> int:
-        """The FM's embedding dimension: from the tables, the arrays, or the model itself."""
+    def dim(self, fm: str, dataset: str | None = None) -> int:
+        """The FM's embedding dimension (of ``dataset``'s arrays for a precomputed FM, by
+        default its first data set's): from the tables, the arrays, or the model itself."""
         spec = self.fm(fm)
         if spec.source == "demo":
             return DEMO_DIM
         if spec.source == "precomputed":
-            dataset = next(iter(self.fm_entries[fm]["embeddings"]))
-            return self._arrays_dim(fm, dataset)
+            return self._arrays_dim(fm, dataset or next(iter(self.fm_entries[fm]["embeddings"])))
         if spec.name in PAPER_DIMS and spec.model == spec.name:
             return PAPER_DIMS[spec.name]
         from imprint.backbones import embedding_dim
@@ -173,8 +173,12 @@ class Catalog:
         )
 
     def _task_labels(self, fm: str, dataset: str, mapping: str, task: str) -> np.ndarray:
-        n = len(self.classes(fm, dataset).names)
-        return task_labels(n, mapping, task, self.label_table(mapping, fm, dataset))
+        """Each original class's task class; -1 if the task drops it or it has no samples."""
+        classes = self.classes(fm, dataset)
+        labels = task_labels(
+            len(classes.names), mapping, task, self.label_table(mapping, fm, dataset)
+        )
+        return np.where(classes.train > 0, labels, -1)
 
     def task_classes(self, fm: str, dataset: str, mapping: str, task: str) -> list[int]:
         """The task classes a (data set, mapping, task) keeps."""
@@ -190,4 +194,5 @@ class Catalog:
         kept = labels >= 0
         n_classes = max(len(np.unique(labels[kept])), 1)
         train_per_class = float(counts.train[kept].sum() / n_classes)
-        return TaskSize(n_classes, train_per_class, int(counts.test[kept].sum()), self.dim(fm))
+        n_test = int(counts.test[kept].sum())
+        return TaskSize(n_classes, train_per_class, n_test, self.dim(fm, dataset))

@@ -19,7 +19,7 @@ from imprint.config import (
     shard_spec,
 )
 from imprint.environment import prepend_pythonpath
-from imprint.fm_spec import fm_spec
+from imprint.fm_spec import PAPER_FMS, fm_spec
 from imprint.tasks import member_datasets
 
 min_version("9.0")
@@ -251,8 +251,10 @@ def fm_of(name):
 
 
 def fms_where(wanted):
-    """A wildcard constraint matching the config's FMs whose spec is ``wanted`` (or nothing)."""
-    return "|".join(n for n in config["fms"] if wanted(fm_of(n))) or "(?!)"
+    """A wildcard constraint matching the FMs (the config's and the paper's, which need no
+    entry) whose spec is ``wanted``, or nothing."""
+    names = dict.fromkeys([*config["fms"], *PAPER_FMS])
+    return "|".join(n for n in names if wanted(fm_of(n))) or "(?!)"
 
 
 def fm_params(wildcards):
