@@ -193,6 +193,12 @@ def test_random_weights_are_seeded(tmp_path):
             r"resnet18 weights 'IMAGENET1K_V3' does not exist; close matches: \['IMAGENET1K_V1'\]",
         ),
         ({"source": "timm", "model": "test_vit", "weights": "in22k"}, "not valid for timm"),
+        (
+            {"source": "timm", "model": "test_vit.r161_in1k"},
+            r"timm pretrained weights 'test_vit.r161_in1k' does not exist; close matches: "
+            r"\['test_vit.r160_in1k'",
+        ),
+        ({"source": "timm", "model": "coatnet_0_224"}, "timm pretrained weights 'coatnet_0_224'"),
         ({"model": "convnext_tiny"}, "say where the FM comes from"),
     ],
 )

@@ -111,6 +111,13 @@ def check_fm(spec: FMSpec) -> None:
                 f"{where}: weights {spec.weights!r} is not valid for timm; use pretrained (name "
                 "the tag in the model, e.g. convnext_femto.d1_in1k), random, or a file path"
             )
+        published = timm.list_pretrained()
+        if spec.tag and spec.model not in published:
+            if "." in spec.model or not any(n.split(".")[0] == spec.model for n in published):
+                raise _no_such(
+                    f"{where}: timm pretrained weights", spec.model, published,
+                    "timm.list_pretrained(); or use weights random or a file of your own",
+                )  # fmt: skip
 
 
 def _architecture(spec: FMSpec) -> nn.Module:
