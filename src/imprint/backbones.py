@@ -4,7 +4,6 @@ its images prepared (resize, crop, normalisation), applied in batches on the dev
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
 import os
 import re
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imprint.fm_spec import FMSpec
+from imprint.io import atomic_path, file_sha256
 
 
 @dataclass(frozen=True)
@@ -190,19 +190,14 @@ def embedding_dim(spec: FMSpec) -> int:
         return int(model(torch.empty(1, 3, crop, crop)).flatten(1).shape[1])
 
 
-def sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def read_weights(path: str | os.PathLike, digest: str | None = None) -> dict[str, Tensor]:
     """A state dict from a ``.safetensors`` or PyTorch file (a checkpoint's ``state_dict`` entry
     is unwrapped), checked against its SHA-256 ``digest`` when one is given."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    if digest and sha256(path) != digest.lower():
+    if digest and (found := file_sha256(path)) != digest.lower():
         raise ValueError(
-            f"weights file {path} has SHA-256 {sha256(path)}, the config says {digest}; "
+            f"weights file {path} has SHA-256 {found}, the config says {digest}; "
             "replace the file or correct sha256"
         )
     if str(path).endswith(".safetensors"):
@@ -243,8 +238,6 @@ def fetch_weights(spec: FMSpec, path: str | os.PathLike) -> None:
     internet: torchvision's download, checked against the checksum its file name carries; timm's
     from the Hugging Face Hub; ``random`` ones (seeded); or your own file, checked against its
     ``sha256`` and against the architecture."""
-    from imprint.io import atomic_path
-
     if spec.weights == "random":
         torch.manual_seed(0)
         state = _architecture(spec).state_dict()
@@ -272,8 +265,6 @@ def fetch_weights(spec: FMSpec, path: str | os.PathLike) -> None:
 def download_weights(url: str, path: str | os.PathLike) -> None:
     """Download a state dict into ``path``, checking the SHA-256 prefix its file name carries
     (``resnet18-f37072fd.pth``); a failed or damaged download raises naming the URL and why."""
-    from imprint.io import atomic_path
-
     match = re.search(r"-([0-9a-f]{8,})\.", url.rsplit("/", 1)[-1])
     with atomic_path(path) as temporary:
         try:

@@ -70,6 +70,12 @@ def versions() -> dict[str, str]:
     return found
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 digest of a file's bytes, in hex."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def config_hash(config: Any) -> str:
     """A short hash of a JSON-serialisable config slice."""
     text = json.dumps(config, sort_keys=True, default=str)

@@ -6,14 +6,13 @@ stops a job with a message that says how to regenerate it instead of giving wron
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from imprint.io import atomic_path
+from imprint.io import atomic_path, file_sha256
 
 
 class CorruptEmbeddingsError(ValueError):
@@ -28,18 +27,13 @@ def manifest_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".manifest.json")
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _entry(path: Path, array: np.ndarray) -> dict:
     return {
         "file": path.name,
         "shape": list(array.shape),
         "dtype": str(array.dtype),
         "bytes": path.stat().st_size,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
     }
 
 
@@ -104,7 +98,7 @@ def open_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         size = target.stat().st_size
         if size != entry["bytes"]:
             raise _corrupt(path, f"{target} has {size} bytes, its manifest says {entry['bytes']}")
-        if _sha256(target) != entry["sha256"]:
+        if file_sha256(target) != entry["sha256"]:
             raise _corrupt(path, f"{target} does not match the SHA-256 digest in its manifest")
         array = np.load(target, mmap_mode="r" if key == "embeddings" else None)
         if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
