@@ -258,16 +258,17 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
     return ""
 
 
-def check_experiments(config: Mapping[str, Any]) -> None:
+def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None) -> None:
     """Every FM's model must exist; every task must keep two classes or more of its data;
     every grid must expand to at least one run for every FM; every view of the statistics
     and Table 1 must compare at least two configurations over at least two groups; every figure's
     experiments must hold what it draws. Raise ``ValueError`` naming the key otherwise.
-    (Imports PyTorch: for the planning process only.)"""
+    ``catalog`` (default: a new one of ``config``) reads your own files; the planner passes
+    the one it plans with, so each file is read once. (Imports PyTorch: planning only.)"""
     import pandas as pd
 
     check_models(config)
-    check_tasks(config, Catalog(config))
+    check_tasks(config, catalog or Catalog(config))
     tables = _configurations(config)
     for view, spec in config["statistics"].get("cd_diagrams", {}).items():
         used = as_list(spec["experiment"])

@@ -35,8 +35,18 @@ config.clear()
 config.update(_resolved)
 for _note in _notes:
     logger.warning(_note)
+
+
+@functools.cache
+def catalog():
+    """What the config's FMs and data sets are, and their sizes (``imprint.catalog``)."""
+    from imprint.catalog import Catalog
+
+    return Catalog(config)
+
+
 if workflow.is_main_process:  # jobs on cluster nodes were checked when planned
-    check_experiments(config)
+    check_experiments(config, catalog())
 
 
 wildcard_constraints:
@@ -122,14 +132,6 @@ def _shard_units(experiment, lambda_reg):
     from imprint.experiments import shard_runs
 
     return units(shard_runs(config["experiments"][experiment], lambda_reg))
-
-
-@functools.cache
-def catalog():
-    """What the config's FMs and data sets are, and their sizes (``imprint.catalog``)."""
-    from imprint.catalog import Catalog
-
-    return Catalog(config)
 
 
 @functools.cache
@@ -287,14 +289,17 @@ def embed_inputs(wildcards):
     return inputs
 
 
-def precomputed_arrays(wildcards):
-    """A precomputed FM's arrays of one data set split: {embeddings, labels} file paths."""
-    entry = config["fms"][wildcards.fm]["embeddings"][wildcards.dataset][
-        wildcards.split
-    ]
-    if isinstance(entry, str):
-        return {"embeddings": entry}
-    return dict(entry)
+def precomputed_split(wildcards):
+    """A precomputed FM's entry for one data set split (an .npz, or .npy embeddings and labels)."""
+    return config["fms"][wildcards.fm]["embeddings"][wildcards.dataset][wildcards.split]
+
+
+def precomputed_files(wildcards):
+    """The files of a precomputed split (``imprint.own_data.array_files`` reads the entry)."""
+    from imprint.own_data import array_files
+
+    embeddings, _, labels, _ = array_files(precomputed_split(wildcards))
+    return list(dict.fromkeys([str(embeddings), str(labels)]))
 
 
 def cd_view(wildcards):

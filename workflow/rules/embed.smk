@@ -72,7 +72,7 @@ rule embed:
 # Precomputed embeddings (an FM with `embeddings`): checked and stored like computed ones.
 rule import_embeddings:
     input:
-        unpack(precomputed_arrays),
+        precomputed_files,
     output:
         embeddings="results/embeddings/{fm}/{dataset}/{split}.npy",
         labels="results/embeddings/{fm}/{dataset}/{split}.labels.npy",
@@ -85,9 +85,7 @@ rule import_embeddings:
     conda:
         "../../envs/imprint.yaml"
     params:
-        arrays=lambda wildcards: config["fms"][wildcards.fm]["embeddings"][
-            wildcards.dataset
-        ][wildcards.split],
+        arrays=precomputed_split,
     script:
         "../scripts/import_embeddings.py"
 
