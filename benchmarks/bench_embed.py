@@ -29,10 +29,10 @@ import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from imprint.backbones import fetch_weights, library_fm
-from imprint.data import save_images
-from imprint.embed import ImageArrayDataModule, embed_images
-from imprint.fm_spec import fm_spec
+from imprint.fms.backbones import fetch_weights, library_fm
+from imprint.fms.data import save_images
+from imprint.fms.embed import ImageArrayDataModule, embed_images
+from imprint.fms.fm_spec import fm_spec
 
 
 class PILImages(Dataset):

@@ -1,8 +1,8 @@
 """The bill of config/paper.yaml before it runs, measured on this machine.
 
-1. calibrate: every step family ``imprint.cost`` prices (prepare, each GEN, each NORMpost, each
-   search, the votes) is timed on synthetic embeddings at the paper's sizes, giving seconds per
-   operation and a fixed cost per step;
+1. calibrate: every step family ``imprint.study.cost`` prices (prepare, each GEN, each
+   NORMpost, each search, the votes) is timed on synthetic embeddings at the paper's sizes,
+   giving seconds per operation and a fixed cost per step;
 2. check: sampled units of real-sized shards (one per GEN of every experiment, CIFAR-10 and
    ResNet-18 sizes, test rows capped) are swept and their time compared with the projection;
 3. floor: the ``all`` rows of a CIFAR-sized shard of the default config's ``sec51`` grid against
@@ -12,7 +12,7 @@
 
     python benchmarks/bench_paper.py                       # CPU, about 6 minutes on 2 cores
     python benchmarks/bench_paper.py --device cuda         # GPU rates, plus the GPU targets
-    python benchmarks/bench_paper.py --write-rates src/imprint/rates.json   # the shipped rates
+    python benchmarks/bench_paper.py --write-rates src/imprint/study/rates.json  # shipped rates
 """
 
 from __future__ import annotations
@@ -32,18 +32,18 @@ import yaml
 from bench_sweep import make_task
 
 from imprint import expand_grid, sweep
-from imprint.aggregation import AGG, Variant, vote
-from imprint.batch import ClassBatch
-from imprint.catalog import Catalog
-from imprint.collapse import nearest_class_centre
-from imprint.cost import Budget, TaskSize, operations, unit_seconds, units
-from imprint.engine import plan_runs
-from imprint.experiments import experiment_jobs, shard_runs
-from imprint.generators import GEN, GenContext
-from imprint.normalize import NORM_POST
-from imprint.params import validate_params
-from imprint.pipeline import distance_metric, prepare_classes
-from imprint.tasks import expand_mappings
+from imprint.method.aggregation import AGG, Variant, vote
+from imprint.method.batch import ClassBatch
+from imprint.method.collapse import nearest_class_centre
+from imprint.method.engine import plan_runs
+from imprint.method.generators import GEN, GenContext
+from imprint.method.normalize import NORM_POST
+from imprint.method.params import validate_params
+from imprint.method.pipeline import distance_metric, prepare_classes
+from imprint.study.catalog import Catalog
+from imprint.study.cost import Budget, TaskSize, operations, unit_seconds, units
+from imprint.study.experiments import experiment_jobs, shard_runs
+from imprint.study.tasks import expand_mappings
 
 ROOT = Path(__file__).parent.parent
 DISTANCES = ("euclidean", "cosine", "manhattan", "chebyshev", "mahalanobis")
@@ -65,7 +65,7 @@ def _tensors(per_class: int, n_classes: int, dim: int, seed: int, device: str):
 
 
 def calibrate(device: str) -> dict[str, float]:
-    """Seconds per operation of every family (operations as ``imprint.cost`` counts them) and
+    """Seconds per operation of every family (operations as ``imprint.study.cost`` counts them) and
     ``overhead``, the fixed seconds of one step."""
     c, n, dim, k, n_test = 10, 2000, 512, 20, 2000
     x, y = _tensors(n, c, dim, 1, device)
@@ -266,7 +266,7 @@ def main() -> None:
         flush=True,
     )
     # Jobs as the workflow plans them: on a GPU, or on one CPU core each (rates measured on
-    # `threads` cores, scaled as imprint.cost.load_budget scales them).
+    # `threads` cores, scaled as imprint.study.cost.load_budget scales them).
     gpu = device.startswith("cuda")
     table = project(config, Budget(args.budget_minutes, rates, 1.0 if gpu else threads))
     table = table.rename(columns={"hours": "GPU-hours" if gpu else "core-hours"})

@@ -25,9 +25,9 @@ import torch
 from sklearn.cluster import KMeans
 
 from imprint import ImprintingClassifier, expand_grid, sweep
-from imprint.batch import ClassBatch, ProxySet
-from imprint.generators import GenContext, _select_per_class
-from imprint.params import RUN_COLUMNS
+from imprint.method.batch import ClassBatch, ProxySet
+from imprint.method.generators import GenContext, _select_per_class
+from imprint.method.params import RUN_COLUMNS
 
 SEEDS = [17121997, 123987, 12412312]
 

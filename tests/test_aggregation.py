@@ -8,7 +8,7 @@ import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
-from imprint.aggregation import (
+from imprint.method.aggregation import (
     AGG,
     Variant,
     ledoit_wolf_covariance,
@@ -16,7 +16,7 @@ from imprint.aggregation import (
     vote,
     whitening,
 )
-from imprint.batch import ProxySet
+from imprint.method.batch import ProxySet
 
 SKLEARN_METRIC = {
     "cosine": "cosine",

@@ -10,9 +10,9 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 
-from imprint.batch import ClassBatch
-from imprint.clustering import farthest_point_sampling, kmeans, kmedoids, kmedoids_pam
-from imprint.randomness import stage_generator
+from imprint.method.batch import ClassBatch
+from imprint.method.clustering import farthest_point_sampling, kmeans, kmedoids, kmedoids_pam
+from imprint.method.randomness import stage_generator
 from tests.conftest import make_task
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imprint import collapse, nc1
-from imprint.collapse import collapse_metrics
+from imprint import nc1
+from imprint.method import collapse
+from imprint.method.collapse import collapse_metrics
 
 
 def _brute_force(x, y):

@@ -11,8 +11,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
-from imprint.config import (
+from imprint.method.aggregation import AGG, DISTANCES, WEIGHTINGS
+from imprint.method.generators import GEN
+from imprint.method.normalize import NORM, NORM_POST
+from imprint.study.config import (
     check_experiments,
     check_models,
     check_references,
@@ -20,8 +22,6 @@ from imprint.config import (
     figure_experiments,
     resolve_config,
 )
-from imprint.generators import GEN
-from imprint.normalize import NORM, NORM_POST
 from tests.workflow_runs import copy_workflow, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from imprint.aggregation import DISTANCES
-from imprint.catalog import Catalog
-from imprint.cost import (
+from imprint.fms.data import digits
+from imprint.method.aggregation import DISTANCES
+from imprint.method.generators import GEN
+from imprint.method.normalize import NORM_POST
+from imprint.study.catalog import Catalog
+from imprint.study.cost import (
     RATES,
     TaskSize,
     load_budget,
@@ -19,11 +22,8 @@ from imprint.cost import (
     unit_seconds,
     units,
 )
-from imprint.data import digits
-from imprint.experiments import shard_runs
-from imprint.generators import GEN
-from imprint.grid import expand_grid
-from imprint.normalize import NORM_POST
+from imprint.study.experiments import shard_runs
+from imprint.study.grid import expand_grid
 from tests.workflow_runs import ROOT
 
 DEMO = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]

@@ -16,9 +16,9 @@ import pytest
 import torch
 import torchvision.datasets as tvd
 
-from imprint import data
-from imprint.backbones import download_weights
-from imprint.data import digits, imagenet, load_images, save_images, torchvision_dataset
+from imprint.fms import data
+from imprint.fms.backbones import download_weights
+from imprint.fms.data import digits, imagenet, load_images, save_images, torchvision_dataset
 
 
 @pytest.fixture

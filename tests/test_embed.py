@@ -7,10 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imprint.backbones import DEMO_PREPROCESSING, DemoCNN, Preprocessing
-from imprint.data import save_images
-from imprint.embed import ImageArrayDataModule, ImageFolderDataModule, embed_images, merge_shards
-from imprint.store import embeddings_precision, open_embeddings
+from imprint.fms.backbones import DEMO_PREPROCESSING, DemoCNN, Preprocessing
+from imprint.fms.data import save_images
+from imprint.fms.embed import (
+    ImageArrayDataModule,
+    ImageFolderDataModule,
+    embed_images,
+    merge_shards,
+)
+from imprint.fms.store import embeddings_precision, open_embeddings
 
 
 def test_trainer_predict_equals_a_direct_forward_pass_in_order(tmp_path):

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imprint import plots
-from imprint.cd_diagram import axis_range, draw_cd_diagram, rank_position
-from imprint.stats import critical_difference
+from imprint.analysis.cd_diagram import axis_range, draw_cd_diagram, rank_position
+from imprint.analysis.figures import collapse as collapse_figures
+from imprint.analysis.figures import fewshot, k_sweep, timing
+from imprint.analysis.figures.common import save_figure
+from imprint.analysis.stats import critical_difference
 
 matplotlib.use("Agg")
 PIPELINE = {
@@ -55,9 +57,9 @@ def test_fig12_gain_is_joined_per_seed_averaged_over_seeds_then_over_remaps():
     runs = _merged_runs(rng)
     keys = runs[["fm", "dataset", "mapping"]].drop_duplicates()
     collapse = keys.assign(
-        task="all", **{m: rng.uniform(0.1, 5, len(keys)) for m in plots.COLLAPSE_METRICS}
+        task="all", **{m: rng.uniform(0.1, 5, len(keys)) for m in collapse_figures.COLLAPSE_METRICS}
     )
-    points = plots.fig12_points(runs, collapse, "nc1")
+    points = collapse_figures.fig12_points(runs, collapse, "nc1")
     for _, point in points.iterrows():
         if point["dataset"] == "imagenet":
             mappings = [f"imagenet_merge_d{point['d']}_r{r}" for r in range(3)]
@@ -80,7 +82,7 @@ def test_fig12_gain_is_joined_per_seed_averaged_over_seeds_then_over_remaps():
         assert point["gain"] == pytest.approx(sum(gains) / len(gains))
         assert point["nc1"] == pytest.approx(sum(nc1) / len(nc1))
     assert len(points) == 2 * 2 + 2  # per FM: d = 1, d = 2 (ImageNet) and MNIST
-    stats = plots.fig12_statistics(points, "nc1").set_index("name")
+    stats = collapse_figures.fig12_statistics(points, "nc1").set_index("name")
     x, y = np.log10(points["nc1"]), points["gain"]
     assert stats.at["r2", "value"] == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2)
 
@@ -110,7 +112,7 @@ def test_fig10_median_band_and_curves():
         for n in (1, 2, 5, 10)
     ]
     runs = _runs(rows, rng, seeds=range(5))
-    curves = plots.fig10_curves(runs)
+    curves = fewshot.fig10_curves(runs)
     assert set(curves["curve"]) == {"k=1", "k=5", "k=n"}  # k = 2 only as 5 clamped to n = 2
     assert curves.loc[curves["curve"] == "k=5", "shots"].tolist() == [5, 10]
     for _, row in curves.iterrows():
@@ -134,7 +136,7 @@ def test_fig6_curves_are_seed_medians_forward_filled_down_k():
     ]
     runs = _runs(rows, rng)
     runs = pd.concat([runs, runs.assign(norm_post="none", accuracy=0.0)])  # not Fig. 6's NORM
-    curves = plots.fig6_curves(runs).set_index(["gen", "k"])["accuracy"]
+    curves = k_sweep.fig6_curves(runs).set_index(["gen", "k"])["accuracy"]
     for (gen, k), value in curves.items():
         ran = k if (gen, k) != ("fps", 2) else 1  # fps did not run k = 2: forward-filled
         chosen = runs[(runs["gen"] == gen) & (runs["k"] == ran) & (runs["norm_post"] == "l2")]
@@ -146,7 +148,7 @@ def test_figA8_takes_the_best_remap_mean_over_k_with_ties_to_the_smallest_k():
     rng = np.random.default_rng(3)
     runs = _merged_runs(rng)
     runs.loc[runs["k"] == 4, "accuracy"] = runs.loc[runs["k"] == 3, "accuracy"].to_numpy()
-    curves = plots.figA8_curves(runs)
+    curves = k_sweep.figA8_curves(runs)
     kmeans = curves[curves["curve"] == "k-means"]
     imagenet = runs[runs["dataset"] == "imagenet"]
     for _, row in kmeans.iterrows():
@@ -178,9 +180,9 @@ def test_fig11a_curves_average_the_remaps_of_each_d(tmp_path):
         for r in range(4)
     ] + [{"fm": "resnet18", "dataset": "mnist", "mapping": "none", "split": "train"}]
     collapse = pd.DataFrame(rows).assign(task="all")
-    for metric in plots.COLLAPSE_METRICS:
+    for metric in collapse_figures.COLLAPSE_METRICS:
         collapse[metric] = rng.uniform(0.1, 5, len(collapse))
-    table = plots.fig11a(collapse, tmp_path / "fig11a.pdf", "nc1_paper")
+    table = collapse_figures.fig11a(collapse, tmp_path / "fig11a.pdf", "nc1_paper")
     curves = table[table["panel"] == "d curves"].set_index("d")
     for d in (1, 2):
         values = collapse[collapse["mapping"].str.startswith(f"imagenet_merge_d{d}_")]["nc1_paper"]
@@ -214,7 +216,7 @@ def test_gen_time_is_the_seed_median_per_group_and_least_squares_is_kls_k1():
         )
     ]
     runs = _runs(rows, rng)
-    times = plots.gen_times(runs).set_index(["name", "task"])
+    times = timing.gen_times(runs).set_index(["name", "task"])
     for (name, task), row in times.iterrows():
         gen, k = {
             "mean k1": ("mean", 1),
@@ -244,5 +246,5 @@ def test_cd_diagram_puts_rank_1_on_the_right_and_draws_one_bar_per_clique(tmp_pa
     assert rank_position(1, low, high) > rank_position(4, low, high)
     for first, last in itertools.pairwise([cd.ranks["d"], cd.ranks["a"]]):
         assert rank_position(first, low, high) < rank_position(last, low, high)
-    plots.save_figure(figure, tmp_path / "cd.pdf")
+    save_figure(figure, tmp_path / "cd.pdf")
     assert (tmp_path / "cd.pdf").stat().st_size > 1000 and (tmp_path / "cd.png").exists()

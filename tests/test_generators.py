@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from imprint.batch import ClassBatch
-from imprint.generators import GEN, RANDOM_GENS, GenContext
+from imprint.method.batch import ClassBatch
+from imprint.method.generators import GEN, RANDOM_GENS, GenContext
 from tests.conftest import make_task
 
 

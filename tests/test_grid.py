@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from imprint import expand_grid
-from imprint.config import resolve_config
-from imprint.experiments import shard_runs
+from imprint.study.config import resolve_config
+from imprint.study.experiments import shard_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imprint.batch import ProxySet
-from imprint.normalize import NORM, NORM_POST, quantiles
+from imprint.method.batch import ProxySet
+from imprint.method.normalize import NORM, NORM_POST, quantiles
 
 
 def _proxies(rng: np.random.Generator, per_class: list[int], dim: int = 6) -> ProxySet:

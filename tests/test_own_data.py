@@ -11,10 +11,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from imprint.catalog import Catalog
-from imprint.config import check_experiments, check_references, resolve_config
-from imprint.embed import ImageFolderDataModule
-from imprint.own_data import image_folder, label_table, read_embeddings
+from imprint.fms.embed import ImageFolderDataModule
+from imprint.fms.own_data import image_folder, label_table, read_embeddings
+from imprint.study.catalog import Catalog
+from imprint.study.config import check_experiments, check_references, resolve_config
 from tests.own_files import CLASSES, embedding_arrays
 from tests.own_files import image_folder as make_image_folder
 from tests.workflow_runs import ROOT

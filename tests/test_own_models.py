@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from imprint.backbones import (
+from imprint.fms.backbones import (
     _architecture,
     _without_head,
     check_fm,
@@ -21,11 +21,11 @@ from imprint.backbones import (
     load_fm,
     preprocessing_of,
 )
-from imprint.catalog import Catalog
-from imprint.data import save_images
-from imprint.embed import ImageArrayDataModule, embed_images
-from imprint.fm_spec import FMSpec, fm_spec
-from imprint.store import open_embeddings
+from imprint.fms.data import save_images
+from imprint.fms.embed import ImageArrayDataModule, embed_images
+from imprint.fms.fm_spec import FMSpec, fm_spec
+from imprint.fms.store import open_embeddings
+from imprint.study.catalog import Catalog
 
 TORCHVISION = {"source": "torchvision", "model": "mobilenet_v3_small", "weights": "random"}
 TIMM = {"source": "timm", "model": "test_vit", "weights": "random"}

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from imprint.engine import TIMING_COLUMNS
-from imprint.store import embeddings_precision, open_embeddings
+from imprint.fms.store import embeddings_precision, open_embeddings
+from imprint.method.engine import TIMING_COLUMNS
 from tests.own_files import image_folder
 from tests.workflow_runs import copy_workflow, snakemake
 

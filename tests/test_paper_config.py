@@ -45,7 +45,7 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet):
     planned = _planned(result.stdout)
     assert planned["download_data"] == 6  # one job per data set: its splits share files
     assert planned["gather_runs"] == len(experiments)
-    # Every shard, some in parts: the job budget splits the largest (imprint.cost).
+    # Every shard, some in parts: the job budget splits the largest (imprint.study.cost).
     assert planned["sweep_shard"] == sweep_jobs(config, list(experiments)) > shards
     assert planned["nc1"] == 16 + (400 if imagenet else 0)
     skipped = "ImageNet skipped" in result.stdout + result.stderr

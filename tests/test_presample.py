@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.stats import weibull_min
 
-from imprint.batch import ClassBatch
-from imprint.pipeline import prepare_classes
-from imprint.presample import fewshot, weibull
-from imprint.randomness import stage_generator
+from imprint.method.batch import ClassBatch
+from imprint.method.pipeline import prepare_classes
+from imprint.method.presample import fewshot, weibull
+from imprint.method.randomness import stage_generator
 from tests.conftest import make_task
 
 

@@ -13,7 +13,7 @@ from scipy.stats import friedmanchisquare, wilcoxon
 from statsmodels.stats.multitest import multipletests
 
 from imprint import expand_grid
-from imprint.stats import (
+from imprint.analysis.stats import (
     best_per_method,
     cliques,
     config_labels,
@@ -26,7 +26,7 @@ from imprint.stats import (
     voter_table,
     wilcoxon_pairs,
 )
-from imprint.tables import paper_comparison, table1
+from imprint.analysis.tables import paper_comparison, table1
 from tests.workflow_runs import ROOT
 
 GROUP = {"fm": "a", "dataset": "d", "mapping": "none", "task": "all"}
@@ -215,7 +215,7 @@ def test_the_paper_named_view_pools_151_and_147_configurations(task, count):
         if task not in experiment["tasks"]:
             continue
         if "methods" in experiment:
-            from imprint.methods import NAMED_METHODS
+            from imprint.study.methods import NAMED_METHODS
 
             rows = [{**NAMED_METHODS[m], "method": m} for m in experiment["methods"]]
             frames.append(pd.DataFrame(rows).assign(seed=0))

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from imprint.experiments import load_embeddings
-from imprint.store import (
+from imprint.fms.store import (
     CorruptEmbeddingsError,
     labels_path,
     manifest_path,
     open_embeddings,
     save_embeddings,
 )
+from imprint.study.experiments import load_embeddings
 
 
 @pytest.fixture

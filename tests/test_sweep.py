@@ -9,9 +9,9 @@ import torch
 from sklearn.metrics import f1_score
 
 from imprint import ImprintingClassifier, expand_grid, sweep
-from imprint.engine import f1_per_class
-from imprint.generators import GEN
-from imprint.params import RUN_COLUMNS
+from imprint.method.engine import f1_per_class
+from imprint.method.generators import GEN
+from imprint.method.params import RUN_COLUMNS
 
 GRID = {
     "norm_pre": ["none", "l2"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imprint.tasks import (
+from imprint.study.tasks import (
     expand_mappings,
     imagenet_merge_tables,
     mapping,

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from imprint.catalog import Catalog
-from imprint.cost import load_budget, units
-from imprint.experiments import shard_runs
 from imprint.io import read_table
-from imprint.params import RUN_COLUMNS
+from imprint.method.params import RUN_COLUMNS
+from imprint.study.catalog import Catalog
+from imprint.study.cost import load_budget, units
+from imprint.study.experiments import shard_runs
 from tests.workflow_runs import snakemake, without_timings
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from imprint.cost import load_budget
-from imprint.engine import TIMING_COLUMNS
-from imprint.experiments import experiment_jobs
+from imprint.method.engine import TIMING_COLUMNS
+from imprint.study.cost import load_budget
+from imprint.study.experiments import experiment_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def results_without_timings(directory: Path) -> dict[str, pd.DataFrame]:
 
 def sweep_jobs(config: dict, experiments: list[str]) -> int:
     """The sweep jobs planned for ``experiments`` of ``config`` under the default job budget:
-    every shard's parts (``imprint.cost``; CPU rates, one thread per job)."""
+    every shard's parts (``imprint.study.cost``; CPU rates, one thread per job)."""
     budget, _ = load_budget(30, None, config.get("sweep_device", "cpu"))
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     return sum(

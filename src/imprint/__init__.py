@@ -12,11 +12,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "ImprintingClassifier": "imprint.classifier",
-    "NAMED_METHODS": "imprint.methods",
-    "sweep": "imprint.engine",
-    "nc1": "imprint.collapse",
-    "expand_grid": "imprint.grid",
+    "ImprintingClassifier": "imprint.method.classifier",
+    "NAMED_METHODS": "imprint.study.methods",
+    "sweep": "imprint.method.engine",
+    "nc1": "imprint.method.collapse",
+    "expand_grid": "imprint.study.grid",
 }
 __all__ = sorted(_PUBLIC)
 

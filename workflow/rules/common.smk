@@ -8,7 +8,7 @@ from snakemake.utils import min_version, validate
 
 from snakemake.logging import logger
 
-from imprint.config import (
+from imprint.study.config import (
     as_list,
     check_experiments,
     check_sweep_device,
@@ -19,8 +19,8 @@ from imprint.config import (
     shard_spec,
 )
 from imprint.environment import prepend_pythonpath
-from imprint.fm_spec import PAPER_FMS, fm_spec
-from imprint.tasks import member_datasets
+from imprint.fms.fm_spec import PAPER_FMS, fm_spec
+from imprint.study.tasks import member_datasets
 
 min_version("9.0")
 
@@ -39,8 +39,8 @@ for _note in _notes:
 
 @functools.cache
 def catalog():
-    """What the config's FMs and data sets are, and their sizes (``imprint.catalog``)."""
-    from imprint.catalog import Catalog
+    """What the config's FMs and data sets are, and their sizes (``imprint.study.catalog``)."""
+    from imprint.study.catalog import Catalog
 
     return Catalog(config)
 
@@ -119,7 +119,7 @@ SWEEP_THREADS = 1
 
 @functools.cache
 def job_budget():
-    from imprint.cost import load_budget
+    from imprint.study.cost import load_budget
 
     budget = config["job_budget"]
     device = config.get("sweep_device", "cpu")
@@ -128,8 +128,8 @@ def job_budget():
 
 @functools.cache
 def _shard_units(experiment, lambda_reg):
-    from imprint.cost import units
-    from imprint.experiments import shard_runs
+    from imprint.study.cost import units
+    from imprint.study.experiments import shard_runs
 
     return units(shard_runs(config["experiments"][experiment], lambda_reg))
 
@@ -295,8 +295,8 @@ def precomputed_split(wildcards):
 
 
 def precomputed_files(wildcards):
-    """The files of a precomputed split (``imprint.own_data.array_files`` reads the entry)."""
-    from imprint.own_data import array_files
+    """The files of a precomputed split (``imprint.fms.own_data.array_files`` reads the entry)."""
+    from imprint.fms.own_data import array_files
 
     embeddings, _, labels, _ = array_files(precomputed_split(wildcards))
     return list(dict.fromkeys([str(embeddings), str(labels)]))

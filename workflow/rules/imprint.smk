@@ -1,5 +1,5 @@
 # Sweep shards: one job per (experiment, FM, data set, label mapping, task split), or per part
-# of one where the job budget (config job_budget, imprint.cost) splits it.
+# of one where the job budget (config job_budget, imprint.study.cost) splits it.
 
 
 rule sweep_shard:

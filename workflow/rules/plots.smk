@@ -1,5 +1,5 @@
 # The paper's Table 1 and figures; each figure also writes the numbers it plots to
-# results/tables/<figure>.csv (workflow/scripts/figure.py, imprint.plots).
+# results/tables/<figure>.csv (workflow/scripts/figure.py, imprint.analysis.figures).
 
 
 rule table1:

@@ -3,10 +3,10 @@ tests, and the diagram."""
 
 import pandas as pd
 
-from imprint.cd_diagram import draw_cd_diagram
+from imprint.analysis.cd_diagram import draw_cd_diagram
+from imprint.analysis.figures.common import save_figure
+from imprint.analysis.stats import critical_difference, view_medians, view_methods, voter_table
 from imprint.io import log_to, read_table, with_provenance, write_table
-from imprint.plots import save_figure
-from imprint.stats import critical_difference, view_medians, view_methods, voter_table
 
 with log_to(snakemake.log[0]):
     view, alpha = snakemake.params.view, snakemake.params.alpha

@@ -1,6 +1,6 @@
 """Write one split of scikit-learn's bundled digits as uint8 images."""
 
-from imprint.data import digits, save_images
+from imprint.fms.data import digits, save_images
 from imprint.io import log_to
 
 with log_to(snakemake.log[0]):

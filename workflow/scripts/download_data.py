@@ -1,6 +1,6 @@
 """Download (MD5-checked) and decode both splits of a data set."""
 
-from imprint.data import SPLITS, download, save_images
+from imprint.fms.data import SPLITS, download, save_images
 from imprint.io import log_to
 
 with log_to(snakemake.log[0]):

@@ -2,12 +2,12 @@
 
 from dataclasses import replace
 
-from imprint.backbones import load_fm
-from imprint.data import imagenet
-from imprint.embed import ImageArrayDataModule, ImageFolderDataModule, embed_images
-from imprint.fm_spec import FMSpec
+from imprint.fms.backbones import load_fm
+from imprint.fms.data import imagenet
+from imprint.fms.embed import ImageArrayDataModule, ImageFolderDataModule, embed_images
+from imprint.fms.fm_spec import FMSpec
 from imprint.io import log_to
-from imprint.tasks import imagenet_classes
+from imprint.study.tasks import imagenet_classes
 
 with log_to(snakemake.log[0]):
     w = snakemake.wildcards

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from imprint import plots
+from imprint.analysis.figures import collapse, fewshot, k_sweep, timing
 from imprint.io import log_to, read_table, with_provenance, write_table
 
 with log_to(snakemake.log[0]):
@@ -12,22 +12,24 @@ with log_to(snakemake.log[0]):
     if "runs" in snakemake.input.keys():
         runs = pd.concat([read_table(p) for p in snakemake.input.runs], ignore_index=True)
     if name == "fig6":
-        tables = {"csv": plots.fig6(runs, output.pdf, output.grid, settings)}
-    elif name in ("fig10", "fig11b"):
-        tables = {"csv": getattr(plots, name)(runs, output.pdf, settings)}
+        tables = {"csv": k_sweep.fig6(runs, output.pdf, output.grid, settings)}
+    elif name == "fig10":
+        tables = {"csv": fewshot.fig10(runs, output.pdf, settings)}
+    elif name == "fig11b":
+        tables = {"csv": collapse.fig11b(runs, output.pdf, settings)}
     elif name == "figA8":
-        tables = {"csv": plots.figA8(runs, output.pdf)}
+        tables = {"csv": k_sweep.figA8(runs, output.pdf)}
     elif name == "fig11a":
-        collapse = read_table(snakemake.input.collapse)
-        tables = {"csv": plots.fig11a(collapse, output.pdf, settings["metric"])}
+        nc = read_table(snakemake.input.collapse)
+        tables = {"csv": collapse.fig11a(nc, output.pdf, settings["metric"])}
     elif name == "collapse_metrics":
-        tables = {"csv": plots.collapse_figure(read_table(snakemake.input.collapse), output.pdf)}
+        tables = {"csv": collapse.collapse_figure(read_table(snakemake.input.collapse), output.pdf)}
     elif name == "fig12":
-        collapse = read_table(snakemake.input.collapse)
-        points, fit = plots.fig12(runs, collapse, output.pdf, settings["metric"])
+        nc = read_table(snakemake.input.collapse)
+        points, fit = collapse.fig12(runs, nc, output.pdf, settings["metric"])
         tables = {"csv": points, "fit": fit}
     elif name == "gen_time":
-        times, summary = plots.gen_time(runs, output.pdf)
+        times, summary = timing.gen_time(runs, output.pdf)
         tables = {"csv": times, "summary": summary}
     else:
         raise ValueError(f"no figure named {name!r}")

@@ -1,7 +1,7 @@
 """Fetch an FM's library weights once, so compute nodes need no internet."""
 
-from imprint.backbones import fetch_weights
-from imprint.fm_spec import FMSpec
+from imprint.fms.backbones import fetch_weights
+from imprint.fms.fm_spec import FMSpec
 from imprint.io import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,8 +1,8 @@
 """Store one split of precomputed embeddings as the workflow's own, after checking them."""
 
+from imprint.fms.own_data import read_embeddings
+from imprint.fms.store import save_embeddings
 from imprint.io import log_to
-from imprint.own_data import read_embeddings
-from imprint.store import save_embeddings
 
 with log_to(snakemake.log[0]):
     x, y = read_embeddings(snakemake.params.arrays)

@@ -4,10 +4,10 @@ ranks, CDNV and the NC2 geometry of the class means."""
 import numpy as np
 import pandas as pd
 
-from imprint.collapse import collapse_metrics
-from imprint.experiments import load_embeddings
 from imprint.io import log_to, with_provenance, write_table
-from imprint.tasks import select_task
+from imprint.method.collapse import collapse_metrics
+from imprint.study.experiments import load_embeddings
+from imprint.study.tasks import select_task
 
 with log_to(snakemake.log[0]):
     w = snakemake.wildcards

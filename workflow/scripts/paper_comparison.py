@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from imprint.analysis.tables import paper_comparison
 from imprint.io import atomic_path, log_to, read_table, write_table
-from imprint.tables import paper_comparison
 
 with log_to(snakemake.log[0]):
     tables = {Path(path).stem: read_table(path) for path in snakemake.input}

@@ -3,8 +3,8 @@ Parquet table."""
 
 import torch
 
-from imprint.experiments import run_shard
 from imprint.io import log_to, write_table
+from imprint.study.experiments import run_shard
 
 torch.set_num_threads(snakemake.threads)  # the CPUs the scheduler gave this job, no more
 with log_to(snakemake.log[0]):

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
+from imprint.analysis.tables import table1, table1_markdown
 from imprint.io import atomic_path, log_to, read_table, with_provenance, write_table
-from imprint.tables import table1, table1_markdown
 
 with log_to(snakemake.log[0]):
     runs = pd.concat([read_table(path) for path in snakemake.input], ignore_index=True)

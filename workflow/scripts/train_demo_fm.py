@@ -1,7 +1,7 @@
 """Train the embedded default's CNN on the seen digit classes."""
 
-from imprint.data import load_images
-from imprint.demo_fm import train_demo_fm
+from imprint.fms.data import load_images
+from imprint.fms.demo_fm import train_demo_fm
 from imprint.io import log_to
 
 with log_to(snakemake.log[0]):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from imprint.batch import ProxySet
+from imprint.method.batch import ProxySet
 
 # Rows of test embeddings per block, so that a block's score matrix holds about 2**24 entries.
 _BLOCK_ENTRIES = 2**24

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imprint.aggregation import whitening
-from imprint.batch import ClassBatch
-from imprint.normalize import NORM
-from imprint.presample import fewshot as sample_fewshot
-from imprint.presample import weibull as sample_weibull
-from imprint.randomness import stage_generator
+from imprint.method.aggregation import whitening
+from imprint.method.batch import ClassBatch
+from imprint.method.normalize import NORM
+from imprint.method.presample import fewshot as sample_fewshot
+from imprint.method.presample import weibull as sample_weibull
+from imprint.method.randomness import stage_generator
 
 
 def as_embeddings(

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from imprint.fm_spec import FMSpec
+from imprint.fms.fm_spec import FMSpec
 from imprint.io import atomic_path, file_sha256
 
 

@@ -8,7 +8,7 @@ import math
 
 import matplotlib.pyplot as plt
 
-from imprint.stats import CriticalDifference
+from imprint.analysis.stats import CriticalDifference
 
 WIDTH = 8.0  # inches
 TEXTSPACE = 1.5  # inches left and right of the axis for the labels

@@ -8,9 +8,9 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from imprint.catalog import BUILTIN_DATASETS, Catalog
-from imprint.fm_spec import fm_spec
-from imprint.tasks import expand_mappings, is_builtin_mapping
+from imprint.fms.fm_spec import fm_spec
+from imprint.study.catalog import BUILTIN_DATASETS, Catalog
+from imprint.study.tasks import expand_mappings, is_builtin_mapping
 
 # What a sweep shard's result depends on, of its experiment: the lists of FMs, data sets,
 # mappings and tasks only say which shards there are.
@@ -174,7 +174,7 @@ def check_tasks(config: Mapping[str, Any], catalog: Catalog) -> None:
 
 def check_models(config: Mapping[str, Any]) -> None:
     """Every torchvision or timm FM must name a model (and weights tag) its library has."""
-    from imprint.backbones import check_fm
+    from imprint.fms.backbones import check_fm
 
     for name, entry in config["fms"].items():
         check_fm(fm_spec(name, entry))
@@ -185,8 +185,8 @@ def _configurations(config: Mapping[str, Any]) -> dict[str, Any]:
     expands to at least one run."""
     import pandas as pd
 
-    from imprint.grid import expand_grid
-    from imprint.methods import NAMED_METHODS
+    from imprint.study.grid import expand_grid
+    from imprint.study.methods import NAMED_METHODS
 
     tables = {}
     for name, experiment in config["experiments"].items():

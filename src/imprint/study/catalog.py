@@ -3,7 +3,7 @@
 The built-in ones come from tables; your own (the config's ``fms`` with a ``source`` or
 ``embeddings``, ``datasets`` and ``mappings``) from their files: class names and samples per
 class, the embedding dimension, label tables. From these follow the classes a task keeps and the
-sizes that price a shard (``imprint.cost``)."""
+sizes that price a shard (``imprint.study.cost``)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imprint import own_data
-from imprint.fm_spec import FMSpec, fm_spec
-from imprint.tasks import member_datasets, task_labels
+from imprint.fms import own_data
+from imprint.fms.fm_spec import FMSpec, fm_spec
+from imprint.study.tasks import member_datasets, task_labels
 
 if TYPE_CHECKING:
-    from imprint.cost import TaskSize
+    from imprint.study.cost import TaskSize
 
 # Training and test samples per original class of the built-in data sets (rounded from each
-# data set's split sizes; the bundled digits as ``imprint.data.digits`` splits them).
+# data set's split sizes; the bundled digits as ``imprint.fms.data.digits`` splits them).
 SAMPLES_PER_CLASS: dict[str, tuple[int, int]] = {
     "digits": (126, 54),
     "mnist": (6000, 1000),
@@ -89,7 +89,7 @@ class Catalog:
             return self._arrays_dim(fm, dataset or next(iter(self.fm_entries[fm]["embeddings"])))
         if spec.name in PAPER_DIMS and spec.model == spec.name:
             return PAPER_DIMS[spec.name]
-        from imprint.backbones import embedding_dim
+        from imprint.fms.backbones import embedding_dim
 
         return self._once(("dim", fm), lambda: embedding_dim(spec))
 
@@ -187,7 +187,7 @@ class Catalog:
 
     def task_size(self, fm: str, dataset: str, mapping: str, task: str) -> TaskSize:
         """The sizes that price a shard."""
-        from imprint.cost import TaskSize
+        from imprint.study.cost import TaskSize
 
         counts = self.classes(fm, dataset)
         labels = self._task_labels(fm, dataset, mapping, task)

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from imprint.randomness import uniform
+from imprint.method.randomness import uniform
 
 
 def _centred(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from imprint.batch import ClassBatch, ProxySet
-from imprint.pipeline import as_embeddings, encode_labels
+from imprint.method.batch import ClassBatch, ProxySet
+from imprint.method.pipeline import as_embeddings, encode_labels
 
 _CHUNK_ROWS = 8192
 # Ranks count the eigenvalues above RANK_TOLERANCE × the largest eigenvalue of Σ_T: embeddings

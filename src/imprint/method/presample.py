@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from scipy.stats import weibull_min
 
-from imprint.batch import ClassBatch
-from imprint.randomness import uniform
+from imprint.method.batch import ClassBatch
+from imprint.method.randomness import uniform
 
 
 def fewshot(batch: ClassBatch, n: int, generator: torch.Generator) -> ClassBatch:

@@ -139,7 +139,7 @@ def read_labels(entry: str | Mapping[str, str]) -> np.ndarray:
 
 def read_embeddings(entry: str | Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """A split's precomputed embeddings as float32 (N, D) with their labels, after the checks
-    ``imprint.store`` applies to our own: 2-d floating values, all finite, one label per row."""
+    ``imprint.fms.store`` applies to our own: 2-d floating values, all finite, one label per row."""
     path, key, _, _ = array_files(entry)
     x = _load(path, key, mmap=False)
     labels = read_labels(entry)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imprint.batch import ProxySet
+from imprint.method.batch import ProxySet
 
 _EPS = 1e-12
 

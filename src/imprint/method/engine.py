@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imprint.aggregation import AGG, Variant
-from imprint.batch import ClassBatch
-from imprint.collapse import centred_class_means, nearest_class_centre, self_duality
-from imprint.generators import GEN, RANDOM_GENS, GenContext
-from imprint.normalize import NORM, NORM_POST
-from imprint.params import RUN_COLUMNS, validate_params
-from imprint.pipeline import (
+from imprint.method.aggregation import AGG, Variant
+from imprint.method.batch import ClassBatch
+from imprint.method.collapse import centred_class_means, nearest_class_centre, self_duality
+from imprint.method.generators import GEN, RANDOM_GENS, GenContext
+from imprint.method.normalize import NORM, NORM_POST
+from imprint.method.params import RUN_COLUMNS, validate_params
+from imprint.method.pipeline import (
     as_embeddings,
     check_dimensions,
     distance_metric,
@@ -91,8 +91,8 @@ def sweep(
     Returns the rows with ``accuracy`` (percent), ``f1_per_class``, ``ncc_agreement`` (the share
     of test rows predicted as the nearest-class-centre rule on the run's NORMpre'd training data
     predicts them, NC4), ``self_duality`` (NC3 of the row's NORMpost'ed proxies, see
-    ``imprint.collapse.self_duality``), ``gen_time_s`` (the GEN time of the row's proxy set) and
-    ``time_s`` (that plus the row's share of NORMpost and AGG time).
+    ``imprint.method.collapse.self_duality``), ``gen_time_s`` (the GEN time of the row's proxy
+    set) and ``time_s`` (that plus the row's share of NORMpost and AGG time).
     """
     missing = [c for c in RUN_COLUMNS if c not in configs.columns]
     if missing:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from imprint.backbones import DEMO_PREPROCESSING, DemoCNN
+from imprint.fms.backbones import DEMO_PREPROCESSING, DemoCNN
 from imprint.io import atomic_path
 from imprint.progress import LogProgress
 

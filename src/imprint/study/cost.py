@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.engine import plan_runs
-from imprint.params import validate_params
+from imprint.method.engine import plan_runs
+from imprint.method.params import validate_params
 
 # The two GEN families that k-least-squares combines: its clustering and its joint solve.
 _CLUSTERING = {"kmeans", "kls"}
@@ -31,7 +31,7 @@ _CLUSTERING = {"kmeans", "kls"}
 
 @dataclass(frozen=True)
 class TaskSize:
-    """The sizes a shard's cost depends on (``imprint.catalog.Catalog.task_size``)."""
+    """The sizes a shard's cost depends on (``imprint.study.catalog.Catalog.task_size``)."""
 
     n_classes: int
     train_per_class: float
@@ -157,7 +157,7 @@ class Budget:
         ]
 
 
-RATES = importlib.resources.files("imprint") / "rates.json"
+RATES = importlib.resources.files("imprint.study") / "rates.json"
 
 
 def load_budget(

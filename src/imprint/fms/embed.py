@@ -19,11 +19,11 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from imprint.backbones import Preprocessing
-from imprint.data import load_images
-from imprint.own_data import class_folders, image_files
+from imprint.fms.backbones import Preprocessing
+from imprint.fms.data import load_images
+from imprint.fms.own_data import class_folders, image_files
+from imprint.fms.store import save_embeddings
 from imprint.progress import LogProgress
-from imprint.store import save_embeddings
 
 
 class ImageArrayDataModule(L.LightningDataModule):
@@ -185,7 +185,7 @@ def embed_images(
 ) -> None:
     """Embed every image of ``data`` (which has ``labels`` after ``setup``) with the frozen FM
     into the embeddings file ``path`` (float32 N × D, labels and manifest beside it; see
-    ``imprint.store``). ``precision`` is Lightning's: ``32-true`` (the paper's) or
+    ``imprint.fms.store``). ``precision`` is Lightning's: ``32-true`` (the paper's) or
     ``bf16-mixed`` (autocast, faster on GPUs); the manifest records it."""
     shard_dir = Path(str(path) + ".shards")
     trainer = L.Trainer(

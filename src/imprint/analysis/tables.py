@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from imprint.stats import in_slice, rank_pool, seed_medians, view_methods
+from imprint.analysis.stats import in_slice, rank_pool, seed_medians, view_methods
 
 
 def _components(row: pd.Series) -> dict[str, str]:

@@ -11,9 +11,9 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from imprint.aggregation import AGG, DISTANCES, WEIGHTINGS
-from imprint.generators import GEN
-from imprint.normalize import NORM, NORM_POST
+from imprint.method.aggregation import AGG, DISTANCES, WEIGHTINGS
+from imprint.method.generators import GEN
+from imprint.method.normalize import NORM, NORM_POST
 
 # Defaults are the paper's best method ("Ours": L2, k-means k = 20, L2, L2, max).
 DEFAULTS: dict[str, Any] = {

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from imprint import clustering
-from imprint.batch import ClassBatch, ProxySet
-from imprint.randomness import stage_generator, uniform
+from imprint.method import clustering
+from imprint.method.batch import ClassBatch, ProxySet
+from imprint.method.randomness import stage_generator, uniform
 
 
 @dataclass

@@ -11,21 +11,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.catalog import Catalog
-from imprint.cost import Budget, TaskSize, units
-from imprint.engine import sweep
-from imprint.grid import expand_grid
+from imprint.fms.store import embeddings_precision, open_embeddings
 from imprint.io import with_provenance
-from imprint.methods import NAMED_METHODS
-from imprint.params import RUN_COLUMNS
-from imprint.store import embeddings_precision, open_embeddings
-from imprint.tasks import expand_mappings, select_task
+from imprint.method.engine import sweep
+from imprint.method.params import RUN_COLUMNS
+from imprint.study.catalog import Catalog
+from imprint.study.cost import Budget, TaskSize, units
+from imprint.study.grid import expand_grid
+from imprint.study.methods import NAMED_METHODS
+from imprint.study.tasks import expand_mappings, select_task
 
 log = logging.getLogger(__name__)
 
 
 def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Checked, memory-mapped embeddings files and their labels (``imprint.store``); several
+    """Checked, memory-mapped embeddings files and their labels (``imprint.fms.store``); several
     files are concatenated with each file's labels shifted past the previous ones (CombiDigits:
     +10 per data set, so that ``mod10`` merges each digit's four data sets)."""
     xs, ys = [], []
@@ -89,7 +89,7 @@ def run_shard(
 ) -> pd.DataFrame:
     """Every run of one (experiment, FM, data set, mapping, task) on the embeddings files of the
     data set's splits: a tidy table with provenance. ``part`` (``index`` of ``of``, the
-    ``minutes``, ``rates`` and ``slowdown`` of an ``imprint.cost.Budget`` and the shard's
+    ``minutes``, ``rates`` and ``slowdown`` of an ``imprint.study.cost.Budget`` and the shard's
     ``size`` as planned) keeps one job's runs; ``label_table`` is your own mapping's."""
     train = select_task(*load_embeddings(train_files), mapping, task, label_table)
     test = select_task(*load_embeddings(test_files), mapping, task, label_table)

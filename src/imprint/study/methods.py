@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imprint.params import DEFAULTS
+from imprint.method.params import DEFAULTS
 
 
 def _method(**changes: Any) -> dict[str, Any]:

@@ -9,11 +9,11 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from imprint.aggregation import AGG, Variant
-from imprint.generators import GEN, GenContext
-from imprint.normalize import NORM, NORM_POST
-from imprint.params import DEFAULTS, validate_params
-from imprint.pipeline import (
+from imprint.method.aggregation import AGG, Variant
+from imprint.method.generators import GEN, GenContext
+from imprint.method.normalize import NORM, NORM_POST
+from imprint.method.params import DEFAULTS, validate_params
+from imprint.method.pipeline import (
     as_embeddings,
     check_dimensions,
     distance_metric,

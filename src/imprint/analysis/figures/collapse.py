@@ -1,0 +1,345 @@
+"""Neural collapse and what it predicts: Fig. 11a (NC1 per FM and data set), Fig. 11b (accuracy
+against k on d-merged tasks), Fig. 12 (the gain of k = 5 against NC1) and every collapse metric
+(PAPER.md §D.4–D.6)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from scipy.stats import linregress, pearsonr, spearmanr
+
+from imprint.analysis.figures.common import (
+    l2_max,
+    mean_band,
+    remap_means,
+    remapped_datasets,
+    save_figure,
+    with_d,
+)
+
+# The neural-collapse metrics of the collapse table that the collapse figure shows.
+COLLAPSE_METRICS = [
+    "nc1", "nc1_paper", "cdnv", "equinorm", "equiangularity", "max_equiangularity",
+    "hyperspherical_energy",
+]  # fmt: skip
+FM_COLOURS = {
+    "resnet18": "tab:olive",
+    "resnet50": "tab:cyan",
+    "vit_b_16": "tab:red",
+    "swin_b": "tab:pink",
+}
+DATASET_COLOURS = ["tab:blue", "tab:purple", "tab:green", "tab:orange", "tab:brown", "tab:gray"]
+
+
+def fm_colour(fm: str, order: Sequence[str]) -> Any:
+    return FM_COLOURS.get(fm, sns.color_palette("tab10")[list(order).index(fm) % 10])
+
+
+def fig11a(collapse: pd.DataFrame, path: str | os.PathLike, metric: str = "nc1") -> pd.DataFrame:
+    """Fig. 11a: NC1 against d for remapped data sets (mean over remaps, 95% band) above, and
+    one strip per data set (dots jittered by FM, symlog) below."""
+    collapse = with_d(collapse[collapse["task"] == "all"])
+    remapped = remapped_datasets(collapse)
+    curves = mean_band(
+        collapse[collapse["dataset"].isin(remapped)].groupby(["dataset", "fm", "d"], sort=False)[
+            metric
+        ]
+    ).reset_index()
+    strips = collapse[~collapse["dataset"].isin(remapped) | (collapse["d"] == 1)]
+    strips = strips[strips["split"] == "train"]
+    strips = strips.assign(
+        strip=strips["dataset"].where(
+            strips["mapping"] == "none", strips["dataset"] + " (" + strips["mapping"] + ")"
+        )
+    )
+    fms = list(collapse["fm"].unique())
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(0.7 * 6.3, 1.3 * 4.72), height_ratios=[3, 1]
+    )
+    for (dataset, fm), curve in curves.groupby(["dataset", "fm"], sort=False):
+        colour = fm_colour(fm, fms)
+        label = fm if len(remapped) == 1 else f"{fm}, {dataset}"
+        top.plot(curve["d"], curve["value"], color=colour, label=label)
+        top.fill_between(curve["d"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0)
+    top.set(
+        ylabel=f"{metric} (d in 1)",
+        ylim=(0, max(5, float(curves["upper"].max()) * 1.05) if len(curves) else 5),
+    )
+    top.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    top.xaxis.tick_top()
+    top.xaxis.set_label_position("top")
+    top.set_xlabel("$d$ original classes per task class")
+    if len(curves):
+        top.legend(ncols=2, loc="upper left", fontsize=8)
+    names = list(dict.fromkeys(strips["strip"]))
+    offsets = np.linspace(-0.18, 0.18, len(fms)) if len(fms) > 1 else [0.0]
+    for x, name in enumerate(names):
+        strip = strips[strips["strip"] == name]
+        jitter = strip["fm"].map(dict(zip(fms, offsets, strict=True)))
+        bottom.scatter(
+            x + jitter, strip[metric], color=DATASET_COLOURS[x % len(DATASET_COLOURS)], s=18
+        )
+        bottom.text(
+            x,
+            -0.25,
+            name,
+            transform=bottom.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=9,
+        )
+        if x:
+            bottom.axvline(x - 0.5, color="grey", alpha=0.2)
+    bottom.axhline(1, ls="--", color="grey")
+    bottom.set_yscale("symlog", linthresh=1)
+    bottom.set(ylim=(0, 50), xlim=(-0.5, len(names) - 0.5), xticks=[], ylabel=metric)
+    save_figure(figure, path)
+    curves = curves.assign(panel="d curves").rename(columns={"n": "remaps"})
+    strips = strips.rename(columns={metric: "value"}).assign(panel="strips")[
+        ["panel", "dataset", "mapping", "fm", "d", "value"]
+    ]
+    return pd.concat([curves, strips], ignore_index=True)
+
+
+def collapse_figure(collapse: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """Every neural-collapse metric per FM and data set (mapping, split and task in the label)."""
+    collapse = collapse.assign(
+        data=collapse["dataset"]
+        + " "
+        + collapse["mapping"]
+        + " "
+        + collapse["split"]
+        + " "
+        + collapse["task"]
+    )
+    width = max(4.0, 0.6 * collapse["data"].nunique())
+    figure, axes = plt.subplots(
+        len(COLLAPSE_METRICS), 1, figsize=(width, 2.2 * len(COLLAPSE_METRICS)), sharex=True
+    )
+    for ax, metric in zip(axes, COLLAPSE_METRICS, strict=True):
+        sns.barplot(collapse, x="data", y=metric, hue="fm", ax=ax, legend=ax is axes[0])
+        ax.set(xlabel="", ylabel=metric.replace("_", " "))
+    axes[-1].tick_params(axis="x", rotation=30)
+    save_figure(figure, path)
+    return collapse[["fm", "dataset", "mapping", "split", "task", *COLLAPSE_METRICS]]
+
+
+def fig11b_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per FM: for remapped data sets, accuracy against k per d (mean over remaps of the seed
+    medians, 95% band); for the others, the seed median against k per data set."""
+    runs = with_d(l2_max(runs, task="all", gen="kmeans"))
+    medians = (
+        runs.groupby(["fm", "dataset", "mapping", "d", "k"], sort=False)["accuracy"]
+        .median()
+        .reset_index()
+    )
+    remapped = remapped_datasets(medians)
+    curves = remap_means(medians[medians["dataset"].isin(remapped)], ["fm", "dataset", "d", "k"])
+    curves = curves.rename(columns={"n": "remaps"}).assign(kind="remapped")
+    others = (
+        medians[~medians["dataset"].isin(remapped)]
+        .rename(columns={"accuracy": "value"})
+        .assign(kind="dataset")
+    )
+    return pd.concat([curves, others], ignore_index=True)
+
+
+def fig11b(
+    runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Fig. 11b: accuracy against k, coloured by d for remapped data sets (a band over remaps),
+    dashed for the other data sets; one panel per FM (2 columns). ``settings["ylims"]`` breaks
+    the y axis into parts (top first), as the paper's 75–100 over 30–50."""
+    curves = fig11b_curves(runs)
+    fms = list(curves["fm"].unique())
+    parts = settings.get("ylims") or [None]
+    cols = min(2, len(fms))
+    rows = int(np.ceil(len(fms) / cols))
+    heights = [3, 1][: len(parts)] if len(parts) > 1 else [1]
+    figure = plt.figure(figsize=(6.3 * cols / 2 + 1, 4.0 * rows))
+    outer = figure.add_gridspec(rows, cols, hspace=0.35)
+    d_max = max(2, int(curves["d"].max()))
+    colormap = plt.get_cmap("autumn")
+    datasets = list(curves.loc[curves["kind"] == "dataset", "dataset"].unique())
+    for index, fm in enumerate(fms):
+        inner = outer[index // cols, index % cols].subgridspec(
+            len(parts), 1, height_ratios=heights, hspace=0.08
+        )
+        axes = [figure.add_subplot(inner[i]) for i in range(len(parts))]
+        panel = curves[curves["fm"] == fm]
+        for ax, limits in zip(axes, parts, strict=True):
+            for (d,), curve in panel[panel["kind"] == "remapped"].groupby(["d"]):
+                colour = colormap(0.95 * (d - 1) / (d_max - 1))
+                ax.plot(
+                    curve["k"], curve["value"], color=colour, lw=1.8, alpha=0.8, label=f"{d} in 1"
+                )
+                ax.fill_between(
+                    curve["k"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0
+                )
+            for (dataset, mapping), curve in panel[panel["kind"] == "dataset"].groupby(
+                ["dataset", "mapping"], sort=False
+            ):
+                colour = DATASET_COLOURS[datasets.index(dataset) % len(DATASET_COLOURS)]
+                ax.plot(
+                    curve["k"],
+                    curve["value"],
+                    "--",
+                    lw=2.5,
+                    color=colour,
+                    label=dataset if mapping == "none" else f"{dataset} ({mapping})",
+                )
+            if limits is not None:
+                ax.set_ylim(*limits)
+        for upper, lower in itertools.pairwise(axes):
+            upper.spines["bottom"].set_visible(False)
+            lower.spines["top"].set_visible(False)
+            upper.tick_params(labelbottom=False, bottom=False)
+            for ax, y in ((upper, 0), (lower, 1)):
+                ax.plot(
+                    [0, 1],
+                    [y, y],
+                    transform=ax.transAxes,
+                    marker=[(-1, -0.5), (1, 0.5)],
+                    ms=10,
+                    ls="none",
+                    color="k",
+                    mec="k",
+                    clip_on=False,
+                )
+        axes[0].set_title(fm, fontsize=10)
+        axes[-1].set_xlabel("number of proxies $k$")
+        axes[0].set_ylabel("acc %")
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    figure.legend(
+        dict(zip(labels, handles, strict=True)).values(),
+        dict(zip(labels, handles, strict=True)).keys(),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=8,
+        title="$d$ in 1 / data set",
+    )
+    save_figure(figure, path)
+    return curves
+
+
+def fig12_points(runs: pd.DataFrame, collapse: pd.DataFrame, metric: str = "nc1") -> pd.DataFrame:
+    """Per FM and data set (remapped data sets: per d): the gain acc(k = 5) − acc(k = 1) in
+    points, joined per seed and averaged over seeds, beside the NC1 of the task ``all``;
+    remapped data sets average both over the remaps of each d (PAPER.md §D.6)."""
+    runs = l2_max(runs, task="all", gen="kmeans", weighting="uniform", k=[1, 5])
+    keys = ["fm", "dataset", "mapping"]
+    wide = runs.pivot_table(index=[*keys, "seed"], columns="k", values="accuracy").dropna()
+    gain = (wide[5] - wide[1]).groupby(level=keys).mean().rename("gain").reset_index()
+    measured = collapse[collapse["task"] == "all"][[*keys, *COLLAPSE_METRICS]]
+    points = with_d(gain.merge(measured, on=keys))
+    remapped = points["dataset"].isin(remapped_datasets(points))
+    averaged = (
+        points[remapped]
+        .groupby(["fm", "dataset", "d"], sort=False)[["gain", *COLLAPSE_METRICS]]
+        .mean()
+        .reset_index()
+    )
+    points = pd.concat(
+        [
+            averaged.assign(mapping="d in 1", remapped=True),
+            points[~remapped].assign(remapped=False),
+        ],
+        ignore_index=True,
+    )
+    return points.assign(x=points[metric])
+
+
+def fig12_statistics(points: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The fit and correlations Fig. 12 reports: R² of gain on log10(NC1), Spearman's ρ on
+    log10(NC1) over all points and below/above NC1 = 1, Pearson's r on raw NC1, and Spearman's ρ
+    of the gain with every other collapse metric."""
+    rows = []
+    x, gain = points[metric], points["gain"]
+    fit = linregress(np.log10(x), gain)
+    rows.append(
+        {"name": "r2", "value": fit.rvalue**2, "p_value": fit.pvalue, "points": len(points)}
+    )
+    for suffix, keep in (("", x > 0), ("_below_1", x < 1), ("_above_1", x > 1)):
+        if keep.sum() >= 3:
+            rho = spearmanr(np.log10(x[keep]), gain[keep])
+            r = pearsonr(x[keep], gain[keep])
+            rows.append(
+                {
+                    "name": f"spearman_rho{suffix}",
+                    "value": rho.statistic,
+                    "p_value": rho.pvalue,
+                    "points": int(keep.sum()),
+                }
+            )
+            rows.append(
+                {
+                    "name": f"pearson_r{suffix}",
+                    "value": r.statistic,
+                    "p_value": r.pvalue,
+                    "points": int(keep.sum()),
+                }
+            )
+    for other in COLLAPSE_METRICS:
+        rho = spearmanr(points[other], gain)
+        rows.append(
+            {
+                "name": f"spearman_rho[{other}]",
+                "value": rho.statistic,
+                "p_value": rho.pvalue,
+                "points": len(points),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def fig12(
+    runs: pd.DataFrame, collapse: pd.DataFrame, path: str | os.PathLike, metric: str = "nc1"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. 12: the gain of k = 5 over k = 1 against NC1 (log x) with a regression line on
+    log10(NC1) and its R²; returns the points and the statistics."""
+    points = fig12_points(runs, collapse, metric)
+    statistics = fig12_statistics(points, metric)
+    fms = list(dict.fromkeys(points["fm"]))
+    figure, ax = plt.subplots(figsize=(6.3, 4.72))
+    for fm in fms:
+        colour = fm_colour(fm, fms)
+        mine = points[points["fm"] == fm]
+        filled, hollow = mine[mine["remapped"]], mine[~mine["remapped"]]
+        ax.scatter(
+            filled["x"],
+            filled["gain"],
+            s=60,
+            color=colour,
+            edgecolors="black",
+            linewidths=0.5,
+            label=fm,
+        )
+        ax.scatter(
+            hollow["x"],
+            hollow["gain"],
+            s=60,
+            facecolors="none",
+            edgecolors=colour,
+            linewidths=1.5,
+            label=None if len(filled) else fm,
+        )
+    fit = linregress(np.log10(points["x"]), points["gain"])
+    xs = np.geomspace(points["x"].min(), points["x"].max(), 50)
+    ax.plot(xs, fit.intercept + fit.slope * np.log10(xs), "--", color="grey")
+    r2 = statistics.set_index("name").at["r2", "value"]
+    ax.text(0.03, 0.95, f"R²={r2:.2f}", transform=ax.transAxes, va="top")
+    ax.set(
+        xscale="log",
+        xlabel=metric.replace("_", " ").upper() if metric == "nc1" else metric,
+        ylabel="acc % increase (k=5 vs. k=1)",
+    )
+    ax.legend(loc="best", fontsize=8)
+    save_figure(figure, path)
+    return points.drop(columns="x"), statistics
