@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from scipy.stats import friedmanchisquare, wilcoxon
+from scipy.stats import friedmanchisquare, norm, rankdata, wilcoxon
 from statsmodels.stats.multitest import multipletests
 
 from imprint import expand_grid
@@ -24,6 +24,7 @@ from imprint.analysis.stats import (
     view_medians,
     view_methods,
     voter_table,
+    wilcoxon_p,
     wilcoxon_pairs,
 )
 from imprint.analysis.tables import paper_comparison, table1
@@ -135,19 +136,70 @@ def test_holm_step_down_by_hand_and_as_statsmodels():
         assert holm(p, 0.05).tolist() == multipletests(p, 0.05, method="holm")[0].tolist()
 
 
-def test_wilcoxon_pairs_are_scipys_pratt_test_and_identical_methods_are_joined():
+def _exact_p_by_enumeration(x, y):
+    """Two-sided exact signed-rank p-value, every sign pattern of ranks 1..n enumerated; the
+    statistic (average ranks on ties) is rounded conservatively: up for the lower tail, down for
+    the upper."""
+    d = np.asarray(x, float) - np.asarray(y, float)
+    r_plus = rankdata(np.abs(d))[d > 0].sum()
+    n = len(d)
+    signs = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+    null = signs @ np.arange(1, n + 1)
+    lower, upper = np.mean(null <= np.ceil(r_plus)), np.mean(null >= np.floor(r_plus))
+    return min(1.0, 2 * min(lower, upper))
+
+
+def _normal_p(x, y):
+    """The normal approximation without zeros: ranks with ties averaged, variance reduced by
+    Σ(t³ − t)/48 over tie groups, no continuity correction."""
+    d = np.asarray(x, float) - np.asarray(y, float)
+    n, ranks = len(d), rankdata(np.abs(d))
+    _, t = np.unique(np.abs(d), return_counts=True)
+    variance = n * (n + 1) * (2 * n + 1) / 24 - (t**3 - t).sum() / 48
+    z = (ranks[d > 0].sum() - n * (n + 1) / 4) / np.sqrt(variance)
+    return 2 * norm.sf(abs(z))
+
+
+def test_wilcoxon_p_takes_the_method_scipy_1_14_took():
+    rng = np.random.default_rng(3)
+    tied = np.repeat(rng.normal(size=6), 2)  # 12 differences, equal in pairs: ties
+    base = rng.normal(size=12)
+    # n ≤ 50, ties, no zeros: the exact distribution (SciPy ≥ 1.15 would permute).
+    assert wilcoxon_p(base + tied, base) == pytest.approx(
+        _exact_p_by_enumeration(base + tied, base)
+    )
+    assert wilcoxon_p(base + tied * 0.3 - 0.2, base) == pytest.approx(
+        _exact_p_by_enumeration(base + tied * 0.3 - 0.2, base)
+    )
+    # n ≤ 50 with a zero difference: the normal approximation with Pratt's zeros.
+    shifted = base + rng.normal(size=12)
+    shifted[:3] = base[:3]
+    assert wilcoxon_p(shifted, base) == pytest.approx(
+        wilcoxon(shifted, base, zero_method="pratt", method="asymptotic").pvalue
+    )
+    # n > 50, ties, no zeros: the normal approximation.
+    big = np.round(rng.normal(0.2, 1, 60), 1)
+    big[big == 0] = 0.5
+    assert wilcoxon_p(big, np.zeros(60)) == pytest.approx(_normal_p(big, np.zeros(60)))
+    # n = 50 exactly, no ties: exact.
+    small = rng.normal(0.3, 1, 50)
+    assert wilcoxon_p(small, np.zeros(50)) == pytest.approx(
+        wilcoxon(small, np.zeros(50), method="exact").pvalue
+    )
+
+
+def test_wilcoxon_pairs_test_every_pair_and_join_identical_methods():
     rng = np.random.default_rng(3)
     voters = pd.DataFrame(rng.normal(size=(12, 3)), columns=["a", "b", "c"])
     voters["d"] = voters["a"]
     voters.loc[:5, "c"] = voters.loc[:5, "b"]  # zero differences: pratt keeps them in the ranks
     pairs = wilcoxon_pairs(voters, 0.05).set_index(["a", "b"])
     for x, y in itertools.combinations(voters.columns, 2):
-        expected = (
-            1.0
-            if (x, y) == ("a", "d")
-            else wilcoxon(voters[x], voters[y], zero_method="pratt").pvalue
-        )
+        expected = 1.0 if (x, y) == ("a", "d") else wilcoxon_p(voters[x], voters[y])
         assert pairs.at[(x, y), "p_value"] == pytest.approx(expected)
+    assert pairs.at[("b", "c"), "p_value"] == pytest.approx(
+        wilcoxon(voters["b"], voters["c"], zero_method="pratt", method="asymptotic").pvalue
+    )
     assert not pairs.at[("a", "d"), "significant"]
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import friedmanchisquare, wilcoxon
 
 GROUP_COLUMNS = ["fm", "dataset", "mapping", "task"]
 POSTHOC_TESTS = ("wilcoxon", "nemenyi", "conover")
@@ -27,15 +26,17 @@ DISPLAY = {
 }  # fmt: skip
 
 
-def _readable_label(row: pd.Series) -> str:
-    """A short name of one configuration, e.g. ``l2 | kmeans k=20 | l2 | l2 | max``."""
-    gen = row["gen"] if row["gen"] in ("mean", "ls", "all") else f"{row['gen']} k={row['k']}"
-    if row["agg"] == "max":
-        agg = "max" if row["distance"] == "inner_product" else f"max {row['distance']}"
-    else:
-        agg = f"{row['m']}-nn {row['distance']}" + (" w" if row["weighting"] != "uniform" else "")
-    shots = "" if row["fewshot"] == -1 else f" | {row['fewshot']}-shot"
-    return f"{row['norm_pre']} | {gen} | {row['norm_post']} | {row['norm_inf']} | {agg}{shots}"
+def _readable_labels(runs: pd.DataFrame) -> pd.Series:
+    """A short name of each run's configuration, e.g. ``l2 | kmeans k=20 | l2 | l2 | max``."""
+    text = {c: runs[c].astype(str) for c in ("gen", "k", "distance", "m", "fewshot")}
+    single = runs["gen"].isin(["mean", "ls", "all"])
+    gen = text["gen"].where(single, text["gen"] + " k=" + text["k"])
+    agg_max = "max" + (" " + text["distance"]).where(runs["distance"] != "inner_product", "")
+    weighted = (runs["weighting"] != "uniform").map({True: " w", False: ""})
+    agg = agg_max.where(runs["agg"] == "max", text["m"] + "-nn " + text["distance"] + weighted)
+    shots = (" | " + text["fewshot"] + "-shot").where(runs["fewshot"] != -1, "")
+    parts = [runs["norm_pre"], gen, runs["norm_post"], runs["norm_inf"], agg]
+    return parts[0].str.cat(parts[1:], sep=" | ") + shots
 
 
 def canonical_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -64,15 +65,17 @@ def canonical_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _config_key(runs: pd.DataFrame) -> pd.Series:
+    """An integer per distinct configuration (the parameters' text, so 20 and 20.0 differ as
+    the tables store them)."""
     columns = [c for c in CONFIG_COLUMNS if c in runs.columns]
-    return runs[columns].astype(str).fillna("nan").agg("|".join, axis=1)
+    return runs[columns].astype(str).fillna("nan").groupby(columns, sort=False).ngroup()
 
 
 def config_labels(runs: pd.DataFrame) -> pd.Series:
     """A readable name for each run's configuration, one name per distinct configuration within
     a group: where the short name would merge runs of a group that differ in a parameter
     (λ, the Weibull range, ...), that parameter is appended, ``key=value``."""
-    labels = runs.apply(_readable_label, axis=1)
+    labels = _readable_labels(runs)
     params = runs[[c for c in CONFIG_COLUMNS if c in runs.columns]].astype(str).fillna("nan")
     keys = [runs[c].astype(str) for c in GROUP_COLUMNS if c in runs.columns]
     for column in params.columns:
@@ -170,17 +173,30 @@ def holm(p_values: Sequence[float], alpha: float) -> np.ndarray:
     return significant
 
 
+def wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired values (``zero_method="pratt"``, no
+    continuity correction) by the method SciPy 1.14's ``"auto"`` chose, as the paper ran it
+    (PAPER.md §C.4): the exact null distribution when n ≤ 50 and no difference is zero (ties
+    allowed; a non-integral statistic is rounded conservatively), else the normal
+    approximation. Newer SciPy picks a permutation test on ties; this does not depend on it."""
+    from scipy.stats import wilcoxon  # SciPy's stats take a second to import: only for tests
+
+    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    method = "exact" if len(d) <= 50 and not np.any(d == 0) else "asymptotic"
+    return float(wilcoxon(d, zero_method="pratt", method=method).pvalue)
+
+
 def wilcoxon_pairs(voters: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Every pair of methods: Wilcoxon signed-rank over voters (two-sided, ``zero_method="pratt"``,
-    no continuity correction, SciPy's default method), then Holm at ``alpha``. Identical methods
-    are not different: p = 1 (the paper marked them significant; PAPER.md §F.5)."""
+    """Every pair of methods: Wilcoxon signed-rank over voters (``wilcoxon_p``), then Holm at
+    ``alpha``. Identical methods are not different: p = 1 (the paper marked them significant;
+    PAPER.md §F.5)."""
     rows = []
     names = list(voters.columns)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             x, y = voters[a].to_numpy(), voters[b].to_numpy()
-            p = 1.0 if np.array_equal(x, y) else wilcoxon(x, y, zero_method="pratt").pvalue
-            rows.append({"a": a, "b": b, "p_value": float(p)})
+            p = 1.0 if np.array_equal(x, y) else wilcoxon_p(x, y)
+            rows.append({"a": a, "b": b, "p_value": p})
     pairs = pd.DataFrame(rows, columns=["a", "b", "p_value"])
     pairs["significant"] = holm(pairs["p_value"], alpha)
     return pairs
@@ -261,6 +277,8 @@ def critical_difference(
             f"a CD diagram needs at least two methods over two shared groups; got "
             f"{voters.shape[1]} method(s) over {voters.shape[0]} group(s)"
         )
+    from scipy.stats import friedmanchisquare
+
     statistic = p_value = float("nan")
     if voters.shape[1] >= 3:
         result = friedmanchisquare(*(voters[c].to_numpy() for c in voters.columns))

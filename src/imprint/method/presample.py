@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.stats import weibull_min
 
 from imprint.method.batch import ClassBatch
 from imprint.method.randomness import uniform
@@ -27,6 +26,8 @@ def weibull(batch: ClassBatch, lower: float, upper: float) -> ClassBatch:
     ``upper`` quantiles of a Weibull law fitted to those distances, as the reference does: a
     three-parameter maximum-likelihood fit (shape, free location, scale; SciPy's
     ``weibull_min.fit``) per class, on float32 distances."""
+    from scipy.stats import weibull_min  # about a second to import: only where runs ask for it
+
     if not 0 <= lower < upper <= 1:
         raise ValueError(f"weibull=[{lower}, {upper}] is not valid; need 0 <= a < b <= 1")
     if int(batch.counts.min()) < 2:
