@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from imprint.fms.data import digits
+from imprint.fms.store import open_embeddings, save_embeddings
 from imprint.method.aggregation import DISTANCES
+from imprint.method.engine import sweep
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM_POST
 from imprint.study.catalog import Catalog
@@ -18,12 +20,14 @@ from imprint.study.cost import (
     RATES,
     TaskSize,
     load_budget,
+    pack,
     split,
     unit_seconds,
     units,
 )
-from imprint.study.experiments import shard_runs
+from imprint.study.experiments import run_pack, shard_runs
 from imprint.study.grid import expand_grid
+from imprint.study.tasks import select_task
 from tests.workflow_runs import ROOT
 
 DEMO = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]
@@ -71,6 +75,48 @@ def test_split_packs_consecutive_units_greedily_under_the_budget():
             assert load <= budget or len(part) == 1
             if j + 1 < len(parts):  # the next unit did not fit
                 assert load + seconds[parts[j + 1][0]] > budget
+
+
+def test_pack_shares_jobs_between_whole_shards_and_keeps_parts_alone():
+    shards = [("a", [10.0]), ("b", [15.0]), ("c", [30.0, 20.0]), ("d", [5.0]), ("e", [40.0])]
+    assert pack(shards, 30) == [
+        [("a", 1, 1, 10.0), ("b", 1, 1, 15.0)],  # 25 s together; c's parts stand alone
+        [("c", 1, 2, 30.0)],
+        [("c", 2, 2, 20.0)],
+        [("d", 1, 1, 5.0)],  # d and e do not fit together: 45 s > 30 s
+        [("e", 1, 1, 40.0)],  # over the budget alone: a job of its own
+    ]
+    assert pack([("a", [1.0]), ("b", [2.0]), ("c", [3.0])], 60) == [
+        [("a", 1, 1, 1.0), ("b", 1, 1, 2.0), ("c", 1, 1, 3.0)]
+    ]
+    assert pack([], 60) == []
+
+
+def test_a_pack_of_shards_gives_each_shards_runs_as_one_sweep_would(tmp_path):
+    """``run_pack`` over two tasks = ``sweep`` of each task's runs on its own, in order."""
+    files = {}
+    for split_name in ("train", "test"):
+        images, labels = digits(split_name)
+        files[split_name] = tmp_path / f"{split_name}.npy"
+        flat = images.reshape(len(images), -1).astype(np.float32) / 255
+        save_embeddings(files[split_name], flat, labels)
+    train, test = files["train"], files["test"]
+    experiment = {"methods": ["qi", "janson"], "seeds": [1, 2]}
+    members = [
+        {"mapping": "none", "task": task, "part": None, "label_table": None}
+        for task in ("even", "short")
+    ]
+    table = run_pack("e", experiment, "fm", 1e-4, "digits", members, [str(train)], [str(test)])
+    runs = shard_runs(experiment, 1e-4)
+    for task in ("even", "short"):
+        chosen = table[table["task"] == task].reset_index(drop=True)
+        tr = select_task(*open_embeddings(train), "none", task)
+        te = select_task(*open_embeddings(test), "none", task)
+        expected = sweep(*tr, *te, runs)
+        assert list(chosen["accuracy"]) == list(expected["accuracy"])
+        assert (chosen[["experiment", "fm", "dataset", "mapping"]].drop_duplicates().values
+                == [["e", "fm", "digits", "none"]]).all()  # fmt: skip
+    assert list(table["task"]) == ["even"] * len(runs) + ["short"] * len(runs)
 
 
 def test_a_unit_costs_its_operations_at_the_rates():

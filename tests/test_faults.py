@@ -26,7 +26,7 @@ from tests.workflow_runs import (
 
 pytestmark = pytest.mark.e2e
 
-SHARD = "results/runs/fig6/demo_cnn/digits/none/all.parquet"
+SHARD = "results/runs/fig6/demo_cnn/digits/pack1.parquet"
 
 
 @pytest.fixture

@@ -155,7 +155,7 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
     experiments = [
         e for e, spec in config["experiments"].items() if "imagenet" not in spec["datasets"]
     ]
-    sweeps = sweep_jobs(config, experiments)  # 320 shards, the largest in parts
+    sweeps = sweep_jobs(config, experiments)  # 320 shards: small ones packed, large in parts
     assert Counter(j["rule"] for j in compute) == {"embed": 48, "sweep_shard": sweeps, "nc1": 16}
     _made(client, [f"results/runs/{e}.parquet" for e in experiments] + ["results/tables/nc1.csv"])
     report = _submitted(directory, endpoint, record)
@@ -163,7 +163,7 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
         "cd_diagram": 4, "figure": 2, "fig6": 1, "collapse_figure": 2, "fig12": 1, "table1": 1,
         "gen_time": 1, "paper_comparison": 1,
     }  # fmt: skip
-    shard = "results/runs/fig6/resnet18/mnist/none/all.parquet"
+    shard = "results/runs/fig6/resnet18/mnist/pack1.parquet"
     cpu_only = _submitted(
         directory, endpoint, record, shard, "--forcerun", shard, "--config", "sweep_device=cpu"
     )

@@ -27,8 +27,8 @@ FAKE_COMMANDS = {
     "sinfo": "true",
     "scontrol": "true",
 }
-SHARDS = 36  # the embedded default's sweep shards: 3 FMs × 12
-JOBS = -(-SHARDS // 10)  # in groups of up to 10
+SWEEPS = 15  # the embedded default's sweep jobs: 3 FMs × 5 experiments, shards packed
+JOBS = -(-SWEEPS // 10)  # in groups of up to 10
 
 
 @pytest.fixture

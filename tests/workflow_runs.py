@@ -11,7 +11,7 @@ import pandas as pd
 
 from imprint.method.engine import TIMING_COLUMNS
 from imprint.study.cost import load_budget
-from imprint.study.experiments import experiment_jobs
+from imprint.study.experiments import experiment_packs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,11 +56,12 @@ def results_without_timings(directory: Path) -> dict[str, pd.DataFrame]:
 
 def sweep_jobs(config: dict, experiments: list[str]) -> int:
     """The sweep jobs planned for ``experiments`` of ``config`` under the default job budget:
-    every shard's parts (``imprint.study.cost``; CPU rates, one thread per job)."""
+    packs of whole shards and every part of a split one (``imprint.study.cost``; CPU rates, one
+    thread per job)."""
     budget, _ = load_budget(30, None, config.get("sweep_device", "cpu"))
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     return sum(
         len(jobs)
         for name in experiments
-        for _, _, jobs in experiment_jobs(config["experiments"][name], lambdas, budget)
+        for _, jobs in experiment_packs(config["experiments"][name], lambdas, budget)
     )

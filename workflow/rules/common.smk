@@ -57,7 +57,7 @@ wildcard_constraints:
     dataset="[a-z0-9]+",
     mapping="[a-z0-9_]+",
     task="[a-z]+",
-    part=r"(?:\.part[0-9]+of[0-9]+)?",
+    pack="[0-9]+",
 
 
 def canonical(value):
@@ -97,20 +97,14 @@ def embedding_inputs(splits=None):
 
 
 def shards(experiment):
-    """The run tables of an experiment: one per shard, or one per part of a shard that the job
-    budget splits (``{task}.part{i}of{n}.parquet``)."""
+    """The run tables of an experiment: one per sweep job, each job a pack of shards of one FM
+    and data set (``sweep_packs``)."""
     e = config["experiments"][experiment]
-    paths = []
-    for fm, dataset, mapping, task in itertools.product(
-        e["fms"], e["datasets"], e["mappings"], e["tasks"]
-    ):
-        n = len(shard_jobs(experiment, fm, dataset, mapping, task))
-        parts = [""] if n == 1 else [f".part{i}of{n}" for i in range(1, n + 1)]
-        paths += [
-            f"results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}{part}.parquet"
-            for part in parts
-        ]
-    return paths
+    return [
+        f"results/runs/{experiment}/{fm}/{dataset}/pack{i}.parquet"
+        for fm, dataset in itertools.product(e["fms"], e["datasets"])
+        for i in range(1, len(sweep_packs(experiment, fm, dataset)) + 1)
+    ]
 
 
 # Sweep jobs run single-threaded (sweep_shard declares no threads), and are priced so.
@@ -141,41 +135,55 @@ def shard_jobs(experiment, fm, dataset, mapping, task):
     return job_budget().jobs(units, catalog().task_size(fm, dataset, mapping, task))
 
 
-def _sweep_job(wildcards):
-    """The part's (index, of) and its projected seconds; (1, 1) for a whole shard."""
-    jobs = shard_jobs(
-        wildcards.experiment,
-        wildcards.fm,
-        wildcards.dataset,
-        wildcards.mapping,
-        wildcards.task,
-    )
-    index, n = (
-        map(int, wildcards.part.removeprefix(".part").split("of"))
-        if wildcards.part
-        else (1, 1)
-    )
-    if n != len(jobs):
-        raise ValueError(
-            f"{wildcards.task}{wildcards.part}: the job budget splits this shard into "
-            f"{len(jobs)} part(s), not {n}; ask for results/runs/{wildcards.experiment}.parquet"
+@functools.cache
+def sweep_packs(experiment, fm, dataset):
+    """The sweep jobs of an experiment's FM and data set: consecutive whole shards (in
+    ``shard_keys`` order) share a job within the job budget, a shard the budget splits has a
+    job per part (``imprint.study.cost.pack``); each job lists ((mapping, task), part, of,
+    seconds)."""
+    from imprint.study.cost import pack
+    from imprint.study.experiments import shard_keys
+
+    parts = [
+        (
+            (mapping, task),
+            [s for _, s in shard_jobs(experiment, fm, dataset, mapping, task)],
         )
-    return index, n, jobs[index - 1][1]
+        for mapping, task in shard_keys(config["experiments"][experiment])
+    ]
+    return pack(parts, job_budget().minutes * 60)
 
 
-def sweep_part(wildcards):
-    """What a part job needs to find its runs again: its place and the budget; None for a
-    whole shard (so that changing the budget does not touch shards it leaves whole)."""
-    if not wildcards.part:
-        return None
-    index, n, _ = _sweep_job(wildcards)
+def _sweep_pack(wildcards):
+    packs = sweep_packs(wildcards.experiment, wildcards.fm, wildcards.dataset)
+    if not 1 <= int(wildcards.pack) <= len(packs):
+        raise ValueError(
+            f"pack{wildcards.pack}: the job budget makes {len(packs)} sweep job(s) of "
+            f"{wildcards.experiment}/{wildcards.fm}/{wildcards.dataset}; ask for "
+            f"results/runs/{wildcards.experiment}.parquet"
+        )
+    return packs[int(wildcards.pack) - 1]
+
+
+def sweep_members(wildcards):
+    """What a sweep job needs to find its runs again, per shard: mapping, task, your own
+    mapping's label table, and for a part of a split shard its place and the budget (None for a
+    whole shard, so that changing the budget does not touch jobs whose shards stay whole).
+    """
     budget = job_budget()
-    rates = dict(sorted(budget.rates.items()))
-    size = catalog().task_size(
-        wildcards.fm, wildcards.dataset, wildcards.mapping, wildcards.task
-    )
-    return {"index": index, "of": n, "minutes": budget.minutes, "rates": rates,
-            "slowdown": budget.slowdown, "size": dataclasses.asdict(size)}  # fmt: skip
+    members = []
+    for (mapping, task), index, n, _ in _sweep_pack(wildcards):
+        part = None
+        if n > 1:
+            size = catalog().task_size(wildcards.fm, wildcards.dataset, mapping, task)
+            part = {"index": index, "of": n, "minutes": budget.minutes,
+                    "rates": dict(sorted(budget.rates.items())),
+                    "slowdown": budget.slowdown, "size": dataclasses.asdict(size)}  # fmt: skip
+        label_table = catalog().label_table(mapping, wildcards.fm, wildcards.dataset)
+        members.append(
+            {"mapping": mapping, "task": task, "part": part, "label_table": label_table}
+        )
+    return members
 
 
 def label_table(wildcards):
@@ -186,12 +194,12 @@ def label_table(wildcards):
 def sweep_minutes(wildcards):
     """A sweep job's declared runtime: twice its budget, or twice its projection if longer
     (a proxy set whose runs alone exceed the budget is never split). Cluster jobs, already
-    submitted, skip the projection (and the PyTorch import it needs) for whole shards.
-    """
+    submitted, skip the projection (and the PyTorch import it needs)."""
     minutes = config["job_budget"]["minutes"]
-    if not workflow.is_main_process and not wildcards.part:
+    if not workflow.is_main_process:
         return math.ceil(2 * minutes)
-    return math.ceil(2 * max(minutes, _sweep_job(wildcards)[2] / 60))
+    seconds = sum(s for *_, s in _sweep_pack(wildcards))
+    return math.ceil(2 * max(minutes, seconds / 60))
 
 
 def collapse_entries():

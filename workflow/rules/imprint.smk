@@ -1,14 +1,15 @@
-# Sweep shards: one job per (experiment, FM, data set, label mapping, task split), or per part
-# of one where the job budget (config job_budget, imprint.study.cost) splits it.
+# Sweeps: a shard is the runs of one (experiment, FM, data set, label mapping, task split). One
+# job sweeps a pack of consecutive shards of an FM and data set that fit the job budget together
+# (config job_budget, imprint.study.cost), or one part of a shard the budget splits.
 
 
 rule sweep_shard:
     input:
         unpack(embedding_inputs(["train", "test"])),
     output:
-        "results/runs/{experiment}/{fm}/{dataset}/{mapping}/{task}{part}.parquet",
+        "results/runs/{experiment}/{fm}/{dataset}/pack{pack}.parquet",
     log:
-        "logs/imprint/{experiment}/{fm}_{dataset}_{mapping}_{task}{part}.log",
+        "logs/imprint/{experiment}/{fm}_{dataset}_pack{pack}.log",
     conda:
         "../../envs/imprint.yaml"
     resources:
@@ -21,8 +22,7 @@ rule sweep_shard:
         ),
         lambda_reg=lambda wildcards: config["fms"][wildcards.fm]["lambda_reg"],
         device=config.get("sweep_device", "cpu"),
-        part=sweep_part,
-        label_table=label_table,
+        members=sweep_members,
     script:
         "../scripts/sweep_shard.py"
 

@@ -135,6 +135,30 @@ def split(seconds: Sequence[float], budget_s: float) -> list[list[int]]:
     return parts
 
 
+def pack(shards: Sequence[tuple[Any, Sequence[float]]], budget_s: float) -> list[list[tuple]]:
+    """Jobs of several shards: consecutive whole shards (one job each, its projected seconds)
+    share a job while their seconds stay within ``budget_s``; a shard split into parts keeps a
+    job per part. Each job lists its (key, part, of, seconds), part 1 of 1 for a whole shard."""
+    jobs: list[list[tuple]] = []
+    whole: list[tuple] = []
+
+    def flush() -> None:
+        if not whole:
+            return
+        seconds = [s for *_, s in whole]
+        jobs.extend([whole[i] for i in part] for part in split(seconds, budget_s))
+        whole.clear()
+
+    for key, parts in shards:
+        if len(parts) == 1:
+            whole.append((key, 1, 1, parts[0]))
+            continue
+        flush()
+        jobs.extend([(key, i, len(parts), s)] for i, s in enumerate(parts, 1))
+    flush()
+    return jobs
+
+
 @dataclass(frozen=True)
 class Budget:
     """Jobs of at most ``minutes`` each, priced at ``rates`` (seconds per operation) times

@@ -16,7 +16,7 @@ from imprint.io import with_provenance
 from imprint.method.engine import sweep
 from imprint.method.params import RUN_COLUMNS
 from imprint.study.catalog import Catalog
-from imprint.study.cost import Budget, TaskSize, units
+from imprint.study.cost import Budget, TaskSize, pack, units
 from imprint.study.grid import expand_grid
 from imprint.study.methods import NAMED_METHODS
 from imprint.study.tasks import expand_mappings, select_task
@@ -53,6 +53,12 @@ def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame
     return expand_grid(grid, rules=experiment.get("rules", "spec"))
 
 
+def shard_keys(experiment: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (mapping, task) of every shard of an experiment's FM and data set, sorted: the order
+    in which sweep jobs pack them, whatever the order in the config."""
+    return sorted(itertools.product(expand_mappings(experiment["mappings"]), experiment["tasks"]))
+
+
 def experiment_jobs(
     experiment: Mapping[str, Any],
     lambdas: Mapping[str, float],
@@ -66,11 +72,51 @@ def experiment_jobs(
     for fm in experiment["fms"]:
         runs = shard_runs(experiment, lambdas[fm])
         shard_units = units(runs)
-        for dataset, mapping, task in itertools.product(
-            experiment["datasets"], expand_mappings(experiment["mappings"]), experiment["tasks"]
-        ):
-            jobs = budget.jobs(shard_units, catalog.task_size(fm, dataset, mapping, task))
-            yield (fm, dataset, mapping, task), len(runs), jobs
+        for dataset in experiment["datasets"]:
+            for mapping, task in shard_keys(experiment):
+                jobs = budget.jobs(shard_units, catalog.task_size(fm, dataset, mapping, task))
+                yield (fm, dataset, mapping, task), len(runs), jobs
+
+
+def experiment_packs(
+    experiment: Mapping[str, Any],
+    lambdas: Mapping[str, float],
+    budget: Budget,
+    catalog: Catalog | None = None,
+) -> Iterator[tuple[tuple[str, str], list[list[tuple]]]]:
+    """Every (FM, data set) of an experiment and its sweep jobs: its shards packed under
+    ``budget`` (``imprint.study.cost.pack``), each job a list of ((mapping, task), part, of,
+    seconds)."""
+    shards = experiment_jobs(experiment, lambdas, budget, catalog)
+    for key, group in itertools.groupby(shards, key=lambda shard: shard[0][:2]):
+        parts = [(shard[2:], [s for _, s in jobs]) for shard, _, jobs in group]
+        yield key, pack(parts, budget.minutes * 60)
+
+
+def run_pack(
+    experiment_name: str,
+    experiment: Mapping[str, Any],
+    fm: str,
+    lambda_reg: float,
+    dataset: str,
+    members: list[Mapping[str, Any]],
+    train_files: list[str],
+    test_files: list[str],
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Every run of a sweep job: its shards (``members``: ``mapping``, ``task``, ``part`` and
+    ``label_table`` each, as ``run_shard`` takes them) one after the other, on embeddings read
+    once; the rows in the members' order."""
+    train, test = load_embeddings(train_files), load_embeddings(test_files)
+    precision = embeddings_precision(train_files[0])
+    tables = []
+    for member in members:
+        mapping, task, part = member["mapping"], member["task"], member["part"]
+        shard = (experiment_name, experiment, fm, lambda_reg, dataset, mapping, task)
+        tables.append(
+            run_shard(*shard, train, test, precision, device, part, member["label_table"])
+        )
+    return pd.concat(tables, ignore_index=True)
 
 
 def run_shard(
@@ -81,18 +127,20 @@ def run_shard(
     dataset: str,
     mapping: str,
     task: str,
-    train_files: list[str],
-    test_files: list[str],
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    precision: str,
     device: str = "cpu",
     part: Mapping[str, Any] | None = None,
     label_table: dict[int, int] | None = None,
 ) -> pd.DataFrame:
-    """Every run of one (experiment, FM, data set, mapping, task) on the embeddings files of the
-    data set's splits: a tidy table with provenance. ``part`` (``index`` of ``of``, the
-    ``minutes``, ``rates`` and ``slowdown`` of an ``imprint.study.cost.Budget`` and the shard's
-    ``size`` as planned) keeps one job's runs; ``label_table`` is your own mapping's."""
-    train = select_task(*load_embeddings(train_files), mapping, task, label_table)
-    test = select_task(*load_embeddings(test_files), mapping, task, label_table)
+    """Every run of one (experiment, FM, data set, mapping, task) on the data set's embeddings
+    and labels per split (``load_embeddings``) of the given ``precision``: a tidy table with
+    provenance. ``part`` (``index`` of ``of``, the ``minutes``, ``rates`` and ``slowdown`` of an
+    ``imprint.study.cost.Budget`` and the shard's ``size`` as planned) keeps one job's runs;
+    ``label_table`` is your own mapping's."""
+    train = select_task(*train, mapping, task, label_table)
+    test = select_task(*test, mapping, task, label_table)
     runs = shard_runs(experiment, lambda_reg)
     which = ""
     if part:
@@ -116,7 +164,7 @@ def run_shard(
     result.insert(2, "dataset", dataset)
     result.insert(3, "mapping", mapping)
     result.insert(4, "task", task)
-    result["embedding_precision"] = embeddings_precision(train_files[0])
+    result["embedding_precision"] = precision
     slice_ = {"experiment": dict(experiment), "lambda_reg": lambda_reg}
     if label_table is not None:
         slice_["label_table"] = label_table
