@@ -75,3 +75,19 @@ def test_sweeps_on_cuda_without_a_gpu_stop_before_any_job(tmp_path):
     assert "sweep_device is cuda, but PyTorch finds no CUDA GPU on this machine" in result.stderr
     assert "--config sweep_device=cpu" in result.stderr
     assert not (directory / "resources").exists() and not (directory / "results").exists()
+
+
+def test_local_sweeps_on_cuda_share_one_gpu_and_cluster_sweeps_ask_for_one(tmp_path):
+    """Here, sweep jobs take a `gpu_share` slot of the default profile (8 at once on one GPU)
+    rather than the whole `gpu`; the SLURM and Kubernetes tests check the whole GPU there."""
+    directory = copy_workflow(tmp_path)
+    profile = yaml.safe_load((directory / "workflow/profiles/default/config.yaml").read_text())
+    assert profile["resources"] == {"gpu": 1, "gpu_share": 8}
+    result = snakemake(directory, "-n", "--config", "sweep_device=cuda")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = result.stdout.split("\nrule ")[1:]
+    sweeps = [job for job in jobs if job.startswith("sweep_shard:")]
+    assert len(sweeps) == 15
+    for job in sweeps:
+        resources = re.search(r"resources: (.*)", job).group(1)
+        assert "gpu_share=1" in resources and "gpu=" not in resources

@@ -13,7 +13,8 @@ rule sweep_shard:
     conda:
         "../../envs/imprint.yaml"
     resources:
-        gpu=lambda wildcards: gpus(config.get("sweep_device") == "cuda"),
+        gpu=sweep_gpus(shared=False),
+        gpu_share=sweep_gpus(shared=True),
         runtime=sweep_minutes,
         mem_mb=8000,
     params:
