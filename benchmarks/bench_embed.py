@@ -118,6 +118,7 @@ def main() -> None:
         bare_loop()  # warm-up: kernels, allocator, cuDNN autotuning
         results = {"bare loop": timed(bare_loop, args.device)}
         results["lightning"] = timed(lightning, args.device)
+        model.to(args.device)  # Lightning's teardown hands the model back on the CPU
         results["PIL loader"] = timed(pil_loader, args.device)
 
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"

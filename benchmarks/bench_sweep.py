@@ -77,8 +77,9 @@ def _sklearn_kmeans(self: GenContext, batch: ClassBatch, k: int) -> ProxySet:
     def choose(sub: ClassBatch) -> torch.Tensor:
         centres = []
         for x, mask in zip(sub.x, sub.mask, strict=True):
-            fitted = KMeans(k, n_init=1, random_state=self.seed % 2**32).fit(x[mask].numpy())
-            centres.append(torch.tensor(fitted.cluster_centers_, dtype=x.dtype))
+            rows = x[mask].cpu().numpy()  # scikit-learn runs on the CPU, wherever the batch is
+            fitted = KMeans(k, n_init=1, random_state=self.seed % 2**32).fit(rows)
+            centres.append(torch.tensor(fitted.cluster_centers_, dtype=x.dtype, device=x.device))
         return torch.stack(centres)
 
     return _select_per_class(batch, k, choose)
