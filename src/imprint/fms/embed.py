@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from imprint.fms.backbones import Preprocessing
 from imprint.fms.data import load_images
@@ -40,7 +40,7 @@ class ImageArrayDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         images, labels = load_images(self.path)
         self.labels = labels
-        self.dataset = TensorDataset(torch.from_numpy(images), torch.arange(len(images)))
+        self.dataset = _Batches(torch.from_numpy(images))
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(
@@ -49,7 +49,31 @@ class ImageArrayDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
+            collate_fn=_as_collated,
         )
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Decoded images fetched a batch at a time: one gather per batch (``__getitems__``), not a
+    Python call and a stack per image."""
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.images[i], i
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(indices)
+        return self.images[index], index
+
+
+def _as_collated(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """``_Batches`` hands over whole batches: nothing left to collate."""
+    return batch
 
 
 class ImageFolderDataModule(L.LightningDataModule):
@@ -138,27 +162,35 @@ class FrozenEmbedder(L.LightningModule):
 
 
 class ShardWriter(BasePredictionWriter):
-    """Writes each device's predictions, with their sample indices, to ``rank<r>.pt``."""
+    """Writes each device's predictions, with their sample indices, to ``rank<r>.pt``; on a
+    single device it keeps them (``shard``) instead, as there is nothing to merge across."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
         super().__init__(write_interval="epoch")
         self.directory = Path(directory)
+        self.shard: dict[str, Tensor] | None = None
 
     def write_on_epoch_end(
         self, trainer: L.Trainer, pl_module: Any, predictions: Any, batch_indices: Any
     ) -> None:
         index = torch.cat([i for i, _ in predictions]).cpu()
         embeddings = torch.cat([e for _, e in predictions]).cpu()
+        shard = {"index": index, "embeddings": embeddings}
+        if trainer.world_size == 1:
+            self.shard = shard
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {"index": index, "embeddings": embeddings},
-            self.directory / f"rank{trainer.global_rank}.pt",
-        )
+        torch.save(shard, self.directory / f"rank{trainer.global_rank}.pt")
 
 
 def merge_shards(directory: str | os.PathLike, n_samples: int) -> np.ndarray:
+    """Embeddings of all shards written to ``directory``, in sample order (``merge``)."""
+    paths = sorted(Path(directory).glob("rank*.pt"))
+    return merge([torch.load(p, weights_only=True) for p in paths], n_samples, directory)
+
+
+def merge(shards: list[dict[str, Tensor]], n_samples: int, source: Any) -> np.ndarray:
     """Embeddings of all shards in sample order; every sample must appear exactly once."""
-    shards = [torch.load(p, weights_only=True) for p in sorted(Path(directory).glob("rank*.pt"))]
     index = torch.cat([s["index"] for s in shards])
     embeddings = torch.cat([s["embeddings"] for s in shards])
     # DistributedSampler pads with repeats; keep the first copy of each index.
@@ -169,7 +201,7 @@ def merge_shards(directory: str | os.PathLike, n_samples: int) -> np.ndarray:
     index, embeddings = index[first], embeddings[first]
     if not torch.equal(index, torch.arange(n_samples)):
         raise RuntimeError(
-            f"prediction shards in {directory} cover {len(index)} of {n_samples} samples"
+            f"prediction shards in {source} cover {len(index)} of {n_samples} samples"
         )
     return embeddings.numpy()
 
@@ -188,11 +220,12 @@ def embed_images(
     ``imprint.fms.store``). ``precision`` is Lightning's: ``32-true`` (the paper's) or
     ``bf16-mixed`` (autocast, faster on GPUs); the manifest records it."""
     shard_dir = Path(str(path) + ".shards")
+    writer = ShardWriter(shard_dir)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
         precision=precision,
-        callbacks=[ShardWriter(shard_dir), LogProgress()],
+        callbacks=[writer, LogProgress()],
         logger=False,
         enable_progress_bar=False,
         enable_checkpointing=False,
@@ -203,7 +236,11 @@ def embed_images(
     trainer.strategy.barrier()  # every rank's shard is on disk before rank 0 merges
     if trainer.global_rank != 0:
         return
-    save_embeddings(path, merge_shards(shard_dir, len(data.labels)), data.labels, precision)
-    for shard in shard_dir.glob("rank*.pt"):
-        shard.unlink()
-    shard_dir.rmdir()
+    if writer.shard is not None:
+        embeddings = merge([writer.shard], len(data.labels), "memory")
+    else:
+        embeddings = merge_shards(shard_dir, len(data.labels))
+        for shard in shard_dir.glob("rank*.pt"):
+            shard.unlink()
+        shard_dir.rmdir()
+    save_embeddings(path, embeddings, data.labels, precision)
