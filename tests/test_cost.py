@@ -25,7 +25,7 @@ from imprint.study.cost import (
     unit_seconds,
     units,
 )
-from imprint.study.experiments import run_pack, shard_runs
+from imprint.study.experiments import run_pack, shard_keys, shard_runs
 from imprint.study.grid import expand_grid
 from imprint.study.tasks import select_task
 from tests.workflow_runs import ROOT
@@ -90,6 +90,15 @@ def test_pack_shares_jobs_between_whole_shards_and_keeps_parts_alone():
         [("a", 1, 1, 1.0), ("b", 1, 1, 2.0), ("c", 1, 1, 3.0)]
     ]
     assert pack([], 60) == []
+
+
+def test_shards_pack_in_one_order_whatever_the_configs():
+    one = {"mappings": ["mod5", "none", "mod10"], "tasks": ["short", "all", "even"]}
+    other = {"mappings": ["none", "mod10", "mod5"], "tasks": ["even", "short", "all"]}
+    assert shard_keys(one) == shard_keys(other)
+    assert shard_keys(one)[:4] == [("none", "all"), ("none", "even"), ("none", "short"),
+                                   ("mod5", "all")]  # fmt: skip
+    assert [m for m, _ in shard_keys(one)[3:]] == ["mod5"] * 3 + ["mod10"] * 3  # 5 before 10
 
 
 def test_a_pack_of_shards_gives_each_shards_runs_as_one_sweep_would(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -54,9 +55,16 @@ def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame
 
 
 def shard_keys(experiment: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (mapping, task) of every shard of an experiment's FM and data set, sorted: the order
-    in which sweep jobs pack them, whatever the order in the config."""
-    return sorted(itertools.product(expand_mappings(experiment["mappings"]), experiment["tasks"]))
+    """The (mapping, task) of every shard of an experiment's FM and data set in a canonical order,
+    whatever the order in the config: the identity mapping ``none`` first, then mappings and
+    tasks in natural order (d2 before d10). Sweep jobs pack shards, and gathered tables hold
+    their rows, in this order."""
+
+    def natural(name: str) -> list[Any]:
+        return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+    keys = itertools.product(expand_mappings(experiment["mappings"]), experiment["tasks"])
+    return sorted(keys, key=lambda k: (k[0] != "none", natural(k[0]), natural(k[1])))
 
 
 def experiment_jobs(
