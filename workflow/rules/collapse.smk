@@ -1,27 +1,29 @@
-# Neural collapse (NC1) of L2-normalised embeddings of one split (training; ImageNet: val).
+# Neural collapse (NC1) of L2-normalised embeddings of one split (training; ImageNet: val), for
+# every mapping and task the config's collapse blocks ask of it, in one job per FM, data set and
+# split.
 
 
 rule nc1:
     input:
         unpack(embedding_inputs()),
     output:
-        "results/collapse/{fm}/{dataset}/{split}/{mapping}/{task}.csv",
+        "results/collapse/{fm}/{dataset}/{split}.csv",
     log:
-        "logs/collapse/{fm}_{dataset}_{split}_{mapping}_{task}.log",
+        "logs/collapse/{fm}_{dataset}_{split}.log",
     conda:
         "../../envs/imprint.yaml"
     resources:
         runtime=30,
         mem_mb=8000,
     params:
-        label_table=label_table,
+        tasks=collapse_tasks,
     script:
         "../scripts/nc1.py"
 
 
 rule nc1_table:
     input:
-        collapse_entries(),
+        collapse_files(),
     output:
         report(
             "results/tables/nc1.csv",
@@ -33,5 +35,10 @@ rule nc1_table:
     localrule: True
     conda:
         "../../envs/report.yaml"
+    params:
+        order=lambda wildcards: {
+            "columns": ["fm", "dataset", "split", "mapping", "task"],
+            "rows": [list(entry) for entry in collapse_entries()],
+        },
     script:
         "../scripts/gather_tables.py"

@@ -203,17 +203,43 @@ def sweep_minutes(wildcards):
 
 
 def collapse_entries():
-    return [
-        path
+    """Every (FM, data set, split, mapping, task) the config's collapse blocks ask NC1 of, once
+    each, in the blocks' order (the order of results/tables/nc1.csv)."""
+    entries = [
+        entry
         for block in config["collapse"]
-        for path in expand(
-            "results/collapse/{fm}/{dataset}/{split}/{mapping}/{task}.csv",
-            fm=block["fms"],
-            dataset=block["datasets"],
-            split=block.get("split", "train"),
-            mapping=block["mappings"],
-            task=block["tasks"],
+        for entry in itertools.product(
+            block["fms"],
+            block["datasets"],
+            as_list(block.get("split", "train")),
+            block["mappings"],
+            block["tasks"],
         )
+    ]
+    return list(dict.fromkeys(entries))
+
+
+def collapse_files():
+    """One NC1 table per FM, data set and split: its job reads the embeddings once for all of
+    the split's mappings and tasks."""
+    files = dict.fromkeys(entry[:3] for entry in collapse_entries())
+    return [
+        f"results/collapse/{fm}/{dataset}/{split}.csv" for fm, dataset, split in files
+    ]
+
+
+def collapse_tasks(wildcards):
+    """The mappings and tasks NC1 is asked of on one FM's data set split, each with your own
+    mapping's label table (None for built-ins)."""
+    here = (wildcards.fm, wildcards.dataset, wildcards.split)
+    return [
+        {
+            "mapping": mapping,
+            "task": task,
+            "label_table": catalog().label_table(mapping, *here[:2]),
+        }
+        for *key, mapping, task in collapse_entries()
+        if tuple(key) == here
     ]
 
 

@@ -1,4 +1,5 @@
-"""Concatenate tables (Parquet or CSV, by suffix) into one."""
+"""Concatenate tables (Parquet or CSV, by suffix) into one; with ``params.order`` (``columns``
+and ``rows`` of their values), rows in that order."""
 
 import pandas as pd
 
@@ -6,5 +7,11 @@ from imprint.io import log_to, read_table, write_table
 
 with log_to(snakemake.log[0]):
     table = pd.concat([read_table(path) for path in snakemake.input], ignore_index=True)
+    if "order" in snakemake.params.keys():
+        columns, rows = snakemake.params.order["columns"], snakemake.params.order["rows"]
+        position = {tuple(row): i for i, row in enumerate(rows)}
+        keys = table[columns].itertuples(index=False, name=None)
+        table = table.assign(_order=[position[key] for key in keys])
+        table = table.sort_values("_order", kind="stable", ignore_index=True).drop(columns="_order")
     write_table(table, snakemake.output[0])
     print(f"{len(table)} rows from {len(snakemake.input)} files")

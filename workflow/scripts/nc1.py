@@ -1,5 +1,5 @@
-"""Neural collapse of one split's L2-normalised embeddings: NC1 (and nc1_paper), VCI, traces,
-ranks, CDNV and the NC2 geometry of the class means."""
+"""Neural collapse of one split's L2-normalised embeddings under each mapping and task asked of
+it: NC1 (and nc1_paper), VCI, traces, ranks, CDNV and the NC2 geometry of the class means."""
 
 import numpy as np
 import pandas as pd
@@ -11,12 +11,17 @@ from imprint.study.tasks import select_task
 
 with log_to(snakemake.log[0]):
     w = snakemake.wildcards
-    x, y = select_task(
-        *load_embeddings(snakemake.input[w.split]), w.mapping, w.task, snakemake.params.label_table
+    embeddings = load_embeddings(snakemake.input[w.split])
+    rows = []
+    for entry in snakemake.params.tasks:
+        mapping, task = entry["mapping"], entry["task"]
+        x, y = select_task(*embeddings, mapping, task, entry["label_table"])
+        x = np.asarray(x, dtype=np.float32)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        keys = {"fm": w.fm, "dataset": w.dataset, "split": w.split, "mapping": mapping}
+        rows.append({**keys, "task": task, **collapse_metrics(x, y)})
+        print(rows[-1])
+    table = pd.DataFrame(rows)
+    write_table(
+        with_provenance(table, {**dict(w), "tasks": snakemake.params.tasks}), snakemake.output[0]
     )
-    x = np.asarray(x, dtype=np.float32)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    keys = {"fm": w.fm, "dataset": w.dataset, "split": w.split, "mapping": w.mapping}
-    row = {**keys, "task": w.task, **collapse_metrics(x, y)}
-    print(row)
-    write_table(with_provenance(pd.DataFrame([row]), dict(w)), snakemake.output[0])
