@@ -48,7 +48,7 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet):
     # Small shards packed into jobs, the largest split into parts (imprint.study.cost).
     assert planned["sweep_shard"] == sweep_jobs(config, list(experiments))
     assert planned["sweep_shard"] < shards
-    assert planned["nc1"] == 16 + (400 if imagenet else 0)
+    assert planned["nc1"] == 16 + (4 if imagenet else 0)  # one per FM, data set and split
     skipped = "ImageNet skipped" in result.stdout + result.stderr
     assert skipped != imagenet
     for name in experiments:
