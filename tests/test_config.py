@@ -48,7 +48,7 @@ def test_the_own_model_example_plans_offline(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
     assert jobs["fm_weights"] == "3"  # convnext, femto, and the checked copy of yours
-    assert jobs["embed"] == str(3 * 2 * 2)  # 3 FMs × 2 data sets × 2 splits
+    assert jobs["embed"] == str(3 * 2)  # 3 FMs × 2 data sets, both splits in one job
 
 
 def test_schema_lists_exactly_the_registries():

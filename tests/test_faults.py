@@ -114,7 +114,7 @@ def test_damaged_embeddings_stop_the_shard_and_the_advice_regenerates_them(finis
 
     failed = snakemake(finished, SHARD)
     assert failed.returncode != 0
-    log = (finished / "logs/imprint/fig6/demo_cnn_digits_none_all.log").read_text()
+    log = (finished / "logs/imprint/fig6/demo_cnn_digits_pack1.log").read_text()
     assert "does not match the SHA-256 digest in its manifest" in log
     advice = f"snakemake --forcerun {embeddings}"
     assert advice in log

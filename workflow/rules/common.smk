@@ -319,16 +319,20 @@ def image_folder(dataset):
 
 
 def embed_inputs(wildcards):
-    """FM weights (trained, or stored by fm_weights) and the decoded images (ImageNet and your
-    own image folders are read from their folders instead)."""
+    """FM weights (trained, or stored by fm_weights) and the decoded images of both splits
+    (``images_<split>``; ImageNet and your own image folders, ``folder_<split>``, are read from
+    their folders instead)."""
     spec = fm_of(wildcards.fm)
     suffix = "pt" if spec.source == "demo" else "pth"
     inputs = {"weights": f"resources/models/{wildcards.fm}.{suffix}"}
     folder = image_folder(wildcards.dataset)
-    if folder:
-        inputs["folder"] = f"{folder}/{wildcards.split}"
-    elif wildcards.dataset != "imagenet":
-        inputs["images"] = f"resources/data/{wildcards.dataset}/{wildcards.split}.npz"
+    for split in ("train", "test"):
+        if folder:
+            inputs[f"folder_{split}"] = f"{folder}/{split}"
+        elif wildcards.dataset != "imagenet":
+            inputs[f"images_{split}"] = (
+                f"resources/data/{wildcards.dataset}/{split}.npz"
+            )
     return inputs
 
 

@@ -46,11 +46,14 @@ rule embed:
     input:
         unpack(embed_inputs),
     output:
-        embeddings="results/embeddings/{fm}/{dataset}/{split}.npy",
-        labels="results/embeddings/{fm}/{dataset}/{split}.labels.npy",
-        manifest="results/embeddings/{fm}/{dataset}/{split}.manifest.json",
+        train="results/embeddings/{fm}/{dataset}/train.npy",
+        train_labels="results/embeddings/{fm}/{dataset}/train.labels.npy",
+        train_manifest="results/embeddings/{fm}/{dataset}/train.manifest.json",
+        test="results/embeddings/{fm}/{dataset}/test.npy",
+        test_labels="results/embeddings/{fm}/{dataset}/test.labels.npy",
+        test_manifest="results/embeddings/{fm}/{dataset}/test.manifest.json",
     log:
-        "logs/embed/{fm}_{dataset}_{split}.log",
+        "logs/embed/{fm}_{dataset}.log",
     conda:
         "../../envs/imprint.yaml"
     threads: 4

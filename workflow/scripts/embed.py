@@ -1,4 +1,5 @@
-"""Embed one data set split with a frozen FM through Lightning's Trainer.predict."""
+"""Embed both splits of a data set with a frozen FM through Lightning's Trainer.predict (the
+model loaded once)."""
 
 from dataclasses import replace
 
@@ -10,33 +11,32 @@ from imprint.io import log_to
 from imprint.study.tasks import imagenet_classes
 
 with log_to(snakemake.log[0]):
-    w = snakemake.wildcards
+    dataset = snakemake.wildcards.dataset
     spec = FMSpec(**snakemake.params.fm)
     backbone, preprocessing = load_fm(spec, snakemake.input.weights)
     batch_size = snakemake.params.batch_size
-    if w.dataset == "imagenet" or "folder" in snakemake.input.keys():
-        # Workers decode, resize and crop each image; the device only normalises.
-        if w.dataset == "imagenet":
-            folder = imagenet(snakemake.params.imagenet_root, w.split)
-            classes = imagenet_classes()
+    for split in ("train", "test"):
+        if dataset == "imagenet" or f"folder_{split}" in snakemake.input.keys():
+            # Workers decode, resize and crop each image; the device only normalises.
+            if dataset == "imagenet":
+                folder = imagenet(snakemake.params.imagenet_root, split)
+                classes = imagenet_classes()
+            else:
+                folder, classes = snakemake.input[f"folder_{split}"], None
+            data = ImageFolderDataModule(
+                folder,
+                classes,
+                preprocessing.resize,
+                preprocessing.crop,
+                batch_size,
+                num_workers=snakemake.threads,
+                interpolation=preprocessing.interpolation,
+            )
+            on_device = replace(preprocessing, resize=None, crop=None)
         else:
-            folder, classes = snakemake.input.folder, None
-        data = ImageFolderDataModule(
-            folder,
-            classes,
-            preprocessing.resize,
-            preprocessing.crop,
-            batch_size,
-            num_workers=snakemake.threads,
-            interpolation=preprocessing.interpolation,
+            data = ImageArrayDataModule(snakemake.input[f"images_{split}"], batch_size)
+            on_device = preprocessing
+        print(f"{split}:")
+        embed_images(
+            backbone, on_device, data, snakemake.output[split], precision=snakemake.params.precision
         )
-        preprocessing = replace(preprocessing, resize=None, crop=None)
-    else:
-        data = ImageArrayDataModule(snakemake.input.images, batch_size)
-    embed_images(
-        backbone,
-        preprocessing,
-        data,
-        snakemake.output.embeddings,
-        precision=snakemake.params.precision,
-    )
