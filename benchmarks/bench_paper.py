@@ -21,6 +21,7 @@ import argparse
 import datetime
 import json
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from bench_jobs import ROOT, in_process, script_imports, snakemake_job, wall
 from bench_sweep import make_task
 
 from imprint import expand_grid, sweep
@@ -42,11 +44,14 @@ from imprint.method.params import validate_params
 from imprint.method.pipeline import distance_metric, prepare_classes
 from imprint.study.catalog import Catalog
 from imprint.study.cost import Budget, TaskSize, operations, unit_seconds, units
-from imprint.study.experiments import experiment_jobs, shard_runs
+from imprint.study.experiments import experiment_jobs, experiment_packs, shard_runs
 from imprint.study.tasks import expand_mappings
 
-ROOT = Path(__file__).parent.parent
 DISTANCES = ("euclidean", "cosine", "manhattan", "chebyshev", "mahalanobis")
+
+
+SWEEP_SCRIPT = ROOT / "workflow/scripts/sweep_shard.py"
+CUDA_CONTEXT = "import torch\nstart = time.perf_counter()\ntorch.zeros(1, device='cuda')"
 
 
 def _clock(device: str, function: Callable, *args) -> float:
@@ -208,26 +213,26 @@ def gpu_targets(paper: dict, device: str) -> None:
 
 
 def project(config: dict, budget: Budget) -> pd.DataFrame:
-    """Projected seconds and jobs of every experiment of ``config`` (ImageNet included), for
-    jobs as the workflow plans them."""
+    """Projected work and jobs of every experiment of ``config`` (ImageNet included), for jobs as
+    the workflow plans them (small shards packed, large ones in parts)."""
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     rows = []
     for name, experiment in config["experiments"].items():
-        seconds, jobs, shards, n_runs, longest = 0.0, 0, 0, 0, 0.0
-        for _, shard_runs_count, planned in experiment_jobs(experiment, lambdas, budget):
-            seconds += sum(s for _, s in planned)
-            longest = max([longest, *(s for _, s in planned)])
-            jobs += len(planned)
-            shards += 1
-            n_runs += shard_runs_count
+        counts = [count for _, count, _ in experiment_jobs(experiment, lambdas, budget)]
+        shards, n_runs = len(counts), sum(counts)
+        jobs = [
+            sum(s for *_, s in job)
+            for _, packs in experiment_packs(experiment, lambdas, budget)
+            for job in packs
+        ]
         rows.append(
             {
                 "experiment": name,
                 "shards": shards,
                 "runs": n_runs,
-                "jobs": jobs,
-                "hours": seconds / 3600,
-                "longest_job_min": longest / 60,
+                "jobs": len(jobs),
+                "hours": sum(jobs) / 3600,
+                "longest_job_min": max(jobs) / 60,
             }
         )
     table = pd.DataFrame(rows)
@@ -235,6 +240,14 @@ def project(config: dict, budget: Budget) -> pd.DataFrame:
     total["longest_job_min"] = table["longest_job_min"].max()
     table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     return table.astype({"shards": int, "runs": int, "jobs": int})
+
+
+def wall_hours(work_h: float, jobs: int, fixed_s: float, gpu: bool, at_once: int) -> float:
+    """Hours a user waits for ``jobs`` sweep jobs of ``work_h`` hours of work, each paying
+    ``fixed_s`` seconds of start-up, ``at_once`` at a time: on CPU cores everything shares the
+    cores; on one GPU start-ups overlap each other and the GPU's work, which runs one at a time."""
+    total = work_h + jobs * fixed_s / 3600
+    return max(work_h, total / at_once) if gpu else total / at_once
 
 
 def main() -> None:
@@ -245,6 +258,9 @@ def main() -> None:
     parser.add_argument("--check-test-rows", type=int, default=2000)
     parser.add_argument("--floor-test-per-class", type=int, default=1000)
     parser.add_argument("--write-rates", metavar="PATH", help="store the measured rates there")
+    parser.add_argument(
+        "--gpu-share", type=int, default=8, help="sweep jobs at once on one GPU (the profile's)"
+    )
     args = parser.parse_args()
     device, threads = args.device, torch.get_num_threads()
     name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.machine()
@@ -269,9 +285,20 @@ def main() -> None:
     # `threads` cores, scaled as imprint.study.cost.load_budget scales them).
     gpu = device.startswith("cuda")
     table = project(config, Budget(args.budget_minutes, rates, 1.0 if gpu else threads))
-    table = table.rename(columns={"hours": "GPU-hours" if gpu else "core-hours"})
+    imports = wall([sys.executable, "-c", script_imports(SWEEP_SCRIPT)], 3, cwd=ROOT)
+    fixed = snakemake_job(3) + imports + (in_process(CUDA_CONTEXT, 3) if gpu else 0.0)
+    table["start_up_h"] = table["jobs"] * fixed / 3600
+    hours = "GPU-hours" if gpu else "core-hours"
+    table = table.rename(columns={"hours": hours})
     print(f"4. projection of {args.config} ({args.budget_minutes:g}-minute jobs):")
     print(table.to_markdown(index=False, floatfmt=".1f"))
+    at_once = args.gpu_share if gpu else threads
+    total = table.iloc[-1]
+    waited = wall_hours(total[hours], int(total["jobs"]), fixed, gpu, at_once)
+    print(
+        f"   start-up {fixed:.2f} s per sweep job; with {at_once} jobs at once on "
+        f"{'one GPU' if gpu else f'{threads} cores'}: {waited:.1f} hours of wall time"
+    )
     if device.startswith("cuda"):
         print("5. GPU goals:", flush=True)
         gpu_targets(config, device)
