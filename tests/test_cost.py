@@ -93,39 +93,47 @@ def test_pack_shares_jobs_between_whole_shards_and_keeps_parts_alone():
 
 
 def test_shards_pack_in_one_order_whatever_the_configs():
-    one = {"mappings": ["mod5", "none", "mod10"], "tasks": ["short", "all", "even"]}
-    other = {"mappings": ["none", "mod10", "mod5"], "tasks": ["even", "short", "all"]}
-    assert shard_keys(one) == shard_keys(other)
-    assert shard_keys(one)[:4] == [("none", "all"), ("none", "even"), ("none", "short"),
-                                   ("mod5", "all")]  # fmt: skip
-    assert [m for m, _ in shard_keys(one)[3:]] == ["mod5"] * 3 + ["mod10"] * 3  # 5 before 10
+    one = {"fms": ["b", "a"], "datasets": ["x"], "mappings": ["mod5", "none", "mod10"],
+           "tasks": ["short", "all"]}  # fmt: skip
+    other = {"fms": ["a", "b"], "datasets": ["x"], "mappings": ["none", "mod10", "mod5"],
+             "tasks": ["all", "short"]}  # fmt: skip
+    keys = shard_keys(one)
+    assert keys == shard_keys(other)
+    assert keys[:3] == [("a", "x", "none", "all"), ("a", "x", "none", "short"),
+                        ("a", "x", "mod5", "all")]  # fmt: skip
+    assert [m for _, _, m, _ in keys[:6]] == ["none"] * 2 + ["mod5"] * 2 + ["mod10"] * 2
+    assert [fm for fm, *_ in keys] == ["a"] * 6 + ["b"] * 6
 
 
 def test_a_pack_of_shards_gives_each_shards_runs_as_one_sweep_would(tmp_path):
-    """``run_pack`` over two tasks = ``sweep`` of each task's runs on its own, in order."""
+    """``run_pack`` over shards of two FMs = ``sweep`` of each shard's runs on its own, in
+    order, with each FM's λ."""
     files = {}
-    for split_name in ("train", "test"):
-        images, labels = digits(split_name)
-        files[split_name] = tmp_path / f"{split_name}.npy"
-        flat = images.reshape(len(images), -1).astype(np.float32) / 255
-        save_embeddings(files[split_name], flat, labels)
-    train, test = files["train"], files["test"]
-    experiment = {"methods": ["qi", "janson"], "seeds": [1, 2]}
+    for fm, scale in (("a", 255), ("b", 16)):
+        for split_name in ("train", "test"):
+            images, labels = digits(split_name)
+            files[fm, split_name] = tmp_path / f"{fm}_{split_name}.npy"
+            flat = images.reshape(len(images), -1).astype(np.float32) / scale
+            save_embeddings(files[fm, split_name], flat, labels)
+    experiment = {"methods": ["qi", "oracle"], "seeds": [1, 2]}
+    shards = [("a", "even", 1e-4), ("a", "short", 1e-4), ("b", "even", 0.5)]
     members = [
-        {"mapping": "none", "task": task, "part": None, "label_table": None}
-        for task in ("even", "short")
-    ]
-    table = run_pack("e", experiment, "fm", 1e-4, "digits", members, [str(train)], [str(test)])
-    runs = shard_runs(experiment, 1e-4)
-    for task in ("even", "short"):
-        chosen = table[table["task"] == task].reset_index(drop=True)
-        tr = select_task(*open_embeddings(train), "none", task)
-        te = select_task(*open_embeddings(test), "none", task)
-        expected = sweep(*tr, *te, runs)
+        {"fm": fm, "lambda_reg": lam, "dataset": "digits", "mapping": "none", "task": task,
+         "part": None, "label_table": None}
+        for fm, task, lam in shards
+    ]  # fmt: skip
+    paths = {(fm, "digits"): ([str(files[fm, "train"])], [str(files[fm, "test"])]) for fm in "ab"}
+    table = run_pack("e", experiment, members, paths)
+    for fm, task, lam in shards:
+        chosen = table[(table["fm"] == fm) & (table["task"] == task)].reset_index(drop=True)
+        tr = select_task(*open_embeddings(files[fm, "train"]), "none", task)
+        te = select_task(*open_embeddings(files[fm, "test"]), "none", task)
+        expected = sweep(*tr, *te, shard_runs(experiment, lam))
         assert list(chosen["accuracy"]) == list(expected["accuracy"])
-        assert (chosen[["experiment", "fm", "dataset", "mapping"]].drop_duplicates().values
-                == [["e", "fm", "digits", "none"]]).all()  # fmt: skip
-    assert list(table["task"]) == ["even"] * len(runs) + ["short"] * len(runs)
+        assert set(chosen["lambda_reg"]) == {lam}
+    runs = len(shard_runs(experiment, 1e-4))
+    assert list(table["task"]) == ["even"] * runs + ["short"] * runs + ["even"] * runs
+    assert set(table["experiment"]) == {"e"} and set(table["dataset"]) == {"digits"}
 
 
 def test_a_unit_costs_its_operations_at_the_rates():

@@ -26,7 +26,7 @@ from tests.workflow_runs import (
 
 pytestmark = pytest.mark.e2e
 
-SHARD = "results/runs/fig6/demo_cnn/digits/pack1.parquet"
+SHARD = "results/runs/fig6/pack1.parquet"  # fig6 of every demo FM: one job
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_damaged_embeddings_stop_the_shard_and_the_advice_regenerates_them(finis
 
     failed = snakemake(finished, SHARD)
     assert failed.returncode != 0
-    log = (finished / "logs/imprint/fig6/demo_cnn_digits_pack1.log").read_text()
+    log = (finished / "logs/imprint/fig6/pack1.log").read_text()
     assert "does not match the SHA-256 digest in its manifest" in log
     advice = f"snakemake --forcerun {embeddings}"
     assert advice in log

@@ -163,7 +163,7 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
         "cd_diagram": 4, "figure": 2, "fig6": 1, "collapse_figure": 2, "fig12": 1, "table1": 1,
         "gen_time": 1, "paper_comparison": 1,
     }  # fmt: skip
-    shard = "results/runs/fig6/resnet18/mnist/pack1.parquet"
+    shard = "results/runs/fig6/pack1.parquet"
     cpu_only = _submitted(
         directory, endpoint, record, shard, "--forcerun", shard, "--config", "sweep_device=cpu"
     )

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
 CLUSTER_SCRIPT = ROOT / "workflow/profiles/slurm/local-cluster.sh"
 PACKAGES_UNAVAILABLE = 3  # the script's exit status when apt cannot install SLURM
-SHARD = "results/runs/fig6/demo_cnn/digits/pack1.parquet"
+SHARD = "results/runs/fig6/pack1.parquet"
 
 # The profile's placeholders filled in for the local cluster (partition `main`, account
 # `imprint`), jobs small enough for one node of 2 CPUs (`--cores 2` caps a shard group's width),

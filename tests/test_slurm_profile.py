@@ -27,7 +27,7 @@ FAKE_COMMANDS = {
     "sinfo": "true",
     "scontrol": "true",
 }
-SWEEPS = 15  # the embedded default's sweep jobs: 3 FMs × 5 experiments, shards packed
+SWEEPS = 5  # the embedded default's sweep jobs: each experiment's shards packed into one
 JOBS = -(-SWEEPS // 10)  # in groups of up to 10
 
 

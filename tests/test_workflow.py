@@ -127,7 +127,7 @@ def test_report_shows_every_figure_with_its_caption(workflow_run):
         assert caption in html, caption
 
 
-def test_adding_a_task_reruns_one_job_per_fm_and_reordering_reruns_none(workflow_run, tmp_path):
+def test_adding_a_task_reruns_its_experiments_job_and_reordering_none(workflow_run, tmp_path):
     directory = tmp_path / "run"
     shutil.copytree(workflow_run, directory, symlinks=True)
     config = yaml.safe_load((directory / "config/config.yaml").read_text())
@@ -137,8 +137,8 @@ def test_adding_a_task_reruns_one_job_per_fm_and_reordering_reruns_none(workflow
     result = snakemake(directory, "-n", "--configfile", "config/changed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout.split("Job stats:")[1], re.M))
-    assert planned["sweep_shard"] == "3"  # fig6's job of each FM, now with two shards
-    assert "results/runs/fig6/demo_cnn/digits/pack1.parquet" in result.stdout
+    assert planned["sweep_shard"] == "1"  # fig6's job, now with six shards
+    assert "results/runs/fig6/pack1.parquet" in result.stdout
     assert "results/runs/sec51/" not in result.stdout  # packs in sorted order: no change
 
 
@@ -172,7 +172,7 @@ def test_a_budget_that_splits_shards_gives_the_same_runs_table(workflow_run, tmp
     (directory / "config/split.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(directory, "results/runs/fig6.parquet", "--configfile", "config/split.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    parts = list((directory / "results/runs/fig6/demo_cnn/digits").glob("pack*.parquet"))
+    parts = list((directory / "results/runs/fig6").glob("pack*.parquet"))
     assert len(parts) >= 3
     keys = ["fm", "dataset", "mapping", "task", *RUN_COLUMNS]
     whole = without_timings(workflow_run / "results/runs/fig6.parquet").query("fm == 'demo_cnn'")

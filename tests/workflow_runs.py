@@ -61,7 +61,5 @@ def sweep_jobs(config: dict, experiments: list[str]) -> int:
     budget, _ = load_budget(30, None, config.get("sweep_device", "cpu"))
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     return sum(
-        len(jobs)
-        for name in experiments
-        for _, jobs in experiment_packs(config["experiments"][name], lambdas, budget)
+        len(experiment_packs(config["experiments"][name], lambdas, budget)) for name in experiments
     )

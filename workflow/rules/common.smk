@@ -97,14 +97,9 @@ def embedding_inputs(splits=None):
 
 
 def shards(experiment):
-    """The run tables of an experiment: one per sweep job, each job a pack of shards of one FM
-    and data set (``sweep_packs``)."""
-    e = config["experiments"][experiment]
-    return [
-        f"results/runs/{experiment}/{fm}/{dataset}/pack{i}.parquet"
-        for fm, dataset in itertools.product(e["fms"], e["datasets"])
-        for i in range(1, len(sweep_packs(experiment, fm, dataset)) + 1)
-    ]
+    """The run tables of an experiment: one per sweep job (``sweep_packs``)."""
+    count = len(sweep_packs(experiment))
+    return [f"results/runs/{experiment}/pack{i}.parquet" for i in range(1, count + 1)]
 
 
 # Sweep jobs run single-threaded (sweep_shard declares no threads), and are priced so.
@@ -121,80 +116,80 @@ def job_budget():
 
 
 @functools.cache
-def _shard_units(experiment, lambda_reg):
-    from imprint.study.cost import units
-    from imprint.study.experiments import shard_runs
+def sweep_packs(experiment):
+    """An experiment's sweep jobs: consecutive whole shards (in ``shard_keys`` order) share a
+    job within the job budget, a shard the budget splits has a job per part
+    (``imprint.study.experiments.experiment_packs``); each job lists ((FM, data set, mapping,
+    task), part, of, seconds)."""
+    from imprint.study.experiments import experiment_packs
 
-    return units(shard_runs(config["experiments"][experiment], lambda_reg))
-
-
-@functools.cache
-def shard_jobs(experiment, fm, dataset, mapping, task):
-    """The jobs of one shard under the budget: (row positions, projected seconds) each."""
-    units = _shard_units(experiment, config["fms"][fm]["lambda_reg"])
-    return job_budget().jobs(units, catalog().task_size(fm, dataset, mapping, task))
-
-
-@functools.cache
-def sweep_packs(experiment, fm, dataset):
-    """The sweep jobs of an experiment's FM and data set: consecutive whole shards (in
-    ``shard_keys`` order) share a job within the job budget, a shard the budget splits has a
-    job per part (``imprint.study.cost.pack``); each job lists ((mapping, task), part, of,
-    seconds)."""
-    from imprint.study.cost import pack
-    from imprint.study.experiments import shard_keys
-
-    parts = [
-        (
-            (mapping, task),
-            [s for _, s in shard_jobs(experiment, fm, dataset, mapping, task)],
-        )
-        for mapping, task in shard_keys(config["experiments"][experiment])
-    ]
-    return pack(parts, job_budget().minutes * 60)
+    e = config["experiments"][experiment]
+    lambdas = {fm: config["fms"][fm]["lambda_reg"] for fm in e["fms"]}
+    return experiment_packs(e, lambdas, job_budget(), catalog())
 
 
 def _sweep_pack(wildcards):
-    packs = sweep_packs(wildcards.experiment, wildcards.fm, wildcards.dataset)
+    packs = sweep_packs(wildcards.experiment)
     if not 1 <= int(wildcards.pack) <= len(packs):
         raise ValueError(
             f"pack{wildcards.pack}: the job budget makes {len(packs)} sweep job(s) of "
-            f"{wildcards.experiment}/{wildcards.fm}/{wildcards.dataset}; ask for "
-            f"results/runs/{wildcards.experiment}.parquet"
+            f"{wildcards.experiment}; ask for results/runs/{wildcards.experiment}.parquet"
         )
     return packs[int(wildcards.pack) - 1]
 
 
-def sweep_members(wildcards):
-    """What a sweep job needs to find its runs again, per shard: mapping, task, your own
-    mapping's label table, and for a part of a split shard its place and the budget (None for a
-    whole shard, so that changing the budget does not touch jobs whose shards stay whole).
+def sweep_inputs(wildcards):
+    """The embeddings a sweep job reads: ``<split>_<fm>_<dataset>`` for each FM and data set of
+    its shards, and their labels and manifests (declared so that remote storage brings them).
     """
+    pairs = dict.fromkeys(key[:2] for key, *_ in _sweep_pack(wildcards))
+    named = {
+        f"{split}_{fm}_{dataset}": embeddings(fm, dataset, split)
+        for fm, dataset in pairs
+        for split in ("train", "test")
+    }
+    named["beside"] = [
+        path
+        for fm, dataset in pairs
+        for split in ("train", "test")
+        for suffix in (".labels.npy", ".manifest.json")
+        for path in embeddings(fm, dataset, split, suffix)
+    ]
+    return named
+
+
+def sweep_members(wildcards):
+    """What a sweep job needs to find its runs again, per shard: FM and its λ, data set,
+    mapping, task, your own mapping's label table, and for a part of a split shard its place
+    and the budget (None for a whole shard, so that changing the budget does not touch jobs
+    whose shards stay whole)."""
     budget = job_budget()
     members = []
-    for (mapping, task), index, n, _ in _sweep_pack(wildcards):
+    for (fm, dataset, mapping, task), index, n, _ in _sweep_pack(wildcards):
         part = None
         if n > 1:
-            size = catalog().task_size(wildcards.fm, wildcards.dataset, mapping, task)
+            size = catalog().task_size(fm, dataset, mapping, task)
             part = {"index": index, "of": n, "minutes": budget.minutes,
                     "rates": dict(sorted(budget.rates.items())),
                     "slowdown": budget.slowdown, "size": dataclasses.asdict(size)}  # fmt: skip
-        label_table = catalog().label_table(mapping, wildcards.fm, wildcards.dataset)
         members.append(
-            {"mapping": mapping, "task": task, "part": part, "label_table": label_table}
+            {
+                "fm": fm,
+                "lambda_reg": config["fms"][fm]["lambda_reg"],
+                "dataset": dataset,
+                "mapping": mapping,
+                "task": task,
+                "part": part,
+                "label_table": catalog().label_table(mapping, fm, dataset),
+            }
         )
     return members
-
-
-def label_table(wildcards):
-    """Your own mapping's {original class: task class} for the data set; None for built-ins."""
-    return catalog().label_table(wildcards.mapping, wildcards.fm, wildcards.dataset)
 
 
 def sweep_minutes(wildcards):
     """A sweep job's declared runtime: twice its budget, or twice its projection if longer
     (a proxy set whose runs alone exceed the budget is never split). Cluster jobs, already
-    submitted, skip the projection (and the PyTorch import it needs)."""
+    submitted, skip the projection."""
     minutes = config["job_budget"]["minutes"]
     if not workflow.is_main_process:
         return math.ceil(2 * minutes)

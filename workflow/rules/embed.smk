@@ -56,7 +56,8 @@ rule embed:
         "logs/embed/{fm}_{dataset}.log",
     conda:
         "../../envs/imprint.yaml"
-    threads: 4
+    # Decoding workers and the forward pass; the demo's tiny CNNs need one thread.
+    threads: lambda wildcards: 1 if wildcards.fm.startswith("demo_") else 4
     resources:
         gpu=lambda wildcards: gpus(not wildcards.fm.startswith("demo_")),
         runtime=120,

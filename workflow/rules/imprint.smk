@@ -1,15 +1,15 @@
 # Sweeps: a shard is the runs of one (experiment, FM, data set, label mapping, task split). One
-# job sweeps a pack of consecutive shards of an FM and data set that fit the job budget together
-# (config job_budget, imprint.study.cost), or one part of a shard the budget splits.
+# job sweeps a pack of an experiment's shards (in a canonical order) that fit the job budget
+# together (config job_budget, imprint.study.cost), or one part of a shard the budget splits.
 
 
 rule sweep_shard:
     input:
-        unpack(embedding_inputs(["train", "test"])),
+        unpack(sweep_inputs),
     output:
-        "results/runs/{experiment}/{fm}/{dataset}/pack{pack}.parquet",
+        "results/runs/{experiment}/pack{pack}.parquet",
     log:
-        "logs/imprint/{experiment}/{fm}_{dataset}_pack{pack}.log",
+        "logs/imprint/{experiment}/pack{pack}.log",
     conda:
         "../../envs/imprint.yaml"
     resources:
@@ -21,7 +21,6 @@ rule sweep_shard:
         experiment=lambda wildcards: canonical(
             shard_spec(config["experiments"][wildcards.experiment])
         ),
-        lambda_reg=lambda wildcards: config["fms"][wildcards.fm]["lambda_reg"],
         device=config.get("sweep_device", "cpu"),
         members=sweep_members,
     script:

@@ -8,16 +8,17 @@ from imprint.study.experiments import run_pack
 
 torch.set_num_threads(snakemake.threads)  # the CPUs the scheduler gave this job, no more
 with log_to(snakemake.log[0]):
-    w = snakemake.wildcards
+    files = {
+        (m["fm"], m["dataset"]): tuple(
+            snakemake.input[f"{split}_{m['fm']}_{m['dataset']}"] for split in ("train", "test")
+        )
+        for m in snakemake.params.members
+    }
     table = run_pack(
-        w.experiment,
+        snakemake.wildcards.experiment,
         snakemake.params.experiment,
-        w.fm,
-        snakemake.params.lambda_reg,
-        w.dataset,
         snakemake.params.members,
-        train_files=snakemake.input.train,
-        test_files=snakemake.input.test,
+        files,
         device=snakemake.params.device,
     )
     write_table(table, snakemake.output[0])

@@ -54,17 +54,25 @@ def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame
     return expand_grid(grid, rules=experiment.get("rules", "spec"))
 
 
-def shard_keys(experiment: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (mapping, task) of every shard of an experiment's FM and data set in a canonical order,
-    whatever the order in the config: the identity mapping ``none`` first, then mappings and
-    tasks in natural order (d2 before d10). Sweep jobs pack shards, and gathered tables hold
-    their rows, in this order."""
+def natural_key(name: str) -> list[Any]:
+    """A sort key that orders the numbers inside names by value (d2 before d10)."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
-    def natural(name: str) -> list[Any]:
-        return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
-    keys = itertools.product(expand_mappings(experiment["mappings"]), experiment["tasks"])
-    return sorted(keys, key=lambda k: (k[0] != "none", natural(k[0]), natural(k[1])))
+def shard_keys(experiment: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The (FM, data set, mapping, task) of every shard of an experiment in a canonical order,
+    whatever the order in the config: by FM, data set, mapping (the identity ``none`` first) and
+    task, names in natural order. Sweep jobs pack shards, and gathered tables hold their rows, in
+    this order."""
+    keys = itertools.product(
+        experiment["fms"],
+        experiment["datasets"],
+        expand_mappings(experiment["mappings"]),
+        experiment["tasks"],
+    )
+    return sorted(
+        keys, key=lambda k: (*map(natural_key, k[:2]), k[2] != "none", *map(natural_key, k[2:]))
+    )
 
 
 def experiment_jobs(
@@ -73,17 +81,15 @@ def experiment_jobs(
     budget: Budget,
     catalog: Catalog | None = None,
 ) -> Iterator[tuple[tuple[str, str, str, str], int, list[tuple[np.ndarray, float]]]]:
-    """Every shard of an experiment, mapping patterns expanded: its (FM, data set, mapping,
-    task), its number of runs, and its jobs under ``budget`` (``lambdas``: each FM's λ; sizes
-    from ``catalog``, by default the built-in FMs and data sets)."""
+    """Every shard of an experiment (``shard_keys``), mapping patterns expanded: its (FM, data
+    set, mapping, task), its number of runs, and its jobs under ``budget`` (``lambdas``: each
+    FM's λ; sizes from ``catalog``, by default the built-in FMs and data sets)."""
     catalog = catalog or Catalog()
-    for fm in experiment["fms"]:
-        runs = shard_runs(experiment, lambdas[fm])
-        shard_units = units(runs)
-        for dataset in experiment["datasets"]:
-            for mapping, task in shard_keys(experiment):
-                jobs = budget.jobs(shard_units, catalog.task_size(fm, dataset, mapping, task))
-                yield (fm, dataset, mapping, task), len(runs), jobs
+    runs = {fm: shard_runs(experiment, lambdas[fm]) for fm in experiment["fms"]}
+    shard_units = {fm: units(r) for fm, r in runs.items()}
+    for fm, dataset, mapping, task in shard_keys(experiment):
+        jobs = budget.jobs(shard_units[fm], catalog.task_size(fm, dataset, mapping, task))
+        yield (fm, dataset, mapping, task), len(runs[fm]), jobs
 
 
 def experiment_packs(
@@ -91,39 +97,36 @@ def experiment_packs(
     lambdas: Mapping[str, float],
     budget: Budget,
     catalog: Catalog | None = None,
-) -> Iterator[tuple[tuple[str, str], list[list[tuple]]]]:
-    """Every (FM, data set) of an experiment and its sweep jobs: its shards packed under
-    ``budget`` (``imprint.study.cost.pack``), each job a list of ((mapping, task), part, of,
+) -> list[list[tuple]]:
+    """An experiment's sweep jobs: its shards packed under ``budget``
+    (``imprint.study.cost.pack``), each job a list of ((FM, data set, mapping, task), part, of,
     seconds)."""
     shards = experiment_jobs(experiment, lambdas, budget, catalog)
-    for key, group in itertools.groupby(shards, key=lambda shard: shard[0][:2]):
-        parts = [(shard[2:], [s for _, s in jobs]) for shard, _, jobs in group]
-        yield key, pack(parts, budget.minutes * 60)
+    return pack([(key, [s for _, s in jobs]) for key, _, jobs in shards], budget.minutes * 60)
 
 
 def run_pack(
     experiment_name: str,
     experiment: Mapping[str, Any],
-    fm: str,
-    lambda_reg: float,
-    dataset: str,
     members: list[Mapping[str, Any]],
-    train_files: list[str],
-    test_files: list[str],
+    files: Mapping[tuple[str, str], tuple[list[str], list[str]]],
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """Every run of a sweep job: its shards (``members``: ``mapping``, ``task``, ``part`` and
-    ``label_table`` each, as ``run_shard`` takes them) one after the other, on embeddings read
-    once; the rows in the members' order."""
-    train, test = load_embeddings(train_files), load_embeddings(test_files)
-    precision = embeddings_precision(train_files[0])
+    """Every run of a sweep job: its shards (``members``: ``fm``, ``lambda_reg``, ``dataset``,
+    ``mapping``, ``task``, ``part`` and ``label_table`` each, as ``run_shard`` takes them) one
+    after the other, each FM's data set embeddings (``files``: its train and test embeddings
+    files per (FM, data set)) read once; the rows in the members' order."""
+    loaded: dict[tuple[str, str], tuple] = {}
     tables = []
-    for member in members:
-        mapping, task, part = member["mapping"], member["task"], member["part"]
-        shard = (experiment_name, experiment, fm, lambda_reg, dataset, mapping, task)
-        tables.append(
-            run_shard(*shard, train, test, precision, device, part, member["label_table"])
-        )
+    for m in members:
+        key = (m["fm"], m["dataset"])
+        if key not in loaded:
+            train_files, test_files = files[key]
+            precision = embeddings_precision(train_files[0])
+            loaded[key] = load_embeddings(train_files), load_embeddings(test_files), precision
+        shard = (experiment_name, experiment, m["fm"], m["lambda_reg"], m["dataset"])
+        shard += (m["mapping"], m["task"], *loaded[key], device, m["part"], m["label_table"])
+        tables.append(run_shard(*shard))
     return pd.concat(tables, ignore_index=True)
 
 
