@@ -7,12 +7,19 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from imprint.fms.embed import ImageFolderDataModule
-from imprint.fms.own_data import image_folder, label_table, read_embeddings
+from imprint.fms.own_data import (
+    embeddings_shape,
+    image_folder,
+    label_table,
+    read_embeddings,
+    rgb_pixels,
+)
 from imprint.study.catalog import Catalog
 from imprint.study.config import check_experiments, check_references, resolve_config
 from tests.own_files import CLASSES, embedding_arrays
@@ -82,6 +89,95 @@ def test_an_unreadable_image_stops_the_embedding_naming_the_file(tmp_path):
         data._load(data.files.index(broken))
 
 
+def test_images_in_sub_folders_of_a_class_are_found_as_imagefolder_finds_them(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    make_image_folder(tmp_path / "pets", classes=("cat", "dog"), train=3, test=2)
+    nested = tmp_path / "pets/train/cat/more/deeper"
+    nested.mkdir(parents=True)
+    for i, source in enumerate(sorted((tmp_path / "pets/train/dog").iterdir())):
+        (nested / f"n{i}.PNG").write_bytes(source.read_bytes())
+    (tmp_path / "pets/train/cat/.cache").mkdir()
+    (tmp_path / "pets/train/cat/.cache/thumb.png").write_bytes(b"x")
+    _, files = image_folder(tmp_path / "pets")
+    found = [str(p) for class_files in files["train"] for p in class_files]
+    torchvision_found = [path for path, _ in ImageFolder(str(tmp_path / "pets/train")).samples]
+    assert found == [p for p in torchvision_found if "/.cache/" not in p]
+    assert len(files["train"][0]) == 6
+
+
+def test_files_that_are_not_images_are_named_in_a_warning(tmp_path, caplog):
+    make_image_folder(tmp_path / "pets", classes=("cat", "dog"), train=2, test=2)
+    (tmp_path / "pets/train/cat/anim.gif").write_bytes(b"GIF89a")
+    (tmp_path / "pets/train/cat/gone.png").symlink_to(tmp_path / "nowhere.png")
+    with caplog.at_level("WARNING"):
+        _, files = image_folder(tmp_path / "pets")
+    assert len(files["train"][0]) == 2
+    (message,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "pets/train/cat: 2 file(s) skipped" in message
+    assert "anim.gif" in message and "gone.png" in message
+
+
+def test_an_empty_image_file_is_refused_at_planning(tmp_path):
+    make_image_folder(tmp_path / "pets", classes=("cat", "dog"), train=2, test=2)
+    (tmp_path / "pets/test/dog/blank.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"image .*pets/test/dog/blank\.png is empty \(0 bytes\)"):
+        image_folder(tmp_path / "pets")
+
+
+def test_16_bit_images_embed_as_their_8_bit_copies(tmp_path):
+    from PIL import Image
+
+    levels = {"dark": 40, "mid": 128, "light": 220}
+    for depth in (8, 16):
+        for split in ("train", "test"):
+            for name, level in levels.items():
+                folder = tmp_path / f"d{depth}/{split}/{name}"
+                folder.mkdir(parents=True)
+                grey = np.full((12, 10), level, np.uint16)
+                grey[::3] = level // 2  # stripes: not a flat image
+                if depth == 8:
+                    Image.fromarray(grey.astype(np.uint8)).save(folder / "a.png")
+                else:
+                    Image.fromarray(grey * 257).save(folder / "a.png")  # full 16-bit range
+    with Image.open(tmp_path / "d16/train/dark/a.png") as image:
+        assert image.mode.startswith("I")  # Pillow reads it as 16-bit, not 8
+    loaded = {}
+    for depth in (8, 16):
+        data = ImageFolderDataModule(tmp_path / f"d{depth}/train", None, 12, 10, num_workers=0)
+        data.setup()
+        loaded[depth] = [data._load(i)[0] for i in range(len(data.files))]
+    for eight, sixteen in zip(loaded[8], loaded[16], strict=True):
+        assert torch.equal(eight, sixteen)
+    assert sorted(int(image.max()) for image in loaded[16]) == sorted(levels.values())
+
+
+def test_floating_point_and_out_of_range_images_are_refused_with_the_fix():
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="floating-point pixels; save it with 8 or 16 bits"):
+        rgb_pixels(Image.fromarray(np.ones((2, 2), np.float32)))
+    with pytest.raises(ValueError, match=r"values outside 0\.\.65535"):
+        rgb_pixels(Image.fromarray(np.full((2, 2), 70000, np.int32)))
+
+
+def test_every_image_is_opened_before_any_is_embedded(tmp_path):
+    make_image_folder(tmp_path / "pets", classes=("cat", "dog"), train=2, test=2)
+    (tmp_path / "pets/test/dog/fake.png").write_bytes(b"not an image at all")
+    data = ImageFolderDataModule(tmp_path / "pets/test", None, 32, 28, num_workers=0)
+    data.setup()
+    with pytest.raises(ValueError, match=r"cannot read image .*pets/test/dog/fake\.png"):
+        data.check()
+
+
+def test_a_file_that_is_no_npz_is_named(tmp_path):
+    (tmp_path / "a.npz").write_text("embeddings,labels\n")
+    with pytest.raises(ValueError, match=r"a\.npz is not an \.npz file \(a zip archive"):
+        read_embeddings(str(tmp_path / "a.npz"))
+    with pytest.raises(ValueError, match=r"a\.npz is not an \.npz file"):
+        embeddings_shape(str(tmp_path / "a.npz"))
+
+
 def test_precomputed_arrays_are_read_as_float32_with_their_labels(tmp_path):
     x, y = embedding_arrays(tmp_path / "a.npz")
     got_x, got_y = read_embeddings(str(tmp_path / "a.npz"))
@@ -100,7 +196,9 @@ def test_precomputed_arrays_are_read_as_float32_with_their_labels(tmp_path):
         ({"embeddings": np.ones((3, 2), np.int64)}, "2-d floating-point array"),
         ({"embeddings": np.ones((3, 2, 1), np.float32)}, "2-d floating-point array"),
         ({"labels": np.arange(4)}, "3 embeddings but 4 labels"),
-        ({"labels": np.array([0, -1, 1])}, "class indices >= 0"),
+        ({"labels": np.array([0, -1, 1])}, r"class indices 0\.\.1000000, found -1"),
+        ({"labels": np.array([0, 10**10, 1])}, r"class indices 0\.\.1000000, found 10000000000"),
+        ({"embeddings": np.ones((0, 2), np.float32), "labels": np.arange(0)}, "an empty split"),
         ({"labels": np.array([0.0, 1.0, 1.0])}, "1-d integer array"),
         ({"labels": None}, "has no array 'labels'"),
     ],
@@ -124,6 +222,20 @@ def test_a_label_mapping_csv_names_classes_by_folder_or_index(tmp_path):
         (tmp_path / "bad.csv").write_text(text)
         with pytest.raises(ValueError, match=message):
             label_table(tmp_path / "bad.csv", list(CLASSES))
+
+
+def test_label_csvs_from_spreadsheets_are_read_and_bad_ones_named_by_line(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes("\ufeffclass,task\r\ncat,0\r\n\r\ndog,1\r\n".encode())  # Excel: BOM, CRLF
+    assert label_table(path, list(CLASSES)) == {0: 0, 1: 1}
+    path.write_text("class, task\ncat , 0\n")  # spaces after the commas
+    assert label_table(path, list(CLASSES)) == {0: 0}
+    path.write_text("class,task\ncat,0\n\ndog\n")
+    with pytest.raises(ValueError, match=r"m\.csv, line 4: no task given for class 'dog'"):
+        label_table(path, list(CLASSES))
+    path.write_text("class,task\ncat,0\n", encoding="utf-16")
+    with pytest.raises(ValueError, match=r"m\.csv is not UTF-8 text; save it as CSV \(UTF-8\)"):
+        label_table(path, list(CLASSES))
 
 
 def _own_config(tmp_path) -> dict:

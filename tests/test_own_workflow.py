@@ -5,6 +5,10 @@ runs table."""
 
 from __future__ import annotations
 
+import os
+import re
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,3 +91,64 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
     pre = _comparable(directory / "results/runs/pre.parquet")
     assert len(own) == len(pre) == 2 * 2  # two methods, two mappings, one seed
     pd.testing.assert_frame_equal(own, pre)
+
+
+def _planned_embeddings(directory, config: str) -> set[str]:
+    """The embedding jobs a dry run plans (by their outputs' FM and data set)."""
+    result = snakemake(directory, "-n", "--configfile", config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [job for job in result.stdout.split("\nrule ")[1:] if job.startswith("embed:")]
+    return {re.search(r"output: results/embeddings/(\w+/\w+)/", job)[1] for job in jobs}
+
+
+def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(tmp_path):
+    directory = copy_workflow(tmp_path)
+    image_folder(directory / "data/pets", train=3, test=2)
+    image_folder(directory / "data/birds", classes=("emu", "kea"), train=3, test=2)
+    config = {
+        "fms": {"vit": CONFIG["fms"]["vit"]},
+        "datasets": {"pets": {"folder": "data/pets"}, "birds": {"folder": "data/birds"}},
+        "experiments": {
+            "own": {"methods": ["qi"], "fms": ["vit"], "datasets": ["pets", "birds"],
+                    "mappings": ["none"], "tasks": ["all"], "seeds": [1]},
+        },
+        "collapse": [{"fms": ["vit"], "datasets": ["birds"], "mappings": ["none"],
+                      "tasks": ["all"]}],
+        "statistics": {}, "figures": {},
+    }  # fmt: skip
+    (directory / "config/own.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(directory, "--configfile", "config/own.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert _planned_embeddings(directory, "config/own.yaml") == set()
+
+    pets = directory / "data/pets"
+    cat, dog = pets / "train/cat/0_0.png", pets / "train/dog/1_0.png"
+    added, removed = pets / "test/owl/new.png", pets / "test/yak/3_1.png"
+    kept = {path: (path.read_bytes(), path.stat().st_mtime) for path in (cat, removed)}
+
+    def restore(path, source=None):
+        """``path`` as it was, its old modification time included (so nothing is newer)."""
+        if source is not None:
+            source.unlink()
+        data, mtime = kept[path]
+        path.write_bytes(data)
+        os.utime(path, (mtime, mtime))
+
+    changes = {
+        "edited": (lambda: cat.write_bytes(dog.read_bytes()), lambda: restore(cat)),
+        "added": (lambda: added.write_bytes(cat.read_bytes()), added.unlink),
+        "removed": (removed.unlink, lambda: restore(removed)),
+        "moved": (lambda: cat.rename(pets / "train/dog/moved.png"),
+                  lambda: restore(cat, pets / "train/dog/moved.png")),
+    }  # fmt: skip
+    for name, (change, undo) in changes.items():
+        time.sleep(1.1)  # a new modification time
+        change()
+        assert _planned_embeddings(directory, "config/own.yaml") == {"vit/pets"}, name
+        undo()
+    assert _planned_embeddings(directory, "config/own.yaml") == set()
+    changes["moved"][0]()
+    result = snakemake(directory, "--configfile", "config/own.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    _, labels = open_embeddings(directory / "results/embeddings/vit/pets/train.npy")
+    assert np.bincount(labels).tolist() == [2, 4, 3, 3]  # one cat image moved to dog

@@ -314,16 +314,17 @@ def image_folder(dataset):
 
 
 def embed_inputs(wildcards):
-    """FM weights (trained, or stored by fm_weights) and the decoded images of both splits
-    (``images_<split>``; ImageNet and your own image folders, ``folder_<split>``, are read from
-    their folders instead)."""
+    """FM weights (trained, or stored by fm_weights) and the images of both splits: decoded
+    (``images_<split>``), or your own image folder's files (``own_<split>``, each file an input,
+    so that editing, adding, removing or moving an image reruns the embedding); ImageNet is read
+    from its folder."""
     spec = fm_of(wildcards.fm)
     suffix = "pt" if spec.source == "demo" else "pth"
     inputs = {"weights": f"resources/models/{wildcards.fm}.{suffix}"}
-    folder = image_folder(wildcards.dataset)
     for split in ("train", "test"):
-        if folder:
-            inputs[f"folder_{split}"] = f"{folder}/{split}"
+        if image_folder(wildcards.dataset):
+            _, files = catalog().image_folder(wildcards.dataset)
+            inputs[f"own_{split}"] = [str(p) for images in files[split] for p in images]
         elif wildcards.dataset != "imagenet":
             inputs[f"images_{split}"] = (
                 f"resources/data/{wildcards.dataset}/{split}.npz"

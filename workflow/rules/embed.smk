@@ -69,6 +69,7 @@ rule embed:
             "precision", "32-true"
         ),
         imagenet_root=config.get("imagenet_root"),
+        folder=lambda wildcards: image_folder(wildcards.dataset),
     script:
         "../scripts/embed.py"
 

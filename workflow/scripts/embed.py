@@ -2,6 +2,7 @@
 model loaded once)."""
 
 from dataclasses import replace
+from pathlib import Path
 
 from imprint.fms.backbones import load_fm
 from imprint.fms.data import imagenet
@@ -15,14 +16,15 @@ with log_to(snakemake.log[0]):
     spec = FMSpec(**snakemake.params.fm)
     backbone, preprocessing = load_fm(spec, snakemake.input.weights)
     batch_size = snakemake.params.batch_size
+    splits = {}
     for split in ("train", "test"):
-        if dataset == "imagenet" or f"folder_{split}" in snakemake.input.keys():
+        if dataset == "imagenet" or f"own_{split}" in snakemake.input.keys():
             # Workers decode, resize and crop each image; the device only normalises.
             if dataset == "imagenet":
                 folder = imagenet(snakemake.params.imagenet_root, split)
                 classes = imagenet_classes()
             else:
-                folder, classes = snakemake.input[f"folder_{split}"], None
+                folder, classes = Path(snakemake.params.folder) / split, None
             data = ImageFolderDataModule(
                 folder,
                 classes,
@@ -33,9 +35,14 @@ with log_to(snakemake.log[0]):
                 interpolation=preprocessing.interpolation,
             )
             on_device = replace(preprocessing, resize=None, crop=None)
+            if dataset != "imagenet":  # your own images: all readable before any is embedded
+                data.setup()
+                data.check()
         else:
             data = ImageArrayDataModule(snakemake.input[f"images_{split}"], batch_size)
             on_device = preprocessing
+        splits[split] = data, on_device
+    for split, (data, on_device) in splits.items():
         print(f"{split}:")
         embed_images(
             backbone, on_device, data, snakemake.output[split], precision=snakemake.params.precision

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from imprint.fms.backbones import Preprocessing
 from imprint.fms.data import load_images
-from imprint.fms.own_data import class_folders, image_files
+from imprint.fms.own_data import class_folders, image_files, rgb_pixels
 from imprint.fms.store import save_embeddings
 from imprint.progress import LogProgress
 
@@ -108,13 +108,26 @@ class ImageFolderDataModule(L.LightningDataModule):
             labels += [index] * len(images)
         self.files, self.labels = files, np.array(labels, dtype=np.int64)
 
+    def check(self) -> None:
+        """Open every image's header (after ``setup``), so that a file that is no image stops
+        the job before any embedding, naming it."""
+        from PIL import Image
+
+        for path in self.files:
+            try:
+                Image.open(path).close()
+            except Exception as error:
+                raise ValueError(
+                    f"cannot read image {path} ({error}); re-save it (JPEG or PNG) or remove it"
+                ) from None
+
     def _load(self, i: int) -> tuple[Tensor, int]:
         from PIL import Image
         from torchvision.transforms.v2 import functional as TF
 
         try:
             with Image.open(self.files[i]) as file:
-                image = torch.from_numpy(np.array(file.convert("RGB"))).permute(2, 0, 1)
+                image = torch.from_numpy(rgb_pixels(file).copy()).permute(2, 0, 1)
         except Exception as error:
             raise ValueError(
                 f"cannot read image {self.files[i]} ({error}); re-save it (JPEG or PNG) or "

@@ -5,15 +5,21 @@ arrays (``.npz`` or ``.npy``) and label-mapping CSV files."""
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 # The images torchvision's ImageFolder takes (suffixes compared in lower case), read with Pillow.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# Class indices of precomputed labels stop here: larger ones are not indices (and would make
+# per-class tables of that size).
+MAX_CLASS_INDEX = 1_000_000
 
 
 def class_folders(folder: str | os.PathLike) -> list[Path]:
@@ -34,18 +40,54 @@ def class_folders(folder: str | os.PathLike) -> list[Path]:
 
 
 def image_files(class_folder: Path) -> list[Path]:
-    """The images of one class folder, sorted; an empty class is an error."""
-    files = sorted(
-        p
-        for p in class_folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    """The images of one class folder and of its sub-folders, as torchvision's ImageFolder finds
+    them (links followed, folders then names in sorted order), hidden files and folders left
+    out. Other files (another format, a broken link) are named in a warning; an empty class or
+    an empty (0-byte) image is an error."""
+    files, skipped = [], []
+    for root, _, names in sorted(os.walk(class_folder, followlinks=True)):
+        if any(part.startswith(".") for part in Path(root).relative_to(class_folder).parts):
+            continue
+        for name in sorted(names):
+            path = Path(root) / name
+            if name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                files.append(path)
+            else:
+                skipped.append(path)
+    if skipped:
+        log.warning(
+            "%s: %d file(s) skipped, neither images (%s) nor readable: %s%s", class_folder,
+            len(skipped), " ".join(IMAGE_SUFFIXES), ", ".join(p.name for p in skipped[:3]),
+            ", ..." if len(skipped) > 3 else "",
+        )  # fmt: skip
     if not files:
         raise ValueError(
             f"class folder {class_folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); add "
             "images or remove the folder from both train/ and test/"
         )
+    for path in files:
+        if path.stat().st_size == 0:
+            raise ValueError(f"image {path} is empty (0 bytes); replace it or remove it")
     return files
+
+
+def rgb_pixels(image: Any) -> np.ndarray:
+    """A Pillow image as (H, W, 3) uint8 RGB. 16-bit images (and 32-bit integer ones within
+    0..65535) are scaled from 0..65535 to 0..255, not clipped (Pillow's conversion clips them to
+    white); floating-point images are refused."""
+    name = getattr(image, "filename", "") or "image"
+    fix = "save it with 8 or 16 bits per channel"
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"{name}: {image.mode} values outside 0..65535; {fix}")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode == "F":
+        raise ValueError(f"{name}: floating-point pixels; {fix}")
+    return np.asarray(image.convert("RGB"))
 
 
 def image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, list[list[Path]]]]:
@@ -70,9 +112,18 @@ def image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, list[lis
     return names["train"], files
 
 
+def _not_npz(path: Path) -> ValueError:
+    return ValueError(
+        f"{path} is not an .npz file (a zip archive of arrays); save it with "
+        "np.savez(path, embeddings=X, labels=y)"
+    )
+
+
 def _npz_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Each array's shape and dtype in an ``.npz`` file, from its headers only."""
     shapes = {}
+    if not zipfile.is_zipfile(path):
+        raise _not_npz(path)
     with zipfile.ZipFile(path) as archive:
         for name in archive.namelist():
             with archive.open(name) as handle:
@@ -102,7 +153,12 @@ def _load(path: Path, key: str | None, mmap: bool) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"precomputed embeddings: {path} does not exist")
     if key is None:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{path} is not a .npy array file ({error})") from None
+    if not zipfile.is_zipfile(path):
+        raise _not_npz(path)
     with np.load(path, allow_pickle=False) as data:
         if key not in data.files:
             raise ValueError(
@@ -132,8 +188,14 @@ def read_labels(entry: str | Mapping[str, str]) -> np.ndarray:
             f"labels in {path} must be a 1-d integer array (class indices), got "
             f"{labels.dtype} {labels.shape}"
         )
-    if len(labels) and labels.min() < 0:
-        raise ValueError(f"labels in {path} must be class indices >= 0, found {labels.min()}")
+    if not len(labels):
+        raise ValueError(f"{path}: no samples (an empty split); every split needs embeddings")
+    if labels.min() < 0 or labels.max() > MAX_CLASS_INDEX:
+        bad = labels.min() if labels.min() < 0 else labels.max()
+        raise ValueError(
+            f"labels in {path} must be class indices 0..{MAX_CLASS_INDEX}, found {bad}; "
+            "number the classes 0, 1, ..."
+        )
     return labels.astype(np.int64)
 
 
@@ -166,15 +228,23 @@ def label_table(path: str | os.PathLike, class_names: list[str]) -> dict[int, in
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label mapping {path} does not exist")
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"class", "task"} <= set(rows[0]):
+    try:  # UTF-8, with or without the byte-order mark spreadsheets write
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            lines = list(csv.reader(handle))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; save it as CSV (UTF-8)") from None
+    header = [name.strip().lower() for name in lines[0]] if lines else []
+    rows = [(n, cells) for n, cells in enumerate(lines[1:], 2) if any(c.strip() for c in cells)]
+    if not rows or not {"class", "task"} <= set(header):
         raise ValueError(
             f"{path} must be a CSV with a header 'class,task' and one row per original class"
         )
     index = {name: i for i, name in enumerate(class_names)}
     table: dict[int, int] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, cells in rows:
+        row = dict(zip(header, cells, strict=False))
+        if "task" not in row:
+            raise ValueError(f"{path}, line {line}: no task given for class {row['class']!r}")
         original, task = row["class"].strip(), row["task"].strip()
         if original in index:
             key = index[original]

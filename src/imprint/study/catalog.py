@@ -130,7 +130,7 @@ class Catalog:
                 )
             names = tuple(map(str, range(n)))
             if dataset in self.datasets:  # embeddings of your image folder: its class names
-                names = tuple(self._folder(dataset)[0])
+                names = tuple(self.image_folder(dataset)[0])
                 if n > len(names):
                     raise ValueError(
                         f"fms.{fm}.embeddings.{dataset}: labels go up to {n - 1}, but the "
@@ -139,7 +139,7 @@ class Catalog:
                 train, test = (np.pad(c, (0, len(names) - n)) for c in (train, test))
             return Classes(names, train, test)
         if dataset in self.datasets:
-            names, files = self._folder(dataset)
+            names, files = self.image_folder(dataset)
             counts = {s: np.array([len(f) for f in files[s]]) for s in files}
             return Classes(tuple(names), counts["train"], counts["test"])
         if any(dataset in e.get("embeddings", {}) for e in self.fm_entries.values()):
@@ -158,7 +158,9 @@ class Catalog:
         )
         return Classes(tuple(map(str, range(len(counts)))), counts[:, 0], counts[:, 1])
 
-    def _folder(self, dataset: str) -> tuple[list[str], dict[str, list[list[Path]]]]:
+    def image_folder(self, dataset: str) -> tuple[list[str], dict[str, list[list[Path]]]]:
+        """Your own image data set's class names and, per split, each class's image files
+        (``imprint.fms.own_data.image_folder``), read once."""
         folder = self.datasets[dataset]["folder"]
         return self._once(("folder", dataset), lambda: own_data.image_folder(folder))
 
