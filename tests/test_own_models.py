@@ -161,6 +161,19 @@ def test_bad_weights_files_say_what_is_wrong(tmp_path):
     )
     with pytest.raises(ValueError, match="do not fit torchvision model resnet18"):
         fetch_weights(other, tmp_path / "out.pth")
+    model = tvm.get_model("mobilenet_v3_small")
+    parallel = {f"module.{key}": value for key, value in model.state_dict().items()}
+    torch.save(parallel, tmp_path / "parallel.pth")
+    spec = fm_spec("m", {**TORCHVISION, "weights": str(tmp_path / "parallel.pth")})
+    with pytest.raises(ValueError, match=r"start with 'module.' .*save model.module.state_dict"):
+        fetch_weights(spec, tmp_path / "out.pth")
+    torch.save(model, tmp_path / "whole.pth")
+    spec = fm_spec("m", {**TORCHVISION, "weights": str(tmp_path / "whole.pth")})
+    with pytest.raises(ValueError, match=r"whole.pth holds pickled Python objects .*state_dict"):
+        fetch_weights(spec, tmp_path / "out.pth")
+    torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "wrapped.pth")
+    spec = fm_spec("m", {**TORCHVISION, "weights": str(tmp_path / "wrapped.pth")})
+    fetch_weights(spec, tmp_path / "wrapped_out.pth")  # the wrapped state dict is taken
     missing = fm_spec("m", {**TORCHVISION, "weights": str(tmp_path / "nope.pth")})
     with pytest.raises(FileNotFoundError, match=r"nope\.pth does not exist"):
         fetch_weights(missing, tmp_path / "out.pth")

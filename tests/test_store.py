@@ -87,3 +87,14 @@ def test_only_float32_matrices_with_one_label_per_row_are_saved(tmp_path):
     with pytest.raises(ValueError, match="labels"):
         save_embeddings(tmp_path / "x.npy", np.zeros((3, 2), np.float32), np.zeros(4))
     assert not list(tmp_path.iterdir())
+
+
+def test_constant_embeddings_are_saved_with_a_warning(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        save_embeddings(tmp_path / "ok.npy", np.eye(3, dtype=np.float32), np.arange(3))
+        assert not caplog.records
+        save_embeddings(tmp_path / "zero.npy", np.zeros((4, 2), np.float32), np.arange(4))
+        save_embeddings(tmp_path / "same.npy", np.ones((4, 2), np.float32), np.arange(4))
+    messages = [r.getMessage() for r in caplog.records]
+    assert "all 4 embeddings in" in messages[0] and "zero.npy are zero" in messages[0]
+    assert "same.npy are identical" in messages[1] and "chance accuracy" in messages[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,8 +192,8 @@ def embedding_dim(spec: FMSpec) -> int:
 
 
 def read_weights(path: str | os.PathLike, digest: str | None = None) -> dict[str, Tensor]:
-    """A state dict from a ``.safetensors`` or PyTorch file (a checkpoint's ``state_dict`` entry
-    is unwrapped), checked against its SHA-256 ``digest`` when one is given."""
+    """A state dict from a ``.safetensors`` or PyTorch file (a checkpoint's ``state_dict`` or
+    ``model`` entry is unwrapped), checked against its SHA-256 ``digest`` when one is given."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
     if digest and (found := file_sha256(path)) != digest.lower():
@@ -204,9 +205,16 @@ def read_weights(path: str | os.PathLike, digest: str | None = None) -> dict[str
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"weights file {path} holds pickled Python objects (a whole model?), not a state "
+            "dict of tensors; save torch.save(model.state_dict(), path)"
+        ) from None
+    for wrapper in ("state_dict", "model"):  # a checkpoint that wraps the state dict
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
     if not isinstance(state, dict):
         raise ValueError(f"weights file {path} holds no state dict ({type(state).__name__})")
     return state
@@ -218,10 +226,15 @@ def _fitted(spec: FMSpec, state: dict[str, Tensor], source: object) -> nn.Module
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
+        hint = "save model.state_dict() of that very architecture"
+        if state and all(key.startswith("module.") for key in state):
+            hint = (
+                "its keys start with 'module.' (saved from DataParallel or "
+                "DistributedDataParallel): save model.module.state_dict() instead"
+            )
+        detail = str(error).splitlines()[1].strip()[:200]  # PyTorch lists every key
         raise ValueError(
-            f"weights {source} do not fit {spec.source} model {spec.model}: "
-            f"{str(error).splitlines()[1].strip()} ...; save model.state_dict() of that very "
-            "architecture"
+            f"weights {source} do not fit {spec.source} model {spec.model}: {detail} ...; {hint}"
         ) from None
     return model
 

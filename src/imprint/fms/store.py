@@ -7,12 +7,15 @@ stops a job with a message that says how to regenerate it instead of giving wron
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
 from imprint.io import atomic_path, file_sha256
+
+log = logging.getLogger(__name__)
 
 
 class CorruptEmbeddingsError(ValueError):
@@ -53,6 +56,13 @@ def save_embeddings(
             f"{embeddings.shape} and {labels.shape} labels"
         )
     labels = labels.astype(np.int64)
+    if len(embeddings) > 1 and not np.any(embeddings != embeddings[0]):
+        kind = "zero" if not np.any(embeddings) else "identical"
+        log.warning(
+            "all %d embeddings in %s are %s: a broken model or data? Imprinting on them gives "
+            "chance accuracy, and NC1 = 0 would read as perfectly collapsed", len(embeddings),
+            path, kind,
+        )  # fmt: skip
     entries = {}
     for key, target, array in (
         ("embeddings", Path(path), embeddings),
