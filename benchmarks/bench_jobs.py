@@ -100,7 +100,8 @@ def planned_jobs() -> dict[str, int]:
             check=True, capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
     stats = result.stdout.split("Job stats:")[1].split("\n\n")[0]
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    rows = re.findall(r"^(\w+)\s+(\d+)$", stats, re.M)
+    return {rule: int(n) for rule, n in rows if rule not in ("all", "total")}
 
 
 def main() -> None:
@@ -132,12 +133,11 @@ def main() -> None:
         )
         print(f"Lightning Trainer ({args.device}): {trainer:.2f} s")
     jobs = planned_jobs()
-    total = sum(n * fixed.get(rule, job) for rule, n in jobs.items() if rule != "all")
-    count = sum(n for rule, n in jobs.items() if rule != "all")
+    total = sum(n * fixed.get(rule, job) for rule, n in jobs.items())
+    count = sum(jobs.values())
     print(f"embedded default: {count} jobs, fixed cost {total:.0f} s in all (one core)")
     for rule, n in sorted(jobs.items(), key=lambda item: -item[1] * fixed.get(item[0], job)):
-        if rule != "all":
-            print(f"  {rule:<16} {n:3d} jobs x {fixed.get(rule, job):5.2f} s")
+        print(f"  {rule:<16} {n:3d} jobs x {fixed.get(rule, job):5.2f} s")
 
 
 if __name__ == "__main__":
