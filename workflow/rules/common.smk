@@ -281,9 +281,13 @@ def sweep_gpus(shared):
     """A sweep job's ``gpu`` (``shared=False``) or ``gpu_share`` (``shared=True``) resource on
     ``sweep_device: cuda``: here, sweeps take one of the profile's ``gpu_share`` slots, so that
     several share the GPU (they need little of it); on a cluster each asks for a whole GPU.
-    """
-    wanted = config.get("sweep_device", "cpu") == "cuda"
-    return gpus(wanted and shared == workflow.local_exec)
+    Decided per job, once the executor is known."""
+
+    def resource(wildcards):
+        wanted = config.get("sweep_device", "cpu") == "cuda"
+        return gpus(wanted and shared == workflow.local_exec)
+
+    return resource
 
 
 def fm_of(name):
