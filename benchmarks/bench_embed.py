@@ -72,6 +72,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
+    parser.add_argument("--skip-pil", action="store_true", help="leave out the (slow) PIL loader")
     args = parser.parse_args()
 
     spec = fm_spec("bench", {"source": args.source, "model": args.model, "weights": "random"})
@@ -119,7 +120,8 @@ def main() -> None:
         results = {"bare loop": timed(bare_loop, args.device)}
         results["lightning"] = timed(lightning, args.device)
         model.to(args.device)  # Lightning's teardown hands the model back on the CPU
-        results["PIL loader"] = timed(pil_loader, args.device)
+        if not args.skip_pil:
+            results["PIL loader"] = timed(pil_loader, args.device)
 
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     sizes = f"{args.images} images {args.size}px -> {preprocessing.crop}px"
