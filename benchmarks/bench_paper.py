@@ -220,11 +220,7 @@ def project(config: dict, budget: Budget) -> pd.DataFrame:
     for name, experiment in config["experiments"].items():
         counts = [count for _, count, _ in experiment_jobs(experiment, lambdas, budget)]
         shards, n_runs = len(counts), sum(counts)
-        jobs = [
-            sum(s for *_, s in job)
-            for _, packs in experiment_packs(experiment, lambdas, budget)
-            for job in packs
-        ]
+        jobs = [sum(s for *_, s in job) for job in experiment_packs(experiment, lambdas, budget)]
         rows.append(
             {
                 "experiment": name,
