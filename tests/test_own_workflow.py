@@ -93,9 +93,12 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
     pd.testing.assert_frame_equal(own, pre)
 
 
+EMBEDDINGS = ["results/embeddings/vit/pets/train.npy", "results/embeddings/vit/birds/train.npy"]
+
+
 def _planned_embeddings(directory, config: str) -> set[str]:
-    """The embedding jobs a dry run plans (by their outputs' FM and data set)."""
-    result = snakemake(directory, "-n", "--configfile", config)
+    """The embedding jobs a dry run of both data sets' embeddings plans (by FM and data set)."""
+    result = snakemake(directory, "-n", *EMBEDDINGS, "--configfile", config)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [job for job in result.stdout.split("\nrule ")[1:] if job.startswith("embed:")]
     return {re.search(r"output: results/embeddings/(\w+/\w+)/", job)[1] for job in jobs}
@@ -117,7 +120,7 @@ def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(tm
         "statistics": {}, "figures": {},
     }  # fmt: skip
     (directory / "config/own.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(directory, "--configfile", "config/own.yaml")
+    result = snakemake(directory, *EMBEDDINGS, "--configfile", "config/own.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
     assert _planned_embeddings(directory, "config/own.yaml") == set()
 
@@ -148,7 +151,7 @@ def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(tm
         undo()
     assert _planned_embeddings(directory, "config/own.yaml") == set()
     changes["moved"][0]()
-    result = snakemake(directory, "--configfile", "config/own.yaml")
+    result = snakemake(directory, *EMBEDDINGS, "--configfile", "config/own.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
     _, labels = open_embeddings(directory / "results/embeddings/vit/pets/train.npy")
     assert np.bincount(labels).tolist() == [2, 4, 3, 3]  # one cat image moved to dog
