@@ -95,6 +95,32 @@ def test_a_killed_job_leaves_no_accepted_output_and_a_rerun_completes(finished):
     pd.testing.assert_frame_equal(without_timings(finished / SHARD), expected)
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's process in /proc")
+def test_a_killed_workflow_leaves_no_job_running_and_a_rerun_completes(finished):
+    embeddings = "results/embeddings/demo_cnn/digits/train.npy"
+    expected = (finished / embeddings).read_bytes()
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", embeddings, "--forcerun", embeddings],
+        cwd=finished, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not _script_processes(finished, "embed.py"):
+        assert driver.poll() is None and time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    driver.kill()  # Snakemake itself, as a closed terminal or an OOM killer would
+    driver.wait()
+    deadline = time.monotonic() + 30
+    while _script_processes(finished, "embed.py"):  # the job notices and stops
+        assert time.monotonic() < deadline, "the job outlived the workflow"
+        time.sleep(0.2)
+    assert not (finished / embeddings).exists()  # stopped before it wrote anything
+
+    assert snakemake(finished, "--unlock").returncode == 0
+    rerun = snakemake(finished, embeddings)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (finished / embeddings).read_bytes() == expected
+
+
 def test_rerunning_every_shard_gives_identical_tables_but_for_timings(finished):
     expected = results_without_timings(finished)
     result = snakemake(finished, "--forcerun", "sweep_shard", "--until", "gather_runs")

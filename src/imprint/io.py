@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from importlib import metadata
@@ -101,11 +102,60 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
             table.to_csv(temporary, index=False)
 
 
+def _process(pid: int) -> tuple[int, str, list[str]] | None:
+    """A running process's parent, state and command line, from /proc (None: gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    state, parent = stat[stat.rindex(")") + 2 :].split()[:2]  # the name may hold spaces
+    return int(parent), state, argv
+
+
+def snakemake_ancestor() -> int | None:
+    """The PID of the Snakemake process this process runs under (its nearest ancestor whose
+    command is ``snakemake``, ``python …/snakemake`` or ``python -m snakemake``), or None (also
+    where there is no /proc)."""
+    pid = os.getppid()
+    while pid > 1 and (found := _process(pid)) is not None:
+        parent, _, argv = found
+        if "snakemake" in (Path(a).name for a in argv[:2]) or argv[1:3] == ["-m", "snakemake"]:
+            return pid
+        pid = parent
+    return None
+
+
+def stop_with_snakemake(interval_s: float = 1.0) -> None:
+    """End this process, from a watching thread, once the Snakemake process it runs under is
+    gone (killed, or a zombie): a killed workflow leaves no job writing into results behind it,
+    for a rerun to race. Does nothing outside Snakemake."""
+    import threading
+    import time
+
+    ancestor = snakemake_ancestor()
+    if ancestor is None:
+        if f"{os.sep}.snakemake{os.sep}scripts{os.sep}" in sys.argv[0]:  # a job, orphaned already
+            print("the Snakemake process that started this job is gone: stopping", flush=True)
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while (found := _process(ancestor)) is not None and found[1] not in "ZX":
+            time.sleep(interval_s)
+        print(f"the Snakemake process {ancestor} is gone: stopping this job", flush=True)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stop-with-snakemake", daemon=True).start()
+
+
 @contextlib.contextmanager
 def log_to(path: str | os.PathLike) -> Iterator[None]:
-    """Send logging, stdout and stderr (progress bars included) to ``path`` for the block."""
+    """Send logging, stdout and stderr (progress bars included) to ``path`` for the block; a
+    workflow job also ends when Snakemake does (``stop_with_snakemake``)."""
     import logging
 
+    stop_with_snakemake()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", buffering=1) as handle:
         handler = logging.StreamHandler(handle)
