@@ -5,7 +5,7 @@
 
 rule nc1:
     input:
-        unpack(embedding_inputs()),
+        unpack(split_embeddings),
     output:
         "results/collapse/{fm}/{dataset}/{split}.csv",
     log:

@@ -78,22 +78,27 @@ def embeddings(fm, dataset, split, suffix=".npy"):
     ]
 
 
-def embedding_inputs(splits=None):
-    """Named inputs: the embeddings of each split (default: the ``split`` wildcard's), and their
-    labels and manifests (declared so that remote storage brings them along)."""
+def embedding_files(data, name):
+    """Named inputs: the embeddings of each (FM, data set, split) in ``data``, named
+    ``name(fm, dataset, split)``, and under ``beside`` their labels and manifests (declared so
+    that remote storage brings them along)."""
+    named = {
+        name(fm, dataset, split): embeddings(fm, dataset, split)
+        for fm, dataset, split in data
+    }
+    named["beside"] = [
+        path
+        for fm, dataset, split in data
+        for suffix in (".labels.npy", ".manifest.json")
+        for path in embeddings(fm, dataset, split, suffix)
+    ]
+    return named
 
-    def inputs(wildcards):
-        wanted = splits or [wildcards.split]
-        named = {s: embeddings(wildcards.fm, wildcards.dataset, s) for s in wanted}
-        named["beside"] = [
-            path
-            for s in wanted
-            for suffix in (".labels.npy", ".manifest.json")
-            for path in embeddings(wildcards.fm, wildcards.dataset, s, suffix)
-        ]
-        return named
 
-    return inputs
+def split_embeddings(wildcards):
+    """The embeddings of the job's FM, data set and split (named by the split)."""
+    data = [(wildcards.fm, wildcards.dataset, wildcards.split)]
+    return embedding_files(data, lambda fm, dataset, split: split)
 
 
 def shards(experiment):
@@ -139,23 +144,13 @@ def _sweep_pack(wildcards):
 
 
 def sweep_inputs(wildcards):
-    """The embeddings a sweep job reads: ``<split>_<fm>_<dataset>`` for each FM and data set of
-    its shards, and their labels and manifests (declared so that remote storage brings them).
-    """
+    """The embeddings a sweep job reads: both splits of each FM and data set of its shards,
+    named ``<split>_<fm>_<dataset>``."""
     pairs = dict.fromkeys(key[:2] for key, *_ in _sweep_pack(wildcards))
-    named = {
-        f"{split}_{fm}_{dataset}": embeddings(fm, dataset, split)
-        for fm, dataset in pairs
-        for split in ("train", "test")
-    }
-    named["beside"] = [
-        path
-        for fm, dataset in pairs
-        for split in ("train", "test")
-        for suffix in (".labels.npy", ".manifest.json")
-        for path in embeddings(fm, dataset, split, suffix)
+    data = [
+        (fm, dataset, split) for fm, dataset in pairs for split in ("train", "test")
     ]
-    return named
+    return embedding_files(data, lambda fm, dataset, split: f"{split}_{fm}_{dataset}")
 
 
 def sweep_members(wildcards):
