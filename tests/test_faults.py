@@ -56,6 +56,20 @@ def test_a_write_killed_midway_leaves_the_old_file_or_none(tmp_path):
     assert not list(tmp_path.glob(".table.parquet.*"))
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="watches processes in /proc")
+def test_a_job_started_without_its_snakemake_stops_and_other_programs_go_on(tmp_path):
+    code = "from imprint.io import stop_with_snakemake\nstop_with_snakemake()\nprint('went on')\n"
+    for folder, stops in ((tmp_path / ".snakemake/scripts", True), (tmp_path / "plain", False)):
+        folder.mkdir(parents=True)
+        (folder / "job.py").write_text(code)
+        result = subprocess.run(
+            [sys.executable, str(folder / "job.py")], capture_output=True, text=True, check=False
+        )
+        assert (result.returncode, "went on" in result.stdout) == (
+            (1, False) if stops else (0, True)
+        )
+
+
 def _script_processes(directory: Path, script: str) -> list[int]:
     """PIDs of the job processes running ``script`` in ``directory``."""
     pids = []

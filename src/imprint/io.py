@@ -129,10 +129,12 @@ def snakemake_ancestor() -> int | None:
 def stop_with_snakemake(interval_s: float = 1.0) -> None:
     """End this process, from a watching thread, once the Snakemake process it runs under is
     gone (killed, or a zombie): a killed workflow leaves no job writing into results behind it,
-    for a rerun to race. Does nothing outside Snakemake."""
+    for a rerun to race. Does nothing outside Snakemake, nor where there is no /proc."""
     import threading
     import time
 
+    if not Path("/proc/self/stat").exists():  # no /proc to watch processes in (macOS, Windows)
+        return
     ancestor = snakemake_ancestor()
     if ancestor is None:
         if f"{os.sep}.snakemake{os.sep}scripts{os.sep}" in sys.argv[0]:  # a job, orphaned already
