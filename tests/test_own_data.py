@@ -12,7 +12,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from imprint.fms.embed import ImageFolderDataModule
+from imprint.fms.backbones import Preprocessing
+from imprint.fms.embed import ImageFolderDataModule, embed_images
 from imprint.fms.own_data import (
     embeddings_shape,
     image_folder,
@@ -20,6 +21,7 @@ from imprint.fms.own_data import (
     read_embeddings,
     rgb_pixels,
 )
+from imprint.fms.store import open_embeddings
 from imprint.study.catalog import Catalog
 from imprint.study.config import check_experiments, check_references, resolve_config
 from tests.own_files import CLASSES, embedding_arrays
@@ -125,31 +127,38 @@ def test_an_empty_image_file_is_refused_at_planning(tmp_path):
         image_folder(tmp_path / "pets")
 
 
-def test_16_bit_images_embed_as_their_8_bit_copies(tmp_path):
+def test_16_bit_and_nested_images_embed_as_their_8_bit_flat_copies(tmp_path):
     from PIL import Image
 
     levels = {"dark": 40, "mid": 128, "light": 220}
-    for depth in (8, 16):
-        for split in ("train", "test"):
-            for name, level in levels.items():
-                folder = tmp_path / f"d{depth}/{split}/{name}"
-                folder.mkdir(parents=True)
+    for variant in ("flat", "16bit", "nested"):
+        for name, level in levels.items():
+            folder = tmp_path / variant / "train" / name
+            for i in range(2):
                 grey = np.full((12, 10), level, np.uint16)
-                grey[::3] = level // 2  # stripes: not a flat image
-                if depth == 8:
-                    Image.fromarray(grey.astype(np.uint8)).save(folder / "a.png")
+                grey[i::3] = level // 2  # stripes: not a flat image
+                where = folder / "deeper" if variant == "nested" and i else folder
+                where.mkdir(parents=True, exist_ok=True)
+                if variant == "16bit":
+                    Image.fromarray(grey * 257).save(where / f"{i}.png")  # full 16-bit range
                 else:
-                    Image.fromarray(grey * 257).save(folder / "a.png")  # full 16-bit range
-    with Image.open(tmp_path / "d16/train/dark/a.png") as image:
+                    Image.fromarray(grey.astype(np.uint8)).save(where / f"{i}.png")
+    with Image.open(tmp_path / "16bit/train/dark/0.png") as image:
         assert image.mode.startswith("I")  # Pillow reads it as 16-bit, not 8
-    loaded = {}
-    for depth in (8, 16):
-        data = ImageFolderDataModule(tmp_path / f"d{depth}/train", None, 12, 10, num_workers=0)
-        data.setup()
-        loaded[depth] = [data._load(i)[0] for i in range(len(data.files))]
-    for eight, sixteen in zip(loaded[8], loaded[16], strict=True):
-        assert torch.equal(eight, sixteen)
-    assert sorted(int(image.max()) for image in loaded[16]) == sorted(levels.values())
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
+    on_device = Preprocessing(resize=None, crop=None, mean=(0.5,) * 3, std=(0.25,) * 3)
+    embedded = {}
+    for variant in ("flat", "16bit", "nested"):
+        data = ImageFolderDataModule(tmp_path / variant / "train", None, 12, 10, num_workers=0)
+        embed_images(backbone, on_device, data, tmp_path / f"{variant}.npy", "cpu", 1)
+        embedded[variant] = open_embeddings(tmp_path / f"{variant}.npy")
+    for variant in ("16bit", "nested"):
+        np.testing.assert_array_equal(embedded[variant][0], embedded["flat"][0])
+        np.testing.assert_array_equal(embedded[variant][1], embedded["flat"][1])
+    assert np.unique(embedded["flat"][0], axis=0).shape[0] == 6  # six different images
 
 
 def test_floating_point_and_out_of_range_images_are_refused_with_the_fix():
