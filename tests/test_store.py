@@ -9,7 +9,6 @@ import pytest
 
 from imprint.fms.store import (
     CorruptEmbeddingsError,
-    degenerate,
     labels_path,
     manifest_path,
     open_embeddings,
@@ -99,10 +98,3 @@ def test_constant_embeddings_are_saved_with_a_warning(tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert "all 4 embeddings in" in messages[0] and "zero.npy are zero" in messages[0]
     assert "same.npy are identical" in messages[1] and "chance accuracy" in messages[1]
-
-
-def test_degenerate_embeddings_are_named_by_kind():
-    assert degenerate(np.zeros((3, 2), np.float32)) == "zero"
-    assert degenerate(np.full((3, 2), 0.5, np.float32)) == "identical"
-    assert degenerate(np.eye(3, dtype=np.float32)) == ""
-    assert degenerate(np.zeros((1, 2), np.float32)) == ""  # one sample is no evidence

@@ -142,13 +142,6 @@ def test_adding_a_task_reruns_its_experiments_job_and_reordering_none(workflow_r
     assert "results/runs/sec51/" not in result.stdout  # packs in sorted order: no change
 
 
-def test_the_embeddings_table_lists_every_split_read_without_warnings(workflow_run):
-    table = pd.read_csv(workflow_run / "results/tables/embeddings.csv", keep_default_na=False)
-    assert sorted(table["fm"].unique()) == ["demo_cnn", "demo_narrow", "demo_wide"]
-    assert (table.groupby("fm")["samples"].sum() == 1797).all()  # the bundled digits, split
-    assert (table["classes"] == 10).all() and (table["warning"] == "").all()
-
-
 def test_the_collapse_table_carries_every_metric(workflow_run):
     table = pd.read_csv(workflow_run / "results/tables/nc1.csv")
     metrics = ["nc1", "nc1_paper", "vci", "cdnv", "cdnv_max", "equinorm", "equiangularity"]

@@ -192,29 +192,6 @@ def sweep_minutes(wildcards):
     return math.ceil(2 * max(minutes, seconds / 60))
 
 
-def embedded():
-    """Every (FM, data set, split) embedding the config's experiments and collapse blocks read
-    (composite data sets by their members; both splits, as one job embeds both), in order.
-    """
-    pairs = [
-        (fm, member)
-        for block in [*config["experiments"].values(), *config["collapse"]]
-        for fm in block["fms"]
-        for dataset in block["datasets"]
-        for member in member_datasets(dataset)
-    ]
-    return [
-        (*pair, split) for pair in dict.fromkeys(pairs) for split in ("train", "test")
-    ]
-
-
-def embedded_files(wildcards):
-    """The embeddings of ``embedded()``, named ``<split>_<fm>_<dataset>``."""
-    return embedding_files(
-        embedded(), lambda fm, dataset, split: f"{split}_{fm}_{dataset}"
-    )
-
-
 def collapse_entries():
     """Every (FM, data set, split, mapping, task) the config's collapse blocks ask NC1 of, once
     each, in the blocks' order (the order of results/tables/nc1.csv)."""
@@ -276,7 +253,7 @@ def final_targets():
     figures = config["figures"]
     targets = runs_of(list(config["experiments"]))
     targets += ["results/tables/nc1.csv", "results/figures/fig11a.pdf"]
-    targets += ["results/figures/collapse_metrics.pdf", "results/tables/embeddings.csv"]
+    targets += ["results/figures/collapse_metrics.pdf"]
     targets += expand(
         "results/figures/cd_{view}.pdf",
         view=config["statistics"].get("cd_diagrams", {}),

@@ -96,24 +96,3 @@ rule import_embeddings:
 
 
 ruleorder: import_embeddings > embed
-
-
-# What was embedded, with a warning where a split's embeddings are all zero or all identical.
-rule embeddings_table:
-    input:
-        unpack(embedded_files),
-    output:
-        report(
-            "results/tables/embeddings.csv",
-            caption="../report/embeddings.rst",
-            category="Embeddings",
-        ),
-    log:
-        "logs/embed/embeddings_table.log",
-    localrule: True
-    conda:
-        "../../envs/report.yaml"
-    params:
-        entries=lambda wildcards: [list(entry) for entry in embedded()],
-    script:
-        "../scripts/embeddings_table.py"
