@@ -100,6 +100,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.num_workers = num_workers
 
     def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "files"):  # listed already (the embed step checks images first)
+            return
         folders = class_folders(self.folder)
         files, labels = [], []
         for index in range(len(folders)) if self.classes is None else self.classes:
