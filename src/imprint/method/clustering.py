@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -95,34 +96,76 @@ def kmeans(
     return centres + shift, inertia
 
 
-def _class_distances(x: Tensor, mask: Tensor, per_chunk_entries: int = 2**26):
-    """Per chunk of classes: the chunk's slice and its exact Euclidean distance matrices
-    (C', n, n) in float64, so that ties and sums do not depend on rounding. A chunk's matrices
-    hold at most ``per_chunk_entries`` entries together."""
+def _class_distances(x: Tensor, mask: Tensor, centre: bool = True, per_chunk_entries: int = 2**26):
+    """Per chunk of classes: the chunk's slice and its Euclidean distance matrices (C', n, n) in
+    float64, computed as scikit-learn does (||a||^2 - 2<a, b> + ||b||^2, zero diagonal), of the
+    samples as they are or centred per class. A chunk's matrices hold at most
+    ``per_chunk_entries`` entries together."""
     per_chunk = max(1, per_chunk_entries // max(x.shape[1] ** 2, 1))
     for i in range(0, x.shape[0], per_chunk):
         part = slice(i, i + per_chunk)
-        xc, _ = _centred(x[part].double(), mask[part])
-        distances = squared_distances(xc, xc).sqrt_()
+        rows = x[part].double()
+        if centre:
+            rows, _ = _centred(rows, mask[part])
+        distances = squared_distances(rows, rows)
         distances = (distances + distances.transpose(1, 2)) / 2  # d(a, b) = d(b, a) exactly
         distances.diagonal(dim1=1, dim2=2).zero_()  # exact zeros where rounding left crumbs
-        yield part, distances
+        yield part, distances.sqrt_()
+
+
+# Sums closer than this (relative) may compare differently when summed in another order.
+_TIE = 1e-9
+
+
+def _numpy_sums(distances: Tensor, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Row sums of one class's ``distances[rows][:, columns]`` as the reference's NumPy summed
+    them (pairwise summation along the rows of a 2-D array)."""
+    block = distances[torch.as_tensor(rows, device=distances.device)]
+    block = block[:, torch.as_tensor(columns, device=distances.device)].cpu().numpy()
+    return np.ascontiguousarray(block).sum(axis=1)
+
+
+def _near_ties(values: np.ndarray) -> np.ndarray:
+    """Which ``values`` lie within rounding distance of another one."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    close = np.diff(ordered) <= _TIE * np.abs(ordered[1:])
+    near = np.zeros(len(values), dtype=bool)
+    near[order[1:][close]] = True
+    near[order[:-1][close]] = True
+    return near
+
+
+def _heuristic_start(distances: Tensor, mask: Tensor, k: int) -> Tensor:
+    """scikit-learn-extra's heuristic start per class: ``np.argpartition(sums, k - 1)[:k]`` of
+    every sample's summed distance to the class, in that order. Sums are taken on the device;
+    those within rounding distance of another are summed again as NumPy summed them, so that
+    ties are decided as in the reference."""
+    totals = torch.einsum("cij,cj->ci", distances, mask.double()).cpu().numpy()
+    valid = mask.cpu().numpy()
+    starts = []
+    for c in range(len(totals)):
+        samples = np.flatnonzero(valid[c])
+        sums = totals[c, samples]
+        near = _near_ties(sums)
+        if near.any():
+            sums[near] = _numpy_sums(distances[c], samples[near], samples)
+        starts.append(samples[np.argpartition(sums, k - 1)[:k]])
+    return torch.as_tensor(np.stack(starts), device=distances.device)
 
 
 def kmedoids(x: Tensor, mask: Tensor, k: int, max_iter: int = 300) -> tuple[Tensor, Tensor]:
     """The reference's k-medoids (scikit-learn-extra 0.3 ``KMedoids`` defaults, PAPER.md §F.1),
     per class, Euclidean, deterministic.
 
-    Heuristic start: the k samples with the smallest sum of distances to the class (ordered by
-    that sum, ties to the lower index); then ``_alternate`` until no medoid moves or
-    ``max_iter`` rounds. Returns medoid indices (C, k) into the rows of ``x`` and the objective
-    (C,): distances to the nearest medoid, summed."""
+    float64 distances of the samples as given (not centred), the heuristic start, then
+    ``_alternate`` until no medoid moves or ``max_iter`` rounds; ties are decided as the
+    reference's NumPy code decides them. Returns medoid indices (C, k) into the rows of ``x`` and
+    the objective (C,): distances to the nearest medoid, summed."""
     medoids, objective = [], []
-    for part, distances in _class_distances(x, mask):
+    for part, distances in _class_distances(x, mask, centre=False):
         chunk_mask = mask[part]
-        totals = torch.einsum("cij,cj->ci", distances, chunk_mask.double())
-        totals.masked_fill_(~chunk_mask, math.inf)
-        start = torch.sort(totals, dim=1, stable=True).indices[:, :k]
+        start = _heuristic_start(distances, chunk_mask, k)
         chosen = _alternate(distances, chunk_mask, start, max_iter)
         medoids.append(chosen)
         objective.append((_to_medoids(distances, chosen).amin(-1) * chunk_mask).sum(1))
@@ -159,26 +202,58 @@ def _alternate(distances: Tensor, mask: Tensor, medoids: Tensor, max_iter: int) 
     sample to its nearest medoid (ties to the first), then in every non-empty cluster move the
     medoid to the member with the least total distance to the cluster (ties to the lowest index),
     only if that total is strictly below the current medoid's (the first member's, should the
-    medoid have been assigned elsewhere); repeat until no medoid moves."""
+    medoid have been assigned elsewhere); repeat until no medoid moves.
+
+    Totals are summed on the device; where several members lie within rounding distance of the
+    least, those are summed again as the reference's NumPy summed them and compared exactly."""
     k = medoids.shape[1]
     valid = mask.to(distances.dtype)[..., None]
     for _ in range(max_iter):
         assign = _to_medoids(distances, medoids).argmin(-1)
         onehot = torch.nn.functional.one_hot(assign, k).to(distances.dtype) * valid
         within = torch.bmm(distances, onehot).masked_fill_(onehot == 0, math.inf)
-        # Sums that differ by rounding alone (equal points, summed in another order) are ties.
-        best_cost = within.amin(1)
-        tolerance = 1e-9 * best_cost.abs().nan_to_num(posinf=0)
-        best = (within <= best_cost[:, None] + tolerance[:, None]).to(torch.int8).argmax(1)
-        current = torch.gather(within, 1, medoids[:, None, :])[:, 0]
-        first_member = torch.gather(within, 1, onehot.argmax(1, keepdim=True))[:, 0]
-        current = torch.where(torch.isinf(current), first_member, current)
-        better = (onehot.sum(1) > 0) & (best_cost < current - tolerance)
-        updated = torch.where(better, best, medoids)
+        best = within.argmin(1)
+        best_cost = torch.gather(within, 1, best[:, None])[:, 0]
+        in_own = torch.gather(onehot, 1, medoids[:, None])[:, 0] > 0
+        position = torch.where(in_own, medoids, onehot.argmax(1))
+        current = torch.gather(within, 1, position[:, None])[:, 0]
+        nonempty = onehot.sum(1) > 0
+        updated = torch.where(nonempty & (best_cost < current), best, medoids)
+        near = within <= best_cost[:, None] * (1 + _TIE)
+        ambiguous = nonempty & (near.sum(1) > 1)
+        if bool(ambiguous.any()):
+            updated = _decide_near_ties(
+                distances, onehot > 0, near, position, medoids, updated, ambiguous
+            )
         if torch.equal(updated, medoids):
             break
         medoids = updated
     return medoids
+
+
+def _decide_near_ties(
+    distances: Tensor,
+    members: Tensor,
+    near: Tensor,
+    position: Tensor,
+    medoids: Tensor,
+    updated: Tensor,
+    ambiguous: Tensor,
+) -> Tensor:
+    """``_alternate``'s move for the (class, cluster) pairs in ``ambiguous``, decided on the
+    NumPy sums of the members near the least total: the first of the least, if strictly below
+    the total at ``position`` (the current medoid, or the cluster's first member); otherwise
+    the medoid stays."""
+    updated = updated.clone()
+    members, near, position = members.cpu().numpy(), near.cpu().numpy(), position.cpu().numpy()
+    for c, j in ambiguous.nonzero().tolist():
+        candidates = np.flatnonzero(near[c, :, j])
+        sums = _numpy_sums(distances[c], candidates, np.flatnonzero(members[c, :, j]))
+        least = int(np.argmin(sums))
+        at_current = sums[candidates == position[c, j]]
+        moves = not len(at_current) or sums[least] < at_current[0]
+        updated[c, j] = int(candidates[least]) if moves else medoids[c, j]
+    return updated
 
 
 def _nearest_two(to_medoids: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
