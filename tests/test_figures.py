@@ -195,7 +195,7 @@ def test_fig11a_curves_average_the_remaps_of_each_d(tmp_path):
     ]
 
 
-def test_gen_time_is_the_seed_median_per_group_and_least_squares_is_kls_k1():
+def test_gen_time_is_the_seed_median_per_group_and_kls_k1_is_not_least_squares():
     rng = np.random.default_rng(5)
     rows = [
         {
@@ -212,6 +212,7 @@ def test_gen_time_is_the_seed_median_per_group_and_least_squares_is_kls_k1():
             ("mean", 1, "l2"),
             ("kmeans", 5, "l2"),
             ("ls", 1, "none"),
+            ("kls", 1, "none"),
             ("kls", 5, "none"),
         )
     ]
@@ -221,7 +222,7 @@ def test_gen_time_is_the_seed_median_per_group_and_least_squares_is_kls_k1():
         gen, k = {
             "mean k1": ("mean", 1),
             "kmeans k5": ("kmeans", 5),
-            "kls k1": ("ls", 1),
+            "kls k1": ("kls", 1),
             "kls k5": ("kls", 5),
         }[name]
         values = runs[(runs["gen"] == gen) & (runs["k"] == k) & (runs["task"] == task)][

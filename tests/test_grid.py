@@ -119,7 +119,8 @@ def test_unknown_keys_and_values_are_rejected():
 
 
 # PAPER.md §A.2 and §A.4: per experiment, the distinct configurations of one group, the seeds,
-# and the (datasets, mappings, tasks); plus the §F.3 experiment for Fig. 10's k = n curve.
+# and the (datasets, mappings, tasks); plus the §F.3 experiment for Fig. 10's k = n curve and
+# the §D.8 GEN-time batch (7 configurations x 144 = 1,008 runs, split by NORM).
 S3 = [17121997, 123987, 12412312]
 S5 = [14057, 994348, 23092007, 123456, 98765]
 SMALL = ["mnist", "fashionmnist", "cifar10"]
@@ -140,6 +141,8 @@ PAPER_EXPERIMENTS = {
     "subsec3_imagenet_kls": (15, S3, ["imagenet"], REMAPS, ["all"]),
     "subsec3_nonimagenet": (30, S3, SMALL, ["none"], ["all"]),
     "subsec3_nonimagenet_kls": (15, S3, SMALL, ["none"], ["all"]),
+    "gen_time_kmeans": (4, S3, SMALL, ["none"], FOUR_TASKS),
+    "gen_time_kls": (3, S3, SMALL, ["none"], FOUR_TASKS),
 }
 
 

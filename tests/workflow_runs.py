@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from imprint.method.engine import TIMING_COLUMNS
+from imprint.study.config import sweep_setup
 from imprint.study.cost import load_budget
 from imprint.study.experiments import experiment_packs
 
@@ -56,10 +57,16 @@ def results_without_timings(directory: Path) -> dict[str, pd.DataFrame]:
 
 def sweep_jobs(config: dict, experiments: list[str]) -> int:
     """The sweep jobs planned for ``experiments`` of ``config`` under the default job budget:
-    packs of whole shards and every part of a split one (``imprint.study.cost``; CPU rates, one
-    thread per job)."""
-    budget, _ = load_budget(30, None, config.get("sweep_device", "cpu"))
+    packs of whole shards and every part of a split one (``imprint.study.cost``), at each
+    experiment's device and threads."""
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     return sum(
-        len(experiment_packs(config["experiments"][name], lambdas, budget)) for name in experiments
+        len(
+            experiment_packs(
+                config["experiments"][name],
+                lambdas,
+                load_budget(30, None, *sweep_setup(config, name))[0],
+            )
+        )
+        for name in experiments
     )

@@ -17,6 +17,7 @@ from imprint.study.config import (
     figure_settings,
     resolve_config,
     shard_spec,
+    sweep_setup,
 )
 from imprint.environment import prepend_pythonpath
 from imprint.fms.fm_spec import PAPER_FMS, fm_spec
@@ -107,17 +108,14 @@ def shards(experiment):
     return [f"results/runs/{experiment}/pack{i}.parquet" for i in range(1, count + 1)]
 
 
-# Sweep jobs run single-threaded (sweep_shard declares no threads), and are priced so.
-SWEEP_THREADS = 1
-
-
 @functools.cache
-def job_budget():
+def job_budget(experiment):
+    """The budget an experiment's sweep jobs are priced by: on its device, with its threads."""
     from imprint.study.cost import load_budget
 
     budget = config["job_budget"]
-    device = config.get("sweep_device", "cpu")
-    return load_budget(budget["minutes"], budget["rates"], device, SWEEP_THREADS)[0]
+    device, threads = sweep_setup(config, experiment)
+    return load_budget(budget["minutes"], budget["rates"], device, threads)[0]
 
 
 @functools.cache
@@ -130,7 +128,7 @@ def sweep_packs(experiment):
 
     e = config["experiments"][experiment]
     lambdas = {fm: config["fms"][fm]["lambda_reg"] for fm in e["fms"]}
-    return experiment_packs(e, lambdas, job_budget(), catalog())
+    return experiment_packs(e, lambdas, job_budget(experiment), catalog())
 
 
 def _sweep_pack(wildcards):
@@ -158,7 +156,7 @@ def sweep_members(wildcards):
     mapping, task, your own mapping's label table, and for a part of a split shard its place
     and the budget (None for a whole shard, so that changing the budget does not touch jobs
     whose shards stay whole)."""
-    budget = job_budget()
+    budget = job_budget(wildcards.experiment)
     members = []
     for (fm, dataset, mapping, task), index, n, _ in _sweep_pack(wildcards):
         part = None
@@ -279,7 +277,7 @@ def sweep_gpus(shared):
     Decided per job, once the executor is known."""
 
     def resource(wildcards):
-        wanted = config.get("sweep_device", "cpu") == "cuda"
+        wanted = sweep_setup(config, wildcards.experiment)[0] == "cuda"
         return gpus(wanted and shared == workflow.local_exec)
 
     return resource

@@ -12,6 +12,7 @@ rule sweep_shard:
         "logs/imprint/{experiment}/pack{pack}.log",
     conda:
         "../../envs/imprint.yaml"
+    threads: lambda wildcards: sweep_setup(config, wildcards.experiment)[1]
     resources:
         gpu=sweep_gpus(shared=False),
         gpu_share=sweep_gpus(shared=True),
@@ -21,7 +22,7 @@ rule sweep_shard:
         experiment=lambda wildcards: canonical(
             shard_spec(config["experiments"][wildcards.experiment])
         ),
-        device=config.get("sweep_device", "cpu"),
+        device=lambda wildcards: sweep_setup(config, wildcards.experiment)[0],
         members=sweep_members,
     script:
         "../scripts/sweep_shard.py"

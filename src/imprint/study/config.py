@@ -322,16 +322,27 @@ def check_unique_keys(paths: list[str]) -> None:
             yaml.load(handle, Loader=UniqueKeyLoader)
 
 
-def check_sweep_device(device: str) -> None:
-    """Stop before any job runs when the sweeps are to run on CUDA and this machine has none
-    (for runs on this machine; a cluster's GPU nodes are not this machine)."""
-    if device != "cuda":
+def sweep_setup(config: dict[str, Any], experiment: str) -> tuple[str, int]:
+    """Where an experiment's sweep jobs run: the experiment's ``sweep_device`` (else the
+    config's, else the CPU) and its ``sweep_threads`` (CPU threads per job, else 1)."""
+    e = config["experiments"][experiment]
+    device = e.get("sweep_device", config.get("sweep_device", "cpu"))
+    return device, int(e.get("sweep_threads", 1))
+
+
+def check_sweep_device(config: dict[str, Any]) -> None:
+    """Stop before any job runs when sweeps are to run on CUDA and this machine has none (for
+    runs on this machine; a cluster's GPU nodes are not this machine)."""
+    on_cuda = [name for name in config["experiments"] if sweep_setup(config, name)[0] == "cuda"]
+    if not on_cuda:
         return
     import torch
 
     if not torch.cuda.is_available():
+        pinned = [n for n in on_cuda if "sweep_device" in config["experiments"][n]]
+        where = f" (experiments {', '.join(pinned)} set it themselves)" if pinned else ""
         raise ValueError(
-            "sweep_device is cuda, but PyTorch finds no CUDA GPU on this machine; run with "
-            "--config sweep_device=cpu, on a machine with a GPU, or through a cluster profile "
-            "(workflow/profiles/slurm or kubernetes) whose GPU nodes run the sweeps"
+            f"sweep_device is cuda{where}, but PyTorch finds no CUDA GPU on this machine; run "
+            "with --config sweep_device=cpu, on a machine with a GPU, or through a cluster "
+            "profile (workflow/profiles/slurm or kubernetes) whose GPU nodes run the sweeps"
         )
