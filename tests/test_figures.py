@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.legend import Legend
 
 from imprint.analysis.cd_diagram import axis_range, draw_cd_diagram, rank_position
 from imprint.analysis.figures import collapse as collapse_figures
@@ -249,3 +250,85 @@ def test_cd_diagram_puts_rank_1_on_the_right_and_draws_one_bar_per_clique(tmp_pa
         assert rank_position(first, low, high) < rank_position(last, low, high)
     save_figure(figure, tmp_path / "cd.pdf")
     assert (tmp_path / "cd.pdf").stat().st_size > 1000 and (tmp_path / "cd.png").exists()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the figure modules save, kept open for inspection."""
+    figures = []
+    for module in (k_sweep, collapse_figures):
+        monkeypatch.setattr(module, "save_figure", lambda figure, path: figures.append(figure))
+    return figures
+
+
+def test_fig6_grid_gives_each_gen_one_colour_and_one_legend(drawn):
+    rng = np.random.default_rng(7)
+    rows = [
+        {"fm": fm, "dataset": dataset, "mapping": "none", "gen": gen, "k": k}
+        for fm in ("resnet18", "vit_b_16")
+        for dataset in ("mnist", "cifar10")
+        for gen in ("kmeans", "fps", "random")
+        for k in (1, 2, 5, 10)
+    ]
+    k_sweep.fig6(_runs(rows, rng), "fig6.pdf", "grid.pdf", {})
+    grid = drawn[1]
+    colours = {}
+    for ax in grid.axes:
+        for line in ax.get_lines():
+            colours.setdefault(line.get_label(), set()).add(
+                matplotlib.colors.to_hex(line.get_color())
+            )
+        assert ax.get_legend() is None
+    assert all(len(c) == 1 for c in colours.values()) and len(colours) == 3
+    assert len(grid.legends) == 1
+    assert [ax.get_xlabel() != "" for ax in grid.axes] == [False, False, True, True]
+
+
+def test_fig11a_keeps_the_papers_axis_and_counts_what_it_leaves_out(drawn, tmp_path):
+    rows = [
+        {"fm": "resnet18", "dataset": "imagenet", "mapping": f"imagenet_merge_d{d}_r0"}
+        for d in range(1, 11)
+    ]
+    collapse = pd.DataFrame(rows).assign(task="all", split="train")
+    for metric in collapse_figures.COLLAPSE_METRICS:
+        collapse[metric] = np.arange(1.0, 11.0)  # d = 6..10 lie above 5
+    collapse_figures.fig11a(collapse, tmp_path / "fig11a.pdf", "nc1_paper")
+    top, bottom = drawn[0].axes
+    assert top.get_ylim() == (0, 5) and top.get_ylabel().startswith("NC1")
+    assert [t.get_text() for t in top.get_xticklabels()] == ["1", "5", "10"]
+    assert any("5 mean(s) above 5" in t.get_text() for t in top.texts)
+    assert bottom.get_ylabel() == "NC1"
+
+
+def test_fig11b_draws_remapped_curves_in_the_top_part_with_a_colour_bar(drawn):
+    runs = _merged_runs(np.random.default_rng(8))
+    collapse_figures.fig11b(runs, "fig11b.pdf", {"ylims": [[60, 100], [0, 40]]})
+    *panels, colour_bar = drawn[0].axes
+    top, bottom = panels[0], panels[1]
+    assert len(top.get_lines()) > len(bottom.get_lines())  # the d curves: top part only
+    assert all(
+        line.get_linestyle() == "--" for line in bottom.get_lines() if line.get_label()[0] != "_"
+    )
+    assert colour_bar.get_ylabel() == "$d$ original classes per task class"
+    assert [t.get_text() for t in colour_bar.get_yticklabels()] == ["1", "2"]
+
+
+def test_figA8_takes_the_configured_y_limits_per_fm(drawn):
+    runs = _merged_runs(np.random.default_rng(9))
+    k_sweep.figA8(runs, "figA8.pdf", {"fm_ylims": {"vit_b_16": [85, 100]}})
+    limits = {ax.get_title(): ax.get_ylim() for ax in drawn[0].axes}
+    assert limits["vit_b_16"] == (85, 100) and limits["resnet18"] != (85, 100)
+
+
+def test_fig12_legends_say_what_filled_and_hollow_markers_are(drawn):
+    rng = np.random.default_rng(10)
+    runs = _merged_runs(rng)
+    keys = runs[["fm", "dataset", "mapping"]].drop_duplicates()
+    collapse = keys.assign(
+        task="all", **{m: rng.uniform(0.1, 5, len(keys)) for m in collapse_figures.COLLAPSE_METRICS}
+    )
+    collapse_figures.fig12(runs, collapse, "fig12.pdf")
+    legends = [c for c in drawn[0].axes[0].get_children() if isinstance(c, Legend)]
+    texts = [t.get_text() for legend in legends for t in legend.get_texts()]
+    assert "other data sets" in texts and any(t.startswith("imagenet ($d$ in 1") for t in texts)
+    assert {"resnet18", "vit_b_16"} <= set(texts)

@@ -27,7 +27,7 @@ from imprint.analysis.stats import (
     wilcoxon_p,
     wilcoxon_pairs,
 )
-from imprint.analysis.tables import paper_comparison, table1
+from imprint.analysis.tables import paper_comparison, table1, table1_markdown
 from tests.workflow_runs import ROOT
 
 GROUP = {"fm": "a", "dataset": "d", "mapping": "none", "task": "all"}
@@ -289,8 +289,25 @@ def test_table1_ranks_an_extra_method_in_the_pool_plus_itself():
     table = table1(pd.concat([runs, qi, extra], ignore_index=True), view, ["hosoda_quantile"])
     assert table["name"].tolist() == ["qi", "hosoda_quantile"]
     assert table["in_paper"].tolist() == [True, False]
+    assert table["pool"].tolist() == [2, 3]
     assert table["average_rank"].tolist() == [2.0, 1.0]  # kmeans beats mean; the extra beats all
     assert table["GEN"].tolist() == ["mean", "mean"]
+    text = table1_markdown(table, view)
+    assert "hosoda_quantile (not in the paper)" in text
+    assert "Ranks among the 2 configurations of experiment(s) x (norm_post in ['l2'])" in text
+
+
+def test_table1_marks_a_method_of_the_view_that_the_paper_lacks():
+    grid = _runs({"gen": ["mean"], "k": [1], "norm_post": ["l2", "quantile"]}, seeds=(0,))
+    runs = pd.concat([grid.assign(task=t) for t in "ab"], ignore_index=True)
+    runs["method"] = runs["norm_post"].map({"l2": "qi", "quantile": "hosoda_quantile"})
+    table = table1(runs, {"experiment": ["x", "y"], "method": ["method"]})
+    assert dict(zip(table["name"], table["in_paper"], strict=True)) == {
+        "qi": True, "hosoda_quantile": False,
+    }  # fmt: skip
+    assert "experiment(s) x, y (all of their runs), over 2 groups" in table1_markdown(
+        table, {"experiment": ["x", "y"]}
+    )
 
 
 def test_voters_are_the_groups_every_method_has():

@@ -18,7 +18,7 @@ with log_to(snakemake.log[0]):
     elif name == "fig11b":
         tables = {"csv": collapse.fig11b(runs, output.pdf, settings)}
     elif name == "figA8":
-        tables = {"csv": k_sweep.figA8(runs, output.pdf)}
+        tables = {"csv": k_sweep.figA8(runs, output.pdf, settings)}
     elif name == "fig11a":
         nc = read_table(snakemake.input.collapse)
         tables = {"csv": collapse.fig11a(nc, output.pdf, settings["metric"])}

@@ -12,8 +12,8 @@ with log_to(snakemake.log[0]):
     print(table.to_string())
     write_table(with_provenance(table, settings), snakemake.output.csv)
     for path, text in (
-        (snakemake.output.md, table1_markdown(table)),
-        (snakemake.output.tex, table.drop(columns=["in_paper"]).to_latex(index=False)),
+        (snakemake.output.md, table1_markdown(table, snakemake.params.view)),
+        (snakemake.output.tex, table.drop(columns=["in_paper", "pool"]).to_latex(index=False)),
     ):
         with atomic_path(path) as temporary:
             temporary.write_text(text + "\n")

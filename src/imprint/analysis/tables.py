@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from imprint.analysis.stats import in_slice, rank_pool, seed_medians, view_methods
+from imprint.study.methods import PAPER_METHODS
 
 
 def _components(row: pd.Series) -> dict[str, str]:
@@ -28,34 +29,35 @@ def _components(row: pd.Series) -> dict[str, str]:
 
 def table1(runs: pd.DataFrame, view: Mapping[str, Any], extra: Sequence[str] = ()) -> pd.DataFrame:
     """The named methods of ``view`` with their components, average accuracy (mean over groups
-    of the seed medians) and average rank among every configuration of the view's slice; each
-    ``extra`` method (outside the slice) is ranked in that pool plus itself and marked as not in
-    the paper."""
+    of the seed medians) and average rank among every configuration of the view's slice (their
+    number in ``pool``); each ``extra`` method (outside the slice) is ranked in that pool plus
+    itself. ``in_paper`` marks the paper's own methods."""
     medians = seed_medians(runs)
     pool = medians[in_slice(medians, view.get("slice"))]
-    rows = view_methods(pool, view).assign(in_paper=True)
+    rows = view_methods(pool, view).assign(pool=pool["config"].nunique())
     for name in extra:
         own = medians[medians["method"] == name]
         if own.empty:
             raise ValueError(f"Table 1's extra method {name!r} has no runs")
         ranked = rank_pool(pd.concat([pool[pool["config"] != own["config"].iloc[0]], own]))
-        row = ranked[ranked["method"] == name].assign(name=name, in_paper=False)
+        row = ranked[ranked["method"] == name].assign(name=name, pool=ranked["config"].nunique())
         rows = pd.concat([rows, row], ignore_index=True)
     table = pd.DataFrame([_components(row) for _, row in rows.iterrows()])
     table.insert(0, "name", rows["name"].to_numpy())
-    table["in_paper"] = rows["in_paper"].to_numpy()
+    table["in_paper"] = rows["name"].isin(PAPER_METHODS).to_numpy()
     for column in (
         "average_accuracy", "std_accuracy", "stderr_accuracy", "average_rank", "std_rank",
         "stderr_rank",
     ):  # fmt: skip
         table[column] = rows[column].round(4).to_numpy()
     table["groups"] = rows["groups"].to_numpy()
+    table["pool"] = rows["pool"].to_numpy()
     return table
 
 
-def table1_markdown(table: pd.DataFrame) -> str:
+def table1_markdown(table: pd.DataFrame, view: Mapping[str, Any]) -> str:
     """Table 1 as the paper prints it (components, average accuracy %, average rank), with rows
-    not in the paper marked."""
+    not in the paper marked and a line saying which pool the ranks come from."""
     shown = table.assign(
         method=table["name"] + table["in_paper"].map({True: "", False: " (not in the paper)"}),
         **{
@@ -64,7 +66,14 @@ def table1_markdown(table: pd.DataFrame) -> str:
         },
     )
     columns = ["method", "NORMpre", "GEN", "NORMpost", "NORMinf", "AGG", "avg acc %", "avg rank"]
-    return shown[columns].to_markdown(index=False)
+    named = view["experiment"]
+    experiments = named if isinstance(named, str) else ", ".join(named)
+    chosen = "; ".join(f"{k} in {list(v)}" for k, v in (view.get("slice") or {}).items())
+    pool = (
+        f"Ranks among the {table['pool'].iloc[0]} configurations of experiment(s) {experiments} "
+        f"({chosen or 'all of their runs'}), over {table['groups'].iloc[0]} groups."
+    )
+    return shown[columns].to_markdown(index=False) + "\n\n" + pool
 
 
 def paper_comparison(

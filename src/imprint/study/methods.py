@@ -38,3 +38,6 @@ NAMED_METHODS: dict[str, dict[str, Any]] = {
     "ours": _method(norm_pre="l2", gen="kmeans", k=20, norm_post="l2", norm_inf="l2", agg="max"),
     "oracle": _method(norm_pre="none", gen="ls", k=1, norm_post="none", norm_inf="none", agg="max"),
 }
+
+# The methods of the paper's Table 1; the others are marked "not in the paper" where shown.
+PAPER_METHODS = frozenset({"qi", "hosoda", "janson", "ours", "oracle"})

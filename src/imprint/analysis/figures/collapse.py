@@ -13,6 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.lines import Line2D
 from scipy.stats import linregress, pearsonr, spearmanr
 
 from imprint.analysis.figures.common import (
@@ -43,8 +46,9 @@ def fm_colour(fm: str, order: Sequence[str]) -> Any:
 
 
 def fig11a(collapse: pd.DataFrame, path: str | os.PathLike, metric: str = "nc1") -> pd.DataFrame:
-    """Fig. 11a: NC1 against d for remapped data sets (mean over remaps, 95% band) above, and
-    one strip per data set (dots jittered by FM, symlog) below."""
+    """Fig. 11a: NC1 (``metric``: ``nc1`` or the reference's ``nc1_paper``) against d for
+    remapped data sets (mean over remaps, 95% band; the paper's axis, 0 to 5, with a note of
+    the means above it) above, and one strip per data set (dots jittered by FM, symlog) below."""
     collapse = with_d(collapse[collapse["task"] == "all"])
     remapped = remapped_datasets(collapse)
     curves = mean_band(
@@ -68,11 +72,14 @@ def fig11a(collapse: pd.DataFrame, path: str | os.PathLike, metric: str = "nc1")
         label = fm if len(remapped) == 1 else f"{fm}, {dataset}"
         top.plot(curve["d"], curve["value"], color=colour, label=label)
         top.fill_between(curve["d"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0)
-    top.set(
-        ylabel=f"{metric} (d in 1)",
-        ylim=(0, max(5, float(curves["upper"].max()) * 1.05) if len(curves) else 5),
-    )
-    top.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    top.set(ylabel="NC1 ($d$ in 1)", ylim=(0, 5))
+    above = int((curves["value"] > 5).sum())
+    if above:  # the paper's axis stops at 5: say what it leaves out
+        top.text(
+            0.98, 0.97, f"{above} mean(s) above 5 not shown", transform=top.transAxes,
+            ha="right", va="top", fontsize=8,
+        )  # fmt: skip
+    top.set_xticks([d for d in (1, 5, 10) if d <= max(curves["d"].max(), 1)] if len(curves) else [])
     top.xaxis.tick_top()
     top.xaxis.set_label_position("top")
     top.set_xlabel("$d$ original classes per task class")
@@ -99,7 +106,7 @@ def fig11a(collapse: pd.DataFrame, path: str | os.PathLike, metric: str = "nc1")
             bottom.axvline(x - 0.5, color="grey", alpha=0.2)
     bottom.axhline(1, ls="--", color="grey")
     bottom.set_yscale("symlog", linthresh=1)
-    bottom.set(ylim=(0, 50), xlim=(-0.5, len(names) - 0.5), xticks=[], ylabel=metric)
+    bottom.set(ylim=(0, 50), xlim=(-0.5, len(names) - 0.5), xticks=[], ylabel="NC1")
     save_figure(figure, path)
     curves = curves.assign(panel="d curves").rename(columns={"n": "remaps"})
     strips = strips.rename(columns={metric: "value"}).assign(panel="strips")[
@@ -154,35 +161,40 @@ def fig11b_curves(runs: pd.DataFrame) -> pd.DataFrame:
 def fig11b(
     runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """Fig. 11b: accuracy against k, coloured by d for remapped data sets (a band over remaps),
-    dashed for the other data sets; one panel per FM (2 columns). ``settings["ylims"]`` breaks
-    the y axis into parts (top first), as the paper's 75–100 over 30–50."""
+    """Fig. 11b: accuracy against k, coloured by d for remapped data sets (a band over remaps;
+    a discrete colour bar for d), dashed for the other data sets; one panel per FM (2 columns).
+    ``settings["ylims"]`` breaks the y axis into parts (top first), as the paper's 75–100 over
+    30–50; the remapped curves are drawn in the top part only."""
     curves = fig11b_curves(runs)
     fms = list(curves["fm"].unique())
     parts = settings.get("ylims") or [None]
     cols = min(2, len(fms))
     rows = int(np.ceil(len(fms) / cols))
     heights = [3, 1][: len(parts)] if len(parts) > 1 else [1]
-    figure = plt.figure(figsize=(6.3 * cols / 2 + 1, 4.0 * rows))
-    outer = figure.add_gridspec(rows, cols, hspace=0.35)
-    d_max = max(2, int(curves["d"].max()))
+    figure = plt.figure(figsize=(6.3 * cols / 2 + 1.5, 4.0 * rows))
+    outer = figure.add_gridspec(
+        rows, cols + 1, width_ratios=[1] * cols + [0.04], hspace=0.35, wspace=0.3
+    )
+    remapped = curves[curves["kind"] == "remapped"]
+    d_values = sorted(int(d) for d in remapped["d"].unique())
+    d_max = max(2, *d_values) if d_values else 2
     colormap = plt.get_cmap("autumn")
+    d_colours = {d: colormap(0.95 * (d - 1) / (d_max - 1)) for d in range(1, d_max + 1)}
     datasets = list(curves.loc[curves["kind"] == "dataset", "dataset"].unique())
     for index, fm in enumerate(fms):
         inner = outer[index // cols, index % cols].subgridspec(
             len(parts), 1, height_ratios=heights, hspace=0.08
         )
-        axes = [figure.add_subplot(inner[i]) for i in range(len(parts))]
+        axes = [figure.add_subplot(inner[0])]
+        axes += [figure.add_subplot(inner[i], sharex=axes[0]) for i in range(1, len(parts))]
         panel = curves[curves["fm"] == fm]
+        for (d,), curve in panel[panel["kind"] == "remapped"].groupby(["d"]):
+            colour = d_colours[int(d)]
+            axes[0].plot(curve["k"], curve["value"], color=colour, lw=1.8, alpha=0.8)
+            axes[0].fill_between(
+                curve["k"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0
+            )
         for ax, limits in zip(axes, parts, strict=True):
-            for (d,), curve in panel[panel["kind"] == "remapped"].groupby(["d"]):
-                colour = colormap(0.95 * (d - 1) / (d_max - 1))
-                ax.plot(
-                    curve["k"], curve["value"], color=colour, lw=1.8, alpha=0.8, label=f"{d} in 1"
-                )
-                ax.fill_between(
-                    curve["k"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0
-                )
             for (dataset, mapping), curve in panel[panel["kind"] == "dataset"].groupby(
                 ["dataset", "mapping"], sort=False
             ):
@@ -214,17 +226,29 @@ def fig11b(
                     clip_on=False,
                 )
         axes[0].set_title(fm, fontsize=10)
-        axes[-1].set_xlabel("number of proxies $k$")
+        if index + cols >= len(fms):  # no panel below this one
+            axes[-1].set_xlabel("number of proxies $k$")
         axes[0].set_ylabel("acc %")
-    handles, labels = figure.axes[0].get_legend_handles_labels()
-    figure.legend(
-        dict(zip(labels, handles, strict=True)).values(),
-        dict(zip(labels, handles, strict=True)).keys(),
-        loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
-        fontsize=8,
-        title="$d$ in 1 / data set",
-    )
+    if d_values:
+        bounds = np.arange(0.5, d_max + 1)
+        colour_bar = figure.colorbar(
+            ScalarMappable(
+                BoundaryNorm(bounds, d_max), ListedColormap([d_colours[d] for d in d_colours])
+            ),
+            cax=figure.add_subplot(outer[:, -1]),
+            ticks=range(1, d_max + 1),
+        )
+        colour_bar.set_label("$d$ original classes per task class")
+    handles = dict(zip(*reversed(figure.axes[0].get_legend_handles_labels()), strict=True))
+    if handles:
+        figure.legend(
+            handles.values(),
+            handles.keys(),
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.02),
+            ncols=4,
+            fontsize=8,
+        )
     save_figure(figure, path)
     return curves
 
@@ -313,23 +337,23 @@ def fig12(
         mine = points[points["fm"] == fm]
         filled, hollow = mine[mine["remapped"]], mine[~mine["remapped"]]
         ax.scatter(
-            filled["x"],
-            filled["gain"],
-            s=60,
-            color=colour,
-            edgecolors="black",
-            linewidths=0.5,
-            label=fm,
+            filled["x"], filled["gain"], s=60, color=colour, edgecolors="black", linewidths=0.5
         )
         ax.scatter(
-            hollow["x"],
-            hollow["gain"],
-            s=60,
-            facecolors="none",
-            edgecolors=colour,
-            linewidths=1.5,
-            label=None if len(filled) else fm,
+            hollow["x"], hollow["gain"], s=60, facecolors="none", edgecolors=colour, linewidths=1.5
         )
+    marker = dict(marker="o", ls="none", ms=8)
+    by_fm = [Line2D([], [], color=fm_colour(fm, fms), label=fm, **marker) for fm in fms]
+    remapped = list(dict.fromkeys(points.loc[points["remapped"], "dataset"]))
+    by_kind = []
+    if remapped:
+        label = f"{', '.join(remapped)} ($d$ in 1, mean over remaps)"
+        by_kind.append(Line2D([], [], color="grey", mec="black", label=label, **marker))
+    if not points["remapped"].all():
+        by_kind.append(Line2D([], [], color="grey", mfc="none", label="other data sets", **marker))
+    outside = dict(loc="upper left", fontsize=8, borderaxespad=0)
+    ax.add_artist(ax.legend(handles=by_fm, title="FM", bbox_to_anchor=(1.02, 1), **outside))
+    ax.legend(handles=by_kind, bbox_to_anchor=(1.02, 0.45), **outside)
     fit = linregress(np.log10(points["x"]), points["gain"])
     xs = np.geomspace(points["x"].min(), points["x"].max(), 50)
     ax.plot(xs, fit.intercept + fit.slope * np.log10(xs), "--", color="grey")
@@ -340,6 +364,5 @@ def fig12(
         xlabel=metric.replace("_", " ").upper() if metric == "nc1" else metric,
         ylabel="acc % increase (k=5 vs. k=1)",
     )
-    ax.legend(loc="best", fontsize=8)
     save_figure(figure, path)
     return points.drop(columns="x"), statistics

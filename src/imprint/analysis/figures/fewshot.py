@@ -61,9 +61,10 @@ def fig10(runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, An
     figure, axes = plt.subplots(
         len(fms),
         len(datasets),
-        figsize=(1.4 * 6.3 / 3 * len(datasets), 2.8 * 4.72 / 4 * len(fms)),
+        figsize=(1.4 * 6.3 / 3 * len(datasets) + 1.0, 2.8 * 4.72 / 4 * len(fms)),
         sharex=True,
         squeeze=False,
+        layout="constrained",
     )
     names = sorted(
         curves["curve"].unique(), key=lambda c: (c == "k=n", int(c[2:]) if c != "k=n" else 0)
@@ -90,6 +91,6 @@ def fig10(runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, An
         ax.set_ylabel("acc %")
     for ax in axes[-1]:
         ax.set_xlabel("shots per class $n$")
-    figure.legend(handles, labels, loc="upper center", ncols=4, bbox_to_anchor=(0.5, 0.0))
+    figure.legend(handles, labels, loc="outside right center")
     save_figure(figure, path)
     return curves

@@ -47,12 +47,23 @@ def fig6_curves(runs: pd.DataFrame, gens: Sequence[str] | None = None) -> pd.Dat
     return pd.concat(tables, ignore_index=True)[["fm", "dataset", "gen", "k", "accuracy"]]
 
 
-def _draw_fig6_panel(ax: plt.Axes, panel: pd.DataFrame) -> None:
-    curves = panel[~panel["gen"].isin(["mean", "ls", "all"]) & (panel["k"] > 0)]
-    at5 = curves[curves["k"] == 5].set_index("gen")["accuracy"]
-    order = sorted(curves["gen"].unique(), key=lambda g: -at5.get(g, -np.inf))
-    palette = dict(zip(order, sns.color_palette("tab10", len(order)), strict=True))
-    for gen in order:
+def _swept(panel: pd.DataFrame) -> pd.DataFrame:
+    return panel[~panel["gen"].isin(["mean", "ls", "all"]) & (panel["k"] > 0)]
+
+
+def fig6_palette(panel: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
+    """One colour per swept GEN, in the order of the main panel's accuracy at k = 5 (the
+    paper's curve and legend order); GENs the main panel lacks follow."""
+    swept = _swept(panel)
+    at5 = swept[swept["k"] == 5].set_index("gen")["accuracy"]
+    order = sorted(swept["gen"].unique(), key=lambda g: -at5.get(g, -np.inf))
+    order += sorted(set(_swept(curves)["gen"]) - set(order))
+    return dict(zip(order, sns.color_palette("tab10", len(order)), strict=True))
+
+
+def _draw_fig6_panel(ax: plt.Axes, panel: pd.DataFrame, palette: Mapping[str, Any]) -> None:
+    curves = _swept(panel)
+    for gen in [g for g in palette if g in set(curves["gen"])]:
         curve = curves[curves["gen"] == gen]
         ax.plot(
             curve["k"],
@@ -89,7 +100,7 @@ def fig6(
     settings: Mapping[str, Any],
 ) -> pd.DataFrame:
     """Fig. 6: accuracy against k per GEN on one panel (the paper's resnet18 × CIFAR-10), and
-    the appendix grid of every FM × data set."""
+    the appendix grid of every FM × data set, each GEN in one colour throughout."""
     curves = fig6_curves(runs, settings.get("gens"))
     panel = settings.get("panel") or {
         "fm": curves["fm"].iloc[0],
@@ -101,19 +112,29 @@ def fig6(
             f"figures.fig6.panel {dict(panel)} has no runs; choose an FM and data set that "
             "the experiments ran"
         )
+    palette = fig6_palette(chosen, curves)
     figure, ax = plt.subplots(figsize=(6.3, 3.15))
-    _draw_fig6_panel(ax, chosen)
+    _draw_fig6_panel(ax, chosen, palette)
     ax.legend(loc="lower right", fontsize=8)
     save_figure(figure, path)
     fms, datasets = sorted(curves["fm"].unique()), sorted(curves["dataset"].unique())
     figure, axes = plt.subplots(
-        len(fms), len(datasets), figsize=(4.2 * len(datasets), 3.2 * len(fms)), squeeze=False
+        len(fms),
+        len(datasets),
+        figsize=(4.2 * len(datasets) + 1.6, 3.0 * len(fms)),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
     )
+    legend: dict[str, Any] = {}
     for (i, fm), (j, dataset) in ((a, b) for a in enumerate(fms) for b in enumerate(datasets)):
         ax = axes[i, j]
-        _draw_fig6_panel(ax, curves[(curves["fm"] == fm) & (curves["dataset"] == dataset)])
+        _draw_fig6_panel(ax, curves[(curves["fm"] == fm) & (curves["dataset"] == dataset)], palette)
         ax.set_title(f"{fm}, {dataset}", fontsize=10)
-    axes[0, 0].legend(loc="lower right", fontsize=7)
+        if i < len(fms) - 1:
+            ax.set_xlabel("")
+        legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    figure.legend(legend.values(), legend.keys(), loc="outside right center", fontsize=8)
     save_figure(figure, grid_path)
     return curves.assign(
         main_panel=(curves["fm"] == panel["fm"]) & (curves["dataset"] == panel["dataset"])
@@ -158,8 +179,12 @@ def figA8_curves(runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def figA8(runs: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
-    """Fig. A.8: accuracy at the best k against d, one panel per FM."""
+def figA8(
+    runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Fig. A.8: accuracy at the best k against d, one panel per FM; ``settings["fm_ylims"]``
+    fixes the y limits of the panels it names, as the paper drew them."""
+    limits = (settings or {}).get("fm_ylims", {})
     curves = figA8_curves(runs)
     fms = list(dict.fromkeys(runs["fm"]))
     fms = [fm for fm in fms if fm in set(curves["fm"])]
@@ -182,6 +207,8 @@ def figA8(runs: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
                 curve["d"], curve["lower"], curve["upper"], color=colour, alpha=0.2, lw=0
             )
         ax.set(title=fm, xlabel="$d$")
+        if fm in limits:
+            ax.set_ylim(*limits[fm])
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axes[0, 0].set_ylabel("acc % at the best $k$")
     handles, labels = axes[0, 0].get_legend_handles_labels()
