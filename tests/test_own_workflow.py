@@ -67,23 +67,31 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
     assert set(runs["fm"]) == {"vit", "mobile"} and set(runs["mapping"]) == {"none", "pairs"}
     nc1 = pd.read_csv(directory / "results/collapse/vit/pets/train.csv")
     assert nc1[["mapping", "task"]].values.tolist() == [["pairs", "all"]]
-    assert np.isfinite(nc1["nc1"]).all()
+    assert np.isfinite(nc1["nc1"]).all() and nc1["warning"].isna().all()
 
     # The same embeddings, given as precomputed arrays, run as they are.
+    # A broken model's all-zero embeddings are flagged in the NC1 table.
     for split in ("train", "test"):
         x, y = open_embeddings(directory / f"results/embeddings/vit/pets/{split}.npy")
         np.savez(directory / f"data/vit_{split}.npz", embeddings=np.asarray(x), labels=y)
+        np.savez(directory / f"data/flat_{split}.npz", embeddings=np.zeros_like(x), labels=y)
     config = yaml.safe_load((directory / "config/own.yaml").read_text())
-    config["fms"]["pre"] = {
-        "lambda_reg": 1e-3,
-        "embeddings": {"pets": {"train": "data/vit_train.npz", "test": "data/vit_test.npz"}},
-    }
+    for name in ("vit", "flat"):
+        files = {split: f"data/{name}_{split}.npz" for split in ("train", "test")}
+        config["fms"]["pre" if name == "vit" else name] = {
+            "lambda_reg": 1e-3, "embeddings": {"pets": files}
+        }  # fmt: skip
     config["experiments"]["pre"] = {**config["experiments"]["own"], "fms": ["pre"]}
     config["experiments"]["own"]["fms"] = ["vit"]
+    config["collapse"].append({"fms": ["flat"], "datasets": ["pets"], "mappings": ["none"],
+                               "tasks": ["all"]})  # fmt: skip
     (directory / "config/pre.yaml").write_text(yaml.safe_dump(config))
     targets = ["results/runs/own.parquet", "results/runs/pre.parquet"]
+    targets.append("results/collapse/flat/pets/train.csv")
     result = snakemake(directory, *targets, "--configfile", "config/pre.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
+    flat = pd.read_csv(directory / "results/collapse/flat/pets/train.csv")
+    assert flat["warning"].tolist() == ["all 20 embeddings are zero: NC1 means nothing here"]
     assert embeddings_precision(directory / "results/embeddings/pre/pets/train.npy") == (
         "precomputed"
     )

@@ -40,6 +40,14 @@ def _entry(path: Path, array: np.ndarray) -> dict:
     }
 
 
+def degenerate(embeddings: np.ndarray) -> str:
+    """``"zero"`` or ``"identical"`` when two or more embeddings are all zero or all the same
+    (nothing to tell classes apart by), else ``""``."""
+    if len(embeddings) < 2 or np.any(embeddings != embeddings[0]):
+        return ""
+    return "identical" if np.any(embeddings) else "zero"
+
+
 def save_embeddings(
     path: str | os.PathLike,
     embeddings: np.ndarray,
@@ -56,8 +64,8 @@ def save_embeddings(
             f"{embeddings.shape} and {labels.shape} labels"
         )
     labels = labels.astype(np.int64)
-    if len(embeddings) > 1 and not np.any(embeddings != embeddings[0]):
-        kind = "zero" if not np.any(embeddings) else "identical"
+    kind = degenerate(embeddings)
+    if kind:
         log.warning(
             "all %d embeddings in %s are %s: a broken model or data? Imprinting on them gives "
             "chance accuracy, and NC1 = 0 would read as perfectly collapsed", len(embeddings),
