@@ -35,6 +35,7 @@ from bench_sweep import make_task
 
 from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
+from imprint.method.baselines import BASELINES, fit_baseline
 from imprint.method.batch import ClassBatch
 from imprint.method.collapse import nearest_class_centre
 from imprint.method.engine import plan_runs
@@ -104,6 +105,10 @@ def calibrate(device: str) -> dict[str, float]:
             continue  # k-means plus the joint solve of ls, priced as those two
         run = lambda gen=gen: GEN[gen](batch, k, GenContext(0))  # noqa: E731
         rate(f"gen_{gen}", count("gen", gen, k), _clock(device, run))
+    rows, index = batch.flat()
+    for name in BASELINES:  # fitted on the whole batch; their scoring is priced as a search
+        run = lambda name=name: fit_baseline(name, rows, index, c, k, 0)  # noqa: E731
+        rate(f"gen_{name}", count("gen", name, k), _clock(device, run))
     proxies = GEN["all"](batch, -1, GenContext(0))  # C·n proxies: the searches' worst case
     for norm_post in NORM_POST:
         if norm_post != "none":

@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from imprint.method.aggregation import AGG, DISTANCES, WEIGHTINGS
+from imprint.method.baselines import BASELINES
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM, NORM_POST
 from imprint.study.config import (
@@ -22,6 +23,7 @@ from imprint.study.config import (
     figure_experiments,
     resolve_config,
 )
+from imprint.study.methods import NAMED_METHODS
 from tests.workflow_runs import copy_workflow, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +57,9 @@ def test_schema_lists_exactly_the_registries():
     grid = yaml.safe_load(Path(SCHEMA).read_text())["$defs"]["experiment"]["properties"]["grid"][
         "properties"
     ]
-    assert grid["gen"]["items"]["enum"] == list(GEN)
+    assert grid["gen"]["items"]["enum"] == [*GEN, *BASELINES]
+    experiment = yaml.safe_load(Path(SCHEMA).read_text())["$defs"]["experiment"]["properties"]
+    assert experiment["methods"]["items"]["enum"] == list(NAMED_METHODS)
     assert grid["norm_post"]["items"]["enum"] == list(NORM_POST)
     assert grid["norm_pre"]["items"]["enum"] == grid["norm_inf"]["items"]["enum"] == list(NORM)
     assert grid["agg"]["items"]["enum"] == list(AGG)
@@ -166,7 +170,7 @@ def _one_group(c):
             r"collapse\[0\]: task 'upper' keeps 0 class",
         ),
         (_grid_only_mnn_inner_product, "experiments.fig6.grid expands to no run"),
-        (_one_group, r"statistics.cd_diagrams.named compares 6 method\(s\) over 1 group"),
+        (_one_group, r"statistics.cd_diagrams.named compares 9 method\(s\) over 1 group"),
         (
             lambda c: c["experiments"]["named"].update(methods=["qi"]),
             r"compares 1 method\(s\) over 12 group",

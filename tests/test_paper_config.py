@@ -87,7 +87,8 @@ def test_local_sweeps_on_cuda_share_one_gpu_and_cluster_sweeps_ask_for_one(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = result.stdout.split("\nrule ")[1:]
     sweeps = [job for job in jobs if job.startswith("sweep_shard:")]
-    assert len(sweeps) == 5  # one per experiment
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    assert len(sweeps) == sweep_jobs(config, list(config["experiments"]))
     for job in sweeps:
         resources = re.search(r"resources: (.*)", job).group(1)
         assert "gpu_share=1" in resources and "gpu=" not in resources

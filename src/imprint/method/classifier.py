@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from imprint.method.aggregation import AGG, Variant
+from imprint.method.baselines import BASELINES, fit_baseline
 from imprint.method.generators import GEN, GenContext
 from imprint.method.normalize import NORM, NORM_POST
 from imprint.method.params import DEFAULTS, validate_params
@@ -31,6 +32,11 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
     the paper's best method; ``NAMED_METHODS`` holds the published ones. ``weibull=[a, b]`` keeps
     the samples between the a- and b-quantiles of a Weibull law fitted to distances from the class
     mean. Labels may be any sortable values.
+
+    ``gen`` may also name a baseline (``linear_probe``, ``knn``, ``cache``;
+    ``imprint.method.baselines``): it is fitted on the same NORMpre'd, presampled rows and
+    predicts the class of the highest score (NORMpost and AGG do not apply; ``k`` is the k-NN's
+    neighbours).
     """
 
     def __init__(
@@ -74,9 +80,16 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         batch = prepare_classes(
             x, labels, len(self.classes_), p["norm_pre"], p["fewshot"], p["weibull"], p["seed"]
         )
-        proxies = GEN[p["gen"]](batch, p["k"], GenContext(p["seed"], p["lambda_reg"]))
-        self.proxies_ = NORM_POST[p["norm_post"]](proxies)
-        self.metric_ = distance_metric(batch, p["distance"])
+        if p["gen"] in BASELINES:
+            rows, index = batch.flat()
+            self.baseline_ = fit_baseline(
+                p["gen"], rows, index, len(self.classes_), p["k"], p["seed"]
+            )
+            self.proxies_ = self.metric_ = None
+        else:
+            proxies = GEN[p["gen"]](batch, p["k"], GenContext(p["seed"], p["lambda_reg"]))
+            self.proxies_ = NORM_POST[p["norm_post"]](proxies)
+            self.metric_ = distance_metric(batch, p["distance"])
         self.n_features_in_ = x.shape[1]
         self.params_ = p
         return self
@@ -97,6 +110,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         p = self.params_
         x = as_embeddings(X, "X", self.device)
         check_dimensions(self.n_features_in_, x)
+        if p["gen"] in BASELINES:
+            return self.baseline_(NORM[p["norm_inf"]](x)).argmax(1).cpu().numpy()
         variant = Variant(p["m"], p["weighting"])
         (index,) = AGG[p["agg"]](
             NORM[p["norm_inf"]](x),

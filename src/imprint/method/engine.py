@@ -6,15 +6,17 @@ GEN once per (that, GEN, k, λ, seed) — the seed only where the step is random
 per proxy set, NORMinf once per option, and one neighbour search serves every (m, weighting) of
 a distance, ``max`` with that distance (1-NN) included. Each step is the same function
 ``ImprintingClassifier`` calls, so a row's accuracy equals the classifier's for the same
-parameters.
+parameters. A baseline GEN (``imprint.method.baselines``) is fitted once per (data, GEN, k,
+seed) the same way and scores the test rows itself.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import pandas as pd
 import torch
 
 from imprint.method.aggregation import AGG, Variant
+from imprint.method.baselines import BASELINES, SEEDED_BASELINES, fit_baseline
 from imprint.method.batch import ClassBatch
 from imprint.method.collapse import centred_class_means, nearest_class_centre, self_duality
 from imprint.method.generators import GEN, RANDOM_GENS, GenContext
@@ -49,7 +52,7 @@ def plan_runs(runs: list[dict[str, Any]]) -> dict[Hashable, Any]:
     tree: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
     for i, p in enumerate(runs):
         data_seed = p["seed"] if p["fewshot"] != -1 else None
-        gen_seed = p["seed"] if p["gen"] in RANDOM_GENS else None
+        gen_seed = p["seed"] if p["gen"] in RANDOM_GENS | SEEDED_BASELINES else None
         lam = p["lambda_reg"] if p["gen"] in ("ls", "kls") else None
         data_key = (p["norm_pre"], p["fewshot"], p["weibull"], data_seed)
         gen_key = (p["gen"], p["k"], lam, gen_seed)
@@ -135,33 +138,40 @@ def sweep(
         ncc = nearest_class_centre(test_view(norm_pre), batch.means()).cpu().numpy()
         centred_means = centred_class_means(batch)
         for (gen, k, lam, gen_seed), posts in gens.items():
+            baseline = gen in BASELINES
+            fit = _baseline_fit(batch, gen, k, n_classes) if baseline else _gen_fit(batch, gen, k)
             context = GenContext(gen_seed or 0, lam or 0.0, kmeans_caches[(data_key, gen_seed)])
-            proxies, seconds_gen = _timed(device, GEN[gen], batch, k, context)
+            fitted, seconds_gen = _timed(device, fit, context)
             seconds_gen += context.reused_seconds
             seeds = sorted({runs[i]["seed"] for groups in posts.values() for i in _all(groups)})
             gen_seconds = {seeds[0]: seconds_gen}
-            for seed in seeds[1:]:  # one proxy set serves every seed: time each seed's GEN anew
-                _, gen_seconds[seed] = _timed(
-                    device, GEN[gen], batch, k, GenContext(seed, lam or 0.0)
-                )
+            for seed in seeds[1:]:  # one fit serves every seed: time each seed's GEN anew
+                _, gen_seconds[seed] = _timed(device, fit, GenContext(seed, lam or 0.0))
             for norm_post, groups in posts.items():
-                normalised, seconds_post = _timed(device, NORM_POST[norm_post], proxies)
-                seconds_post /= sum(len(members) for members in groups.values())
-                set_duality = self_duality(normalised, centred_means)
+                if baseline:  # no proxies: no NORMpost, no self-duality
+                    normalised, seconds_post, set_duality = fitted, 0.0, math.nan
+                else:
+                    normalised, seconds_post = _timed(device, NORM_POST[norm_post], fitted)
+                    seconds_post /= sum(len(members) for members in groups.values())
+                    set_duality = self_duality(normalised, centred_means)
                 for (norm_inf, agg, distance), members in groups.items():
                     if distance == "mahalanobis" and metric is None:
                         metric = distance_metric(batch, distance)
-                    variants = [_variant(runs[i]) for i in members]
-                    predictions, seconds_agg = _timed(
-                        device,
-                        AGG[agg],
-                        test_view(norm_inf),
-                        normalised,
-                        n_classes,
-                        distance,
-                        variants,
-                        metric,
-                    )
+                    if baseline:
+                        scores, seconds_agg = _timed(device, fitted, test_view(norm_inf))
+                        predictions = [scores.argmax(1)] * len(members)
+                        seconds_agg *= len(members)  # each member's share is the whole scoring
+                    else:
+                        predictions, seconds_agg = _timed(
+                            device,
+                            AGG[agg],
+                            test_view(norm_inf),
+                            normalised,
+                            n_classes,
+                            distance,
+                            [_variant(runs[i]) for i in members],
+                            metric,
+                        )
                     for i, prediction in zip(members, predictions, strict=True):
                         prediction = prediction.cpu().numpy()
                         accuracy[i] = np.mean(prediction == truth) * 100
@@ -183,6 +193,18 @@ def sweep(
     out["gen_time_s"] = gen_time
     out["time_s"] = total_time
     return out
+
+
+def _gen_fit(batch: ClassBatch, gen: str, k: int) -> Callable[[GenContext], Any]:
+    return lambda context: GEN[gen](batch, k, context)
+
+
+def _baseline_fit(
+    batch: ClassBatch, gen: str, k: int, n_classes: int
+) -> Callable[[GenContext], Any]:
+    """A baseline fitted on the batch's training rows: a function of test rows to scores."""
+    rows, labels = batch.flat()
+    return lambda context: fit_baseline(gen, rows, labels, n_classes, k, context.seed)
 
 
 def _all(groups: dict[Hashable, list[int]]) -> list[int]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from imprint.method.aggregation import AGG, DISTANCES, WEIGHTINGS
+from imprint.method.baselines import BASELINES
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM, NORM_POST
 
@@ -34,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "norm_pre": tuple(NORM),
-    "gen": tuple(GEN),
+    "gen": (*GEN, *BASELINES),
     "norm_post": tuple(NORM_POST),
     "norm_inf": tuple(NORM),
     "agg": tuple(AGG),

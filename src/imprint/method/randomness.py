@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 # Each stage draws from its own stream: few-shot sampling never shifts k-means' draws.
-_STAGE_OFFSETS = {"presample": 0x5EED_0001, "gen": 0x5EED_0002}
+_STAGE_OFFSETS = {"presample": 0x5EED_0001, "gen": 0x5EED_0002, "baseline": 0x5EED_0003}
 
 
 def stage_generator(seed: int, stage: str) -> torch.Generator:

@@ -14,7 +14,7 @@ from imprint.study.tasks import expand_mappings, is_builtin_mapping
 
 # What a sweep shard's result depends on, of its experiment: the lists of FMs, data sets,
 # mappings and tasks only say which shards there are.
-SHARD_KEYS = ("methods", "grid", "rules", "seeds")
+SHARD_KEYS = ("methods", "fewshot", "grid", "rules", "seeds")
 
 
 def shard_spec(experiment: Mapping[str, Any]) -> dict[str, Any]:

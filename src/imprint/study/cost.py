@@ -27,6 +27,7 @@ from imprint.method.params import validate_params
 
 # The two GEN families that k-least-squares combines: its clustering and its joint solve.
 _CLUSTERING = {"kmeans", "kls"}
+_ALL_ROWS = {"all", "knn", "cache"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) ->
     c, d, n_test = size.n_classes, size.dim, size.n_test
     n = size.train_per_class if fewshot == -1 else min(fewshot, size.train_per_class)
     kept = n if k == -1 else min(k, n)
-    per_class = 1 if gen in ("mean", "ls") else (n if gen == "all" else kept)
+    # A baseline's search compares with every training row (k-NN, cache) or class (probe).
+    per_class = 1 if gen in ("mean", "ls", "linear_probe") else (n if gen in _ALL_ROWS else kept)
     proxies = c * per_class
     if family == "prepare":
         return "prepare", (c * n + n_test * (1 + c)) * d
@@ -103,6 +105,9 @@ def operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) ->
         "kmedoids": c * n * n * d,
         "kmedoids_pam": c * n * n * d,
         "ls": c * n * d * d + d**3,
+        "knn": c * n * d,
+        "cache": c * n * d,
+        "linear_probe": c * n * d * c,  # one logistic-loss evaluation; the rate holds the fits
     }
     return f"gen_{gen}", work[gen]
 

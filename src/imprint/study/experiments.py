@@ -40,15 +40,20 @@ def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame:
-    """The deduplicated runs of one shard: named methods or a grid (reduced by the experiment's
-    ``rules``), over the experiment's seeds, with the FM's λ for ``ls`` and ``kls``."""
+    """The deduplicated runs of one shard: named methods (at each of the experiment's
+    ``fewshot`` values) or a grid (reduced by the experiment's ``rules``), over the experiment's
+    seeds, with the FM's λ for ``ls`` and ``kls``."""
     seeds = list(experiment["seeds"])
     if "methods" in experiment:
         rows = []
         for name in experiment["methods"]:
-            for seed in seeds:
-                params = {c: NAMED_METHODS[name][c] for c in RUN_COLUMNS}
-                rows.append({"method": name, **params, "seed": seed, "lambda_reg": lambda_reg})
+            for shots in experiment.get("fewshot", [-1]):
+                for seed in seeds:
+                    params = {c: NAMED_METHODS[name][c] for c in RUN_COLUMNS}
+                    rows.append(
+                        {"method": name, **params, "fewshot": shots, "seed": seed,
+                         "lambda_reg": lambda_reg}
+                    )  # fmt: skip
         return pd.DataFrame(rows)
     grid = {**experiment["grid"], "seed": seeds, "lambda_reg": [lambda_reg]}
     return expand_grid(grid, rules=experiment.get("rules", "spec"))

@@ -11,6 +11,11 @@ Two rule sets reduce the Cartesian product, by name:
 - NORMpre other than ``none`` needs NORMinf = NORMpre;
 - duplicates left after these rules collapse to one.
 
+A baseline (``linear_probe``, ``knn``, ``cache``: ``imprint.method.baselines``) has no NORMpost
+and no AGG (``none``, ``max``); ``knn`` and ``cache`` compare by cosine, so their NORMpre and
+NORMinf are ``l2``, and the linear probe's NORMinf is its NORMpre; ``k`` is the k-NN's
+neighbours and −1 for the others; in both rule sets.
+
 ``paper`` (PAPER.md §A.3): the reference's ``filter_combinations``, its twelve rules in their
 order, so that every experiment has exactly the published configurations (PAPER.md §A.4). It keeps
 rows the ``spec`` rules merge: ``max`` keeps its distance (run as 1-NN), m = -1 marks ``max``,
@@ -27,14 +32,30 @@ from typing import Any
 
 import pandas as pd
 
+from imprint.method.baselines import BASELINES
 from imprint.method.params import DEFAULTS, RUN_COLUMNS, validate_params
 
 SINGLE_PROXY_GENS = frozenset({"mean", "ls"})
 LAMBDA_GENS = frozenset({"ls", "kls"})
 
 
+def _baseline_rules(p: dict[str, Any]) -> dict[str, Any] | None:
+    """A baseline's run in canonical form (what it ignores at its default), or None for a
+    linear probe whose NORMinf is not its NORMpre."""
+    p.update(norm_post="none", agg="max", distance="inner_product", weighting="uniform", m=1)
+    if p["gen"] in ("knn", "cache"):
+        p["norm_pre"] = p["norm_inf"] = "l2"
+    elif p["norm_inf"] != p["norm_pre"]:
+        return None
+    if p["gen"] != "knn":
+        p["k"] = -1
+    return p
+
+
 def _spec_rules(p: dict[str, Any]) -> dict[str, Any] | None:
     """SPEC §2: the run a raw combination stands for, or None when the rules drop it."""
+    if p["gen"] in BASELINES:
+        return _baseline_rules(p)
     if p["norm_pre"] != "none" and p["norm_inf"] != p["norm_pre"]:
         return None
     if p["k"] == -1 or p["gen"] == "all":
@@ -58,7 +79,10 @@ def _paper_rules(p: dict[str, Any]) -> dict[str, Any] | None:
     """PAPER.md §A.3, rules 1-11 in their order (rule 12, deduplication, is the caller's).
 
     Rules 5 and 6 (presampling quantiles) have nothing to do here: ``weibull`` None is the
-    reference's presampling ``all`` with quantiles (0, 1)."""
+    reference's presampling ``all`` with quantiles (0, 1). Baselines (not in the paper) take
+    their own rules."""
+    if p["gen"] in BASELINES:
+        return _baseline_rules(p)
     if p["agg"] == "max":  # 1
         p["m"], p["weighting"] = -1, "uniform"
     if p["agg"] == "mnn" and p["m"] == -1:  # 2

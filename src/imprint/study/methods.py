@@ -37,7 +37,11 @@ NAMED_METHODS: dict[str, dict[str, Any]] = {
     ),
     "ours": _method(norm_pre="l2", gen="kmeans", k=20, norm_post="l2", norm_inf="l2", agg="max"),
     "oracle": _method(norm_pre="none", gen="ls", k=1, norm_post="none", norm_inf="none", agg="max"),
+    # The baselines the field reports for a frozen backbone (imprint.method.baselines): CLIP's
+    # linear probe on the raw embeddings, DINO's k-NN (20 neighbours) and a training-free cache.
+    "linear_probe": _method(
+        norm_pre="none", gen="linear_probe", k=-1, norm_post="none", norm_inf="none", agg="max"
+    ),
+    "knn": _method(norm_pre="l2", gen="knn", k=20, norm_post="none", norm_inf="l2", agg="max"),
+    "cache": _method(norm_pre="l2", gen="cache", k=-1, norm_post="none", norm_inf="l2", agg="max"),
 }
-
-# The methods of the paper's Table 1; the others are marked "not in the paper" where shown.
-PAPER_METHODS = frozenset({"qi", "hosoda", "janson", "ours", "oracle"})

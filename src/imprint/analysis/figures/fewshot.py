@@ -21,10 +21,18 @@ SHOT_COLOURS = {
 }
 
 
+# Fig. 10's reference curves (not in the paper): the named baselines, grey and dashed.
+REFERENCES = {"linear_probe": ("linear probe", "dimgrey"), "knn": ("k-NN", "darkgrey")}
+
+
 def fig10_curves(runs: pd.DataFrame, shots: Sequence[int] | None = None) -> pd.DataFrame:
     """Per FM, data set, curve and shots n: the median over seeds and its 95% band
     (± 1.96 · std / √seeds). Curves: k-means with k = K at n ≥ K, and ``k = n`` (every shot a
-    proxy, GEN all); K is one of the k that ran at the most shots (not a k clamped to n)."""
+    proxy, GEN all); K is one of the k that ran at the most shots (not a k clamped to n); and
+    the named linear probe and k-NN (runs of ``methods`` experiments), where they ran."""
+    named = runs["method"] if "method" in runs else pd.Series(None, index=runs.index)
+    references = runs[named.isin(list(REFERENCES))]
+    references = references.assign(curve=named[references.index].map(lambda m: REFERENCES[m][0]))
     runs = pinned(
         runs,
         task="all",
@@ -35,9 +43,10 @@ def fig10_curves(runs: pd.DataFrame, shots: Sequence[int] | None = None) -> pd.D
         agg="max",
         distance="inner_product",
     )
-    runs = runs[runs["fewshot"] > 0]
+    references = pinned(references, task="all", mapping="none")
+    runs, references = (r[r["fewshot"] > 0] for r in (runs, references))
     if shots is not None:
-        runs = runs[runs["fewshot"].isin(shots)]
+        runs, references = (r[r["fewshot"].isin(shots)] for r in (runs, references))
     requested = runs.loc[runs["fewshot"] == runs["fewshot"].max(), "k"].unique()
     kmeans = runs[(runs["gen"] == "kmeans") & runs["k"].isin(requested)]
     kmeans = kmeans[kmeans["k"] <= kmeans["fewshot"]]
@@ -45,6 +54,7 @@ def fig10_curves(runs: pd.DataFrame, shots: Sequence[int] | None = None) -> pd.D
         [
             kmeans.assign(curve="k=" + kmeans["k"].astype(str)),
             runs[runs["gen"] == "all"].assign(curve="k=n"),
+            references,
         ]
     )
     grouped = chosen.groupby(["fm", "dataset", "curve", "fewshot"], sort=False)["accuracy"]
@@ -66,8 +76,10 @@ def fig10(runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, An
         squeeze=False,
         layout="constrained",
     )
+    labels = {label: colour for label, colour in REFERENCES.values()}
     names = sorted(
-        curves["curve"].unique(), key=lambda c: (c == "k=n", int(c[2:]) if c != "k=n" else 0)
+        curves["curve"].unique(),
+        key=lambda c: (c in labels, c == "k=n", int(c[2:]) if c[:2] == "k=" and c != "k=n" else 0),
     )
     extra = iter(sns.color_palette("tab10"))
     for (i, fm), (j, dataset) in ((a, b) for a in enumerate(fms) for b in enumerate(datasets)):
@@ -76,7 +88,9 @@ def fig10(runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, An
             curve = curves[
                 (curves["fm"] == fm) & (curves["dataset"] == dataset) & (curves["curve"] == name)
             ].sort_values("shots")
-            if name == "k=n":
+            if name in labels:
+                colour, style, alpha = labels[name], "--", 0.1
+            elif name == "k=n":
                 colour, style, alpha = "black", ":", 0.1
             else:
                 colour, style, alpha = SHOT_COLOURS.get(int(name[2:])) or next(extra), "-", 0.2
