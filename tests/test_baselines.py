@@ -147,3 +147,12 @@ def test_named_baselines_and_their_grid_rules():
         ("cache", -1, "l2", "l2"), ("knn", 5, "l2", "l2"), ("knn", 20, "l2", "l2"),
         ("linear_probe", -1, "l2", "l2"), ("linear_probe", -1, "none", "none"),
     ]  # fmt: skip
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_baselines_on_the_gpu_agree_with_the_cpu(task):
+    x, y, x_test, y_test = task
+    runs = expand_grid({"gen": ["linear_probe", "knn", "cache"], "fewshot": [5, -1], "seed": [3]})
+    cpu = sweep(x, y, x_test, y_test, runs)
+    gpu = sweep(x, y, x_test, y_test, runs, device="cuda")
+    assert (np.abs(cpu["accuracy"] - gpu["accuracy"]) <= 100 / len(y_test) * 2).all()
