@@ -146,3 +146,47 @@ def test_integers_beyond_float_precision_stay_exact(task):
 def test_unknown_parameter_in_set_params_is_rejected():
     with pytest.raises(ValueError):
         ImprintingClassifier().set_params(gem="mean")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"gen": "kmeans", "k": 3},
+        {"gen": "mean", "norm_post": "quantile", "agg": "mnn", "distance": "chebyshev", "m": 1},
+        {"gen": "kmeans", "k": 4, "agg": "mnn", "distance": "euclidean", "m": 4},
+        {"gen": "all", "agg": "mnn", "distance": "manhattan", "m": 6,
+         "weighting": "weighted_by_distance"},
+        {"gen": "random", "k": 2, "agg": "max", "distance": "cosine"},
+        {"gen": "all", "norm_pre": "none", "norm_inf": "none", "agg": "mnn",
+         "distance": "mahalanobis", "m": 2},
+        *({**NAMED_METHODS[name]} for name in ("linear_probe", "knn", "cache")),
+    ],
+)  # fmt: skip
+def test_decision_function_first_maximum_is_the_prediction(task, params):
+    x, y, x_test, _ = task
+    x_test = np.round(x_test, 1)  # coarse values: exact ties between votes and distances
+    clf = ImprintingClassifier(**params).fit(x, y)
+    scores = clf.decision_function(x_test)
+    assert scores.shape == (len(x_test), 4)
+    np.testing.assert_array_equal(clf.classes_[scores.argmax(1)], clf.predict(x_test))
+
+
+def test_decision_function_under_max_is_each_class_best_proxy_score(task):
+    x, y, x_test, _ = task
+    clf = ImprintingClassifier(gen="kmeans", k=3).fit(x, y)
+    proxies, labels = clf.proxies_.weights.numpy(), clf.proxies_.labels.numpy()
+    unit = x_test / np.linalg.norm(x_test, axis=1, keepdims=True)
+    expected = np.stack([(unit @ proxies[labels == c].T).max(1) for c in range(4)], axis=1)
+    np.testing.assert_allclose(clf.decision_function(x_test), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_vote_ties_go_to_the_class_of_the_nearest_proxy():
+    from imprint.method.aggregation import vote_scores
+
+    dists = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]])
+    labels = torch.tensor([[2, 0, 0, 2], [1, 1, 0, 0]])  # 2:2 ties, nearest proxy of class 2 / 1
+    scores = vote_scores(dists, labels, 3, "uniform")
+    assert scores.argmax(1).tolist() == [2, 1]
+    assert scores[0, 0] == 2 and scores[0, 2] == torch.nextafter(
+        torch.tensor(2.0), torch.tensor(3.0)
+    )

@@ -170,10 +170,10 @@ def _smallest(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
     return values, columns
 
 
-def vote(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tensor:
-    """Class votes of the m nearest proxies (columns nearest first), (N,) predictions.
-
-    A tie between classes goes to the class, among the tied ones, of the nearest proxy."""
+def vote_scores(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tensor:
+    """Class votes (N, C) of the m nearest proxies (columns nearest first), whose first maximum
+    is the predicted class: a tie between classes goes to the class, among the tied ones, of the
+    nearest proxy, whose vote is raised by the smallest float step above the tie."""
     n, m = labels.shape
     if weighting == "uniform":
         weights = torch.ones_like(dists)
@@ -183,8 +183,18 @@ def vote(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tenso
     position = torch.arange(m, device=labels.device).expand(n, m)
     first = torch.full((n, n_classes), m, dtype=torch.long, device=labels.device)
     first.scatter_reduce_(1, labels, position, "amin")
-    tied = votes == votes.amax(1, keepdim=True)
-    return torch.where(tied, first, m + 1).argmin(1)
+    top = votes.amax(1, keepdim=True)
+    tied = votes == top
+    rows = torch.nonzero(tied.sum(1) > 1).squeeze(1)
+    if len(rows):
+        winner = torch.where(tied[rows], first[rows], m + 1).argmin(1)
+        votes[rows, winner] = torch.nextafter(top[rows, 0], top.new_tensor(torch.inf))
+    return votes
+
+
+def vote(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tensor:
+    """The predicted class (N,) of the m nearest proxies' vote (``vote_scores``)."""
+    return vote_scores(dists, labels, n_classes, weighting).argmax(1)
 
 
 def aggregate_mnn(

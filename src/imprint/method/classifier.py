@@ -9,7 +9,13 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from imprint.method.aggregation import AGG, Variant
+from imprint.method.aggregation import (
+    AGG,
+    Variant,
+    class_max_scores,
+    nearest_proxies,
+    vote_scores,
+)
 from imprint.method.baselines import BASELINES, fit_baseline
 from imprint.method.generators import GEN, GenContext
 from imprint.method.normalize import NORM, NORM_POST
@@ -104,6 +110,31 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "proxies_")
         truth = index_labels(self.classes_, y, len(X))
         return float(np.average(self._predict_index(X) == truth, weights=sample_weight))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Per-class scores (rows of ``X``, ``classes_``) whose first maximum is the class
+        ``predict`` returns: under ``max`` with the inner product, each class's best proxy
+        score (ties: the lowest class); under an m-NN vote (``mnn``, or ``max`` with a distance:
+        1-NN), the votes, a tie raised by the smallest float step for the class of the nearest
+        proxy; for a baseline, its class scores."""
+        check_is_fitted(self, "proxies_")
+        p = self.params_
+        x = as_embeddings(X, "X", self.device)
+        check_dimensions(self.n_features_in_, x)
+        x = NORM[p["norm_inf"]](x)
+        n_classes = len(self.classes_)
+        if p["gen"] in BASELINES:
+            scores = self.baseline_(x)
+        elif p["agg"] == "max" and p["distance"] == "inner_product":
+            scores = class_max_scores(x, self.proxies_, n_classes)
+        else:
+            mnn = p["agg"] == "mnn"
+            m, weighting = (
+                (min(p["m"], len(self.proxies_.labels)), p["weighting"]) if mnn else (1, "uniform")
+            )
+            dists, index = nearest_proxies(x, self.proxies_, p["distance"], m, self.metric_)
+            scores = vote_scores(dists, self.proxies_.labels[index], n_classes, weighting)
+        return scores.cpu().numpy()
 
     def _predict_index(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "proxies_")
