@@ -128,8 +128,9 @@ def _submitted(directory: Path, endpoint: str, record: Path, *args: str) -> list
     for line in record.read_text().splitlines():
         pod = json.loads(line)["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        rule = re.search(r"--target-jobs '(\w+):", container["args"][1])[1]
-        jobs.append({"rule": rule, "container": container, "tolerations": pod.get("tolerations")})
+        target = re.search(r"--target-jobs '(\w+):([^']*)'", container["args"][1])
+        jobs.append({"rule": target[1], "wildcards": target[2], "container": container,
+                     "tolerations": pod.get("tolerations")})  # fmt: skip
     record.unlink()
     return jobs
 
@@ -160,7 +161,7 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
     _made(client, [f"results/runs/{e}.parquet" for e in experiments] + ["results/tables/nc1.csv"])
     report = _submitted(directory, endpoint, record)
     assert Counter(j["rule"] for j in report) == {
-        "cd_diagram": 4, "figure": 2, "fig6": 1, "collapse_figure": 2, "fig12": 1, "table1": 1,
+        "cd_diagram": 5, "figure": 2, "fig6": 1, "collapse_figure": 2, "fig12": 1, "table1": 1,
         "gen_time": 1, "paper_comparison": 1,
     }  # fmt: skip
     shard = "results/runs/fig6/pack1.parquet"
@@ -170,7 +171,8 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
     assert Counter(j["rule"] for j in cpu_only) == {"sweep_shard": 1}
     for job in compute + report + cpu_only:
         requests = job["container"]["resources"]["requests"]
-        gpu = job in compute and job["rule"] in ("embed", "sweep_shard")
+        timed = "experiment=gen_time_" in job["wildcards"]  # on the CPU, as the paper timed
+        gpu = job in compute and job["rule"] in ("embed", "sweep_shard") and not timed
         assert ("nvidia.com/gpu" in requests) == gpu, job["rule"]
         if gpu:
             assert requests["nvidia.com/gpu"] == "1"
@@ -179,3 +181,6 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
             assert not job["tolerations"], job["rule"]
         memory = {"embed": "32000M", "sweep_shard": "16000M"}.get(job["rule"])
         assert requests["memory"] == memory or (memory is None and requests["memory"]), job
+        if timed:  # 8 threads, of which the executor requests 95 %
+            cpu = requests["cpu"]
+            assert (float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)) >= 7.5, job
