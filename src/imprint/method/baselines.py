@@ -33,7 +33,7 @@ CACHE_BETA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 PROBE_C_GRID = (1e-2, 1e-1, 1.0, 1e1, 1e2)
 PROBE_HOLDOUT = 0.2
 PROBE_MAX_ITER = 300
-_CHUNK = 4096  # test rows scored at once
+_CHUNK_ENTRIES = 2**24  # test rows are scored in chunks of about this many similarities
 
 Scorer = Callable[[Tensor], Tensor]
 
@@ -42,8 +42,9 @@ def _unit(x: Tensor) -> Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def _chunked(score: Callable[[Tensor], Tensor], test: Tensor) -> Tensor:
-    return torch.cat([score(test[i : i + _CHUNK]) for i in range(0, len(test), _CHUNK)])
+def _chunked(score: Callable[[Tensor], Tensor], test: Tensor, n_train: int) -> Tensor:
+    rows = max(1, _CHUNK_ENTRIES // max(n_train, 1))
+    return torch.cat([score(test[i : i + rows]) for i in range(0, len(test), rows)])
 
 
 def knn_scores(
@@ -65,7 +66,7 @@ def knn_scores(
         scores = torch.zeros(len(rows), n_classes, dtype=top.dtype, device=top.device)
         return scores.scatter_add_(1, labels[index], (top / temperature).exp())
 
-    return _chunked(score, test)
+    return _chunked(score, test, len(train))
 
 
 def cache_scores(
@@ -75,7 +76,9 @@ def cache_scores(
     training row, summed per class. Scores (test rows, classes)."""
     bank = _unit(train).T
     onehot = F.one_hot(labels, n_classes).to(train.dtype)
-    return _chunked(lambda rows: (-beta * (1 - _unit(rows) @ bank)).exp() @ onehot, test)
+    return _chunked(
+        lambda rows: (-beta * (1 - _unit(rows) @ bank)).exp() @ onehot, test, len(train)
+    )
 
 
 def holdout_split(labels: Tensor, n_classes: int, seed: int, fraction: float = PROBE_HOLDOUT):
