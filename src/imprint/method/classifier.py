@@ -9,13 +9,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from imprint.method.aggregation import (
-    AGG,
-    Variant,
-    class_max_scores,
-    nearest_proxies,
-    vote_scores,
-)
+from imprint.method.aggregation import class_max_scores, nearest_proxies, vote_scores
 from imprint.method.baselines import BASELINES, fit_baseline
 from imprint.method.generators import GEN, GenContext
 from imprint.method.normalize import NORM, NORM_POST
@@ -137,19 +131,6 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         return scores.cpu().numpy()
 
     def _predict_index(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "proxies_")
-        p = self.params_
-        x = as_embeddings(X, "X", self.device)
-        check_dimensions(self.n_features_in_, x)
-        if p["gen"] in BASELINES:
-            return self.baseline_(NORM[p["norm_inf"]](x)).argmax(1).cpu().numpy()
-        variant = Variant(p["m"], p["weighting"])
-        (index,) = AGG[p["agg"]](
-            NORM[p["norm_inf"]](x),
-            self.proxies_,
-            len(self.classes_),
-            p["distance"],
-            [variant],
-            self.metric_,
-        )
-        return index.cpu().numpy()
+        """The class index of each row: the first maximum of its scores, which is what AGG
+        (``aggregate_max``, ``aggregate_mnn``: the sweep's) predicts from the same scores."""
+        return self.decision_function(X).argmax(1)
