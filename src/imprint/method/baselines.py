@@ -28,11 +28,11 @@ CACHE_BETA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # The linear probe's inverse regularisation C: chosen from this grid by accuracy on a held-out
 # fifth of every class's training rows (seeded), then refit on all of them; full-batch L-BFGS
 # of scikit-learn's objective to its tolerance (1e-4 on the gradient), at most PROBE_MAX_ITER
-# iterations (scikit-learn's default is 100, CLIP's 1,000), each fit starting where the previous
-# C's ended.
+# iterations (scikit-learn's default; CLIP's was 1,000), each fit starting where the previous
+# C's ended, the final one where the chosen C's did.
 PROBE_C_GRID = (1e-2, 1e-1, 1.0, 1e1, 1e2)
 PROBE_HOLDOUT = 0.2
-PROBE_MAX_ITER = 300
+PROBE_MAX_ITER = 100
 _CHUNK_ENTRIES = 2**24  # test rows are scored in chunks of about this many similarities
 
 Scorer = Callable[[Tensor], Tensor]
