@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from imprint.method.normalize import l2_normalize
 from imprint.method.randomness import stage_generator, uniform
 
 BASELINES = ("linear_probe", "knn", "cache")
@@ -38,10 +39,6 @@ _CHUNK_ENTRIES = 2**24  # test rows are scored in chunks of about this many simi
 Scorer = Callable[[Tensor], Tensor]
 
 
-def _unit(x: Tensor) -> Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
 def _chunked(score: Callable[[Tensor], Tensor], test: Tensor, n_train: int) -> Tensor:
     rows = max(1, _CHUNK_ENTRIES // max(n_train, 1))
     return torch.cat([score(test[i : i + rows]) for i in range(0, len(test), rows)])
@@ -58,11 +55,11 @@ def knn_scores(
     """DINO's k-NN: cosine similarity of L2-normalised embeddings, the ``k`` most similar
     training rows (all of them when there are fewer), each adding exp(similarity /
     ``temperature``) to its class. Scores (test rows, classes)."""
-    bank = _unit(train).T
+    bank = l2_normalize(train).T
     k = len(train) if k == -1 else min(k, len(train))
 
     def score(rows: Tensor) -> Tensor:
-        top, index = (_unit(rows) @ bank).topk(k, dim=1)
+        top, index = (l2_normalize(rows) @ bank).topk(k, dim=1)
         scores = torch.zeros(len(rows), n_classes, dtype=top.dtype, device=top.device)
         return scores.scatter_add_(1, labels[index], (top / temperature).exp())
 
@@ -74,10 +71,10 @@ def cache_scores(
 ) -> Tensor:
     """A Tip-Adapter cache without text: the affinity exp(−β (1 − cos)) of a test row to every
     training row, summed per class. Scores (test rows, classes)."""
-    bank = _unit(train).T
+    bank = l2_normalize(train).T
     onehot = F.one_hot(labels, n_classes).to(train.dtype)
     return _chunked(
-        lambda rows: (-beta * (1 - _unit(rows) @ bank)).exp() @ onehot, test, len(train)
+        lambda rows: (-beta * (1 - l2_normalize(rows) @ bank)).exp() @ onehot, test, len(train)
     )
 
 
