@@ -10,7 +10,6 @@ from scipy.stats import weibull_min
 from imprint.method.batch import ClassBatch
 from imprint.method.pipeline import prepare_classes
 from imprint.method.presample import fewshot, weibull
-from imprint.method.randomness import stage_generator
 from tests.conftest import make_task
 
 
@@ -25,9 +24,9 @@ def _rows(batch: ClassBatch, c: int) -> np.ndarray:
 
 def test_fewshot_draws_n_distinct_samples_of_each_class_deterministically():
     batch, x, y = _batch()
-    picked = fewshot(batch, 5, stage_generator(7, "presample"))
-    again = fewshot(batch, 5, stage_generator(7, "presample"))
-    other = fewshot(batch, 5, stage_generator(8, "presample"))
+    picked = fewshot(batch, 5, 7)
+    again = fewshot(batch, 5, 7)
+    other = fewshot(batch, 5, 8)
     assert picked.counts.tolist() == [5, 5, 5, 5]
     for c in range(4):
         rows = _rows(picked, c)
@@ -39,8 +38,8 @@ def test_fewshot_draws_n_distinct_samples_of_each_class_deterministically():
 
 def test_fewshot_all_and_more_than_available_keep_everything():
     batch, _, _ = _batch(per_class=6)
-    assert fewshot(batch, -1, stage_generator(0, "presample")) is batch
-    assert fewshot(batch, 50, stage_generator(0, "presample")).counts.tolist() == [6] * 4
+    assert fewshot(batch, -1, 0) is batch
+    assert fewshot(batch, 50, 0).counts.tolist() == [6] * 4
 
 
 def test_weibull_keeps_samples_between_the_quantiles_of_a_three_parameter_fit():
@@ -61,7 +60,7 @@ def test_weibull_comes_before_fewshot():
     labels = torch.tensor(y)
     batch = prepare_classes(torch.tensor(x), labels, 4, "none", 5, (0.3, 0.7), seed=1)
     filtered = weibull(ClassBatch.from_labels(torch.tensor(x), labels, 4), 0.3, 0.7)
-    expected = fewshot(filtered, 5, stage_generator(1, "presample"))
+    expected = fewshot(filtered, 5, 1)
     assert batch.counts.tolist() == [5] * 4
     assert torch.equal(batch.x, expected.x)
 

@@ -7,22 +7,35 @@ CPU and GPU alike: ``ClassBatch`` holds C classes padded to (C, n_max, D) with a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 
+def class_indices(classes: Tensor, n_classes: int) -> list[int]:
+    """The indices a boolean mask or index tensor selects among ``n_classes``."""
+    if classes.dtype == torch.bool:
+        return torch.arange(n_classes)[classes.cpu()].tolist()
+    return classes.cpu().tolist()
+
+
 @dataclass(frozen=True)
 class ClassBatch:
-    """Training embeddings of C classes, padded to (C, n_max, D); ``mask`` marks real samples."""
+    """Training embeddings of C classes, padded to (C, n_max, D); ``mask`` marks real samples;
+    ``keys`` name the classes for their random streams (``imprint.method.randomness``)."""
 
     x: Tensor
     mask: Tensor
+    keys: tuple[str, ...]
 
     @classmethod
-    def from_labels(cls, x: Tensor, labels: Tensor, n_classes: int) -> ClassBatch:
-        """Group the rows of ``x`` (N, D) by ``labels`` in 0..n_classes-1, keeping their order."""
+    def from_labels(
+        cls, x: Tensor, labels: Tensor, n_classes: int, keys: Sequence[str] | None = None
+    ) -> ClassBatch:
+        """Group the rows of ``x`` (N, D) by ``labels`` in 0..n_classes-1, keeping their order.
+        ``keys`` default to the class indices ("0", "1", ...: integer labels 0..C-1)."""
         order = torch.argsort(labels, stable=True)
         labels_sorted = labels[order]
         counts = torch.bincount(labels_sorted, minlength=n_classes)
@@ -33,7 +46,10 @@ class ClassBatch:
         padded[labels_sorted, position] = x[order]
         mask = torch.zeros(n_classes, n_max, dtype=torch.bool, device=x.device)
         mask[labels_sorted, position] = True
-        return cls(padded, mask)
+        keys = tuple(keys) if keys is not None else tuple(str(c) for c in range(n_classes))
+        if len(keys) != n_classes:
+            raise ValueError(f"{len(keys)} class keys for {n_classes} classes")
+        return cls(padded, mask, keys)
 
     @property
     def counts(self) -> Tensor:
@@ -61,11 +77,12 @@ class ClassBatch:
         order = order[:, :n_max]
         x = torch.gather(self.x, 1, order[..., None].expand(-1, -1, self.x.shape[2]))
         mask = torch.gather(keep, 1, order)
-        return ClassBatch(x * mask[..., None], mask)
+        return ClassBatch(x * mask[..., None], mask, self.keys)
 
     def subset(self, classes: Tensor) -> ClassBatch:
         """The classes selected by a boolean or index tensor."""
-        return ClassBatch(self.x[classes], self.mask[classes])
+        keys = tuple(self.keys[i] for i in class_indices(classes, self.n_classes))
+        return ClassBatch(self.x[classes], self.mask[classes], keys)
 
 
 @dataclass(frozen=True)

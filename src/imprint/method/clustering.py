@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imprint.method.randomness import uniform
+from imprint.method.randomness import ClassStreams
 
 
 def _centred(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -36,17 +36,18 @@ def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
     return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
-def _sample_proportional(weights: Tensor, draws: int, generator: torch.Generator) -> Tensor:
-    """``draws`` indices per row, each drawn with probability proportional to ``weights`` (C, n)."""
+def _sample_proportional(weights: Tensor, draws: int, streams: ClassStreams) -> Tensor:
+    """``draws`` indices per row, each drawn with probability proportional to ``weights`` (C, n),
+    row c from the stream of class c."""
     cumulative = torch.cumsum(weights.double(), dim=1)
     total = cumulative[:, -1:]
-    u = uniform((weights.shape[0], draws), generator, weights.device) * total
+    u = streams.uniform(draws, weights.device) * total
     index = torch.searchsorted(cumulative, u, right=True)
     return index.clamp_(max=weights.shape[1] - 1)
 
 
 def plus_plus_init(
-    x: Tensor, mask: Tensor, k: int, generator: torch.Generator, power: float = 2.0
+    x: Tensor, mask: Tensor, k: int, streams: ClassStreams, power: float = 2.0
 ) -> Tensor:
     """Greedy k-means++ seeding: indices (C, k) of k samples per class.
 
@@ -57,12 +58,12 @@ def plus_plus_init(
     n_classes = x.shape[0]
     trials = 2 + int(math.log(k))
     floor = mask.to(x.dtype) * 1e-30  # duplicates only: keeps every draw on a real sample
-    first = _sample_proportional(mask.to(x.dtype), 1, generator)
+    first = _sample_proportional(mask.to(x.dtype), 1, streams)
     chosen = [first]
     closest = squared_distances(x, _gather_rows(x, first))[..., 0].pow(power / 2) * mask
     rows = torch.arange(n_classes, device=x.device)
     for _ in range(1, k):
-        candidates = _sample_proportional(closest + floor, trials, generator)
+        candidates = _sample_proportional(closest + floor, trials, streams)
         dist = squared_distances(x, _gather_rows(x, candidates)).pow(power / 2)  # (C, n, trials)
         merged = torch.minimum(closest[..., None], dist) * mask[..., None]
         best = merged.sum(1).argmin(1)
@@ -72,7 +73,7 @@ def plus_plus_init(
 
 
 def kmeans(
-    x: Tensor, mask: Tensor, k: int, generator: torch.Generator, max_iter: int = 300
+    x: Tensor, mask: Tensor, k: int, streams: ClassStreams, max_iter: int = 300
 ) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means from greedy k-means++ seeds, run until no assignment changes.
 
@@ -80,7 +81,7 @@ def kmeans(
     An emptied cluster keeps its previous centroid.
     """
     xc, shift = _centred(x, mask)
-    centres = _gather_rows(xc, plus_plus_init(xc, mask, k, generator))
+    centres = _gather_rows(xc, plus_plus_init(xc, mask, k, streams))
     valid = mask.to(x.dtype)[..., None]
     previous = None
     for _ in range(max_iter):
@@ -173,7 +174,7 @@ def kmedoids(x: Tensor, mask: Tensor, k: int, max_iter: int = 300) -> tuple[Tens
 
 
 def kmedoids_pam(
-    x: Tensor, mask: Tensor, k: int, generator: torch.Generator, max_iter: int = 300
+    x: Tensor, mask: Tensor, k: int, streams: ClassStreams, max_iter: int = 300
 ) -> tuple[Tensor, Tensor]:
     """k-medoids per class (Euclidean) to a better optimum than the reference's: greedy
     k-medoids++ seeds, ``_alternate``, then PAM swaps to a local optimum. Returns medoid indices
@@ -183,7 +184,7 @@ def kmedoids_pam(
     for part, distances in _class_distances(x, mask):
         chunk_mask = mask[part]
         xc, _ = _centred(x[part], chunk_mask)
-        chosen = plus_plus_init(xc, chunk_mask, k, generator, power=1.0)
+        chosen = plus_plus_init(xc, chunk_mask, k, streams.subset(part), power=1.0)
         chosen = _alternate(distances, chunk_mask, chosen, max_iter)
         if k > 1:
             chosen = _swap(distances, chunk_mask, chosen, max_passes=max_iter)
@@ -313,7 +314,7 @@ def _swap(
     return medoids
 
 
-def farthest_point_sampling(x: Tensor, mask: Tensor, k: int, generator: torch.Generator) -> Tensor:
+def farthest_point_sampling(x: Tensor, mask: Tensor, k: int, streams: ClassStreams) -> Tensor:
     """Indices (C, k): a uniformly random first sample, then repeatedly the sample farthest
     (Euclidean) from all chosen ones; ties go to the lowest index."""
 
@@ -321,7 +322,7 @@ def farthest_point_sampling(x: Tensor, mask: Tensor, k: int, generator: torch.Ge
         chosen = _gather_rows(x, index)
         return torch.cdist(x, chosen, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
 
-    chosen = [_sample_proportional(mask.to(x.dtype), 1, generator)]
+    chosen = [_sample_proportional(mask.to(x.dtype), 1, streams)]
     closest = distance_to(chosen[0]).masked_fill(~mask, -1)
     for _ in range(1, k):
         nxt = closest.argmax(1, keepdim=True)

@@ -38,6 +38,7 @@ from imprint.method.pipeline import (
     index_labels,
     prepare_classes,
 )
+from imprint.method.randomness import class_keys
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def sweep(
     truth = index_labels(classes, y_test, x_test.shape[0])
     labels = torch.as_tensor(train_index, device=x_train.device)
     n_classes = len(classes)
+    keys = class_keys(classes)
 
     accuracy = np.zeros(len(runs))
     f1: list[list[float]] = [[] for _ in runs]
@@ -132,7 +134,7 @@ def sweep(
     for data_key, gens in plan.items():
         norm_pre, fewshot, weibull, data_seed = data_key
         batch: ClassBatch = prepare_classes(
-            x_train, labels, n_classes, norm_pre, fewshot, weibull, data_seed or 0
+            x_train, labels, n_classes, norm_pre, fewshot, weibull, data_seed or 0, keys
         )
         metric: torch.Tensor | None = None
         ncc = nearest_class_centre(test_view(norm_pre), batch.means()).cpu().numpy()

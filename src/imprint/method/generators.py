@@ -16,7 +16,7 @@ from torch import Tensor
 
 from imprint.method import clustering
 from imprint.method.batch import ClassBatch, ProxySet
-from imprint.method.randomness import stage_generator, uniform
+from imprint.method.randomness import ClassStreams
 
 
 @dataclass
@@ -31,8 +31,9 @@ class GenContext:
     kmeans_cache: dict[int, tuple[ProxySet, float]] = field(default_factory=dict)
     reused_seconds: float = 0.0
 
-    def generator(self) -> torch.Generator:
-        return stage_generator(self.seed, "gen")
+    def streams(self, batch: ClassBatch) -> ClassStreams:
+        """The GEN stage's random stream of each class of ``batch``."""
+        return ClassStreams.keyed(self.seed, "gen", batch.keys)
 
     def kmeans(self, batch: ClassBatch, k: int) -> ProxySet:
         if k in self.kmeans_cache:
@@ -41,7 +42,7 @@ class GenContext:
             return clusters
         start = time.perf_counter()
         clusters = _select_per_class(
-            batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.generator())[0]
+            batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.streams(sub))[0]
         )
         if clusters.weights.is_cuda:
             torch.cuda.synchronize()
@@ -89,8 +90,7 @@ def generate_random(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
     """k samples per class drawn uniformly without replacement."""
 
     def choose(sub: ClassBatch) -> Tensor:
-        keys = uniform(tuple(sub.mask.shape), context.generator(), sub.x.device)
-        keys = keys.masked_fill(~sub.mask, math.inf)
+        keys = context.streams(sub).uniform_masked(sub.mask)
         return _pick(sub, torch.argsort(keys, dim=1)[:, :k])
 
     return _select_per_class(batch, k, choose)
@@ -112,7 +112,7 @@ def generate_kmedoids_pam(batch: ClassBatch, k: int, context: GenContext) -> Pro
     """The k medoids of seeded k-medoids++, alternate and PAM swaps on each class."""
 
     def choose(sub: ClassBatch) -> Tensor:
-        return _pick(sub, clustering.kmedoids_pam(sub.x, sub.mask, k, context.generator())[0])
+        return _pick(sub, clustering.kmedoids_pam(sub.x, sub.mask, k, context.streams(sub))[0])
 
     return _select_per_class(batch, k, choose)
 
@@ -122,7 +122,7 @@ def generate_fps(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
 
     def choose(sub: ClassBatch) -> Tensor:
         return _pick(
-            sub, clustering.farthest_point_sampling(sub.x, sub.mask, k, context.generator())
+            sub, clustering.farthest_point_sampling(sub.x, sub.mask, k, context.streams(sub))
         )
 
     return _select_per_class(batch, k, choose)

@@ -8,6 +8,7 @@ predict: embeddings -> NORMinf -> AGG  (``NORM``, ``AGG``)
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,6 @@ from imprint.method.batch import ClassBatch
 from imprint.method.normalize import NORM
 from imprint.method.presample import fewshot as sample_fewshot
 from imprint.method.presample import weibull as sample_weibull
-from imprint.method.randomness import stage_generator
 
 
 def as_embeddings(
@@ -116,13 +116,15 @@ def prepare_classes(
     fewshot: int,
     weibull: tuple[float, float] | None,
     seed: int,
+    keys: Sequence[str] | None = None,
 ) -> ClassBatch:
     """NORMpre, then grouping by class, Weibull presampling and few-shot sampling (the
-    reference's order)."""
-    batch = ClassBatch.from_labels(NORM[norm_pre](x), labels, n_classes)
+    reference's order). ``keys`` name the classes' random streams (``class_keys`` of the
+    labels; default the class indices)."""
+    batch = ClassBatch.from_labels(NORM[norm_pre](x), labels, n_classes, keys)
     if weibull is not None:
         batch = sample_weibull(batch, *weibull)
-    return sample_fewshot(batch, fewshot, stage_generator(seed, "presample"))
+    return sample_fewshot(batch, fewshot, seed)
 
 
 def distance_metric(batch: ClassBatch, distance: str) -> Tensor | None:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from imprint.method.batch import ClassBatch
-from imprint.method.randomness import uniform
+from imprint.method.randomness import ClassStreams
 
 
-def fewshot(batch: ClassBatch, n: int, generator: torch.Generator) -> ClassBatch:
-    """``n`` random samples per class (all of a class with fewer; ``n = -1`` keeps everything)."""
+def fewshot(batch: ClassBatch, n: int, seed: int) -> ClassBatch:
+    """``n`` random samples per class (all of a class with fewer; ``n = -1`` keeps everything),
+    each class drawn from its own stream (``imprint.method.randomness``)."""
     if n == -1 or n >= int(batch.counts.max()):
         return batch
-    keys = uniform(tuple(batch.mask.shape), generator, batch.x.device)
-    keys = keys.masked_fill(~batch.mask, math.inf)
+    keys = ClassStreams.keyed(seed, "presample", batch.keys).uniform_masked(batch.mask)
     rank = torch.argsort(torch.argsort(keys, dim=1), dim=1)
     return batch.keep(rank < n)
 
