@@ -2,26 +2,68 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
+from torch import Tensor
 
 from imprint.method.aggregation import class_max_scores, nearest_proxies, vote_scores
 from imprint.method.baselines import BASELINES, fit_baseline
-from imprint.method.generators import GEN, GenContext
+from imprint.method.batch import ClassBatch, ProxySet
+from imprint.method.generators import COUPLED_GENS, GEN, GenContext
 from imprint.method.normalize import NORM, NORM_POST
 from imprint.method.params import DEFAULTS, validate_params
 from imprint.method.pipeline import (
     as_embeddings,
     check_dimensions,
+    check_label_kind,
     distance_metric,
     encode_labels,
     index_labels,
     prepare_classes,
 )
+from imprint.method.randomness import class_keys
+
+
+@dataclass(frozen=True)
+class KeptClass:
+    """What the classifier keeps of one class: its training rows (in the order seen), the rows
+    NORMpre, Weibull and few-shot sampling left, and its proxies before NORMpost (k-means
+    clusters for ``kls``; none for ``ls`` and the baselines, which use all classes at once)."""
+
+    rows: Tensor
+    prepared: Tensor
+    proxies: Tensor | None
+
+
+def _imprint_classes(rows: dict[Any, Tensor], p: dict[str, Any]) -> dict[Any, KeptClass]:
+    """The per-class steps for the classes in ``rows`` (label -> training rows), batched."""
+    labels = list(rows)
+    index = torch.cat(
+        [torch.full((len(r),), i, dtype=torch.long) for i, r in enumerate(rows.values())]
+    )
+    x = torch.cat(list(rows.values()))
+    batch = prepare_classes(
+        x, index.to(x.device), len(labels), p["norm_pre"], p["fewshot"], p["weibull"],
+        p["seed"], class_keys(labels),
+    )  # fmt: skip
+    proxies: ProxySet | None = None
+    if p["gen"] == "kls":
+        proxies = GenContext(p["seed"], p["lambda_reg"]).kmeans(batch, p["k"])
+    elif p["gen"] not in COUPLED_GENS and p["gen"] not in BASELINES:
+        proxies = GEN[p["gen"]](batch, p["k"], GenContext(p["seed"], p["lambda_reg"]))
+    return {
+        label: KeptClass(
+            rows[label],
+            batch.x[c][batch.mask[c]],
+            None if proxies is None else proxies.weights[proxies.labels == c],
+        )
+        for c, label in enumerate(labels)
+    }
 
 
 class ImprintingClassifier(ClassifierMixin, BaseEstimator):
@@ -31,7 +73,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
     NORMpost); ``predict`` scores test embeddings against them (NORMinf, AGG). The defaults are
     the paper's best method; ``NAMED_METHODS`` holds the published ones. ``weibull=[a, b]`` keeps
     the samples between the a- and b-quantiles of a Weibull law fitted to distances from the class
-    mean. Labels may be any sortable values.
+    mean. Labels may be any sortable values; each class's random draws are keyed by its label.
+    ``partial_fit`` adds classes, or samples of known ones, to a fitted classifier.
 
     ``gen`` may also name a baseline (``linear_probe``, ``knn``, ``cache``;
     ``imprint.method.baselines``): it is fitted on the same NORMpre'd, presampled rows and
@@ -72,27 +115,86 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self.weibull = weibull
 
     def fit(self, X: Any, y: Any) -> ImprintingClassifier:
-        """Generate every class's proxies from training embeddings ``X`` (N, D) and labels ``y``."""
+        """Generate every class's proxies from training embeddings ``X`` (N, D) and labels ``y``;
+        forgets any earlier fit."""
+        for fitted in ("classes_", "store_", "params_", "n_features_in_"):
+            self.__dict__.pop(fitted, None)
+        return self._add(X, y, min_classes=2)
+
+    def partial_fit(self, X: Any, y: Any) -> ImprintingClassifier:
+        """Add training embeddings ``X`` (N, D) with labels ``y``: classes not seen before, more
+        samples of known ones, or both. Afterwards the classifier predicts as one ``fit`` on all
+        the rows seen so far, in the order seen (same parameters and seed).
+
+        Kept (memory): every class's training rows, the rows its NORMpre, Weibull and few-shot
+        steps left, and its proxies before NORMpost: about twice the training embeddings.
+        Cost: NORMpre, presampling and GEN of the classes in ``y`` only (each class draws from
+        its own random stream, so the others stay as they were); then the steps that couple
+        classes, over all classes from what is kept: the least-squares solve of ``ls`` and
+        ``kls`` (O(N D² + D³)), NORMpost (quantile: a sort of the pooled proxy values),
+        Mahalanobis' covariance (O(N D²)) and a baseline's fit."""
+        return self._add(X, y, min_classes=1)
+
+    def _add(self, X: Any, y: Any, min_classes: int) -> ImprintingClassifier:
         p = validate_params(self.get_params())
+        fitted = hasattr(self, "store_")
+        if fitted and p != self.params_:
+            raise ValueError(
+                "the parameters changed since the classifier was fitted; call fit to start again"
+            )
         x = as_embeddings(X, "X", self.device)
-        self.classes_, index = encode_labels(y, x.shape[0])
-        labels = torch.as_tensor(index, device=x.device)
-        batch = prepare_classes(
-            x, labels, len(self.classes_), p["norm_pre"], p["fewshot"], p["weibull"], p["seed"]
+        if fitted:
+            check_dimensions(self.n_features_in_, x)
+        new_classes, index = encode_labels(y, x.shape[0], min_classes)
+        if fitted:
+            check_label_kind(new_classes, self.classes_, "y")
+        store = self.store_ if fitted else {}
+        rows = {}
+        for i, label in enumerate(new_classes.tolist()):
+            added = x[torch.as_tensor(index == i, device=x.device)]
+            rows[label] = added if label not in store else torch.cat([store[label].rows, added])
+        store.update(_imprint_classes(rows, p))
+        self.store_ = store
+        self.classes_ = (
+            np.unique(np.concatenate([self.classes_, new_classes])) if fitted else new_classes
+        )
+        self.n_features_in_ = x.shape[1]
+        self.params_ = p
+        self._couple()
+        return self
+
+    def _couple(self) -> None:
+        """The steps that couple classes, from every class's kept rows and proxies: ``ls`` and
+        ``kls``' joint solve, NORMpost, Mahalanobis' whitening, a baseline's fit."""
+        p = self.params_
+        kept = [self.store_[label] for label in self.classes_.tolist()]
+        labels = torch.cat(
+            [torch.full((len(c.prepared),), i, dtype=torch.long) for i, c in enumerate(kept)]
+        ).to(kept[0].prepared.device)
+        batch = ClassBatch.from_labels(
+            torch.cat([c.prepared for c in kept]), labels, len(kept), class_keys(self.classes_)
         )
         if p["gen"] in BASELINES:
             rows, index = batch.flat()
-            self.baseline_ = fit_baseline(
-                p["gen"], rows, index, len(self.classes_), p["k"], p["seed"]
-            )
+            self.baseline_ = fit_baseline(p["gen"], rows, index, len(kept), p["k"], p["seed"])
             self.proxies_ = self.metric_ = None
+            return
+        context = GenContext(p["seed"], p["lambda_reg"])
+        if p["gen"] == "ls":
+            proxies = GEN["ls"](batch, p["k"], context)
         else:
-            proxies = GEN[p["gen"]](batch, p["k"], GenContext(p["seed"], p["lambda_reg"]))
-            self.proxies_ = NORM_POST[p["norm_post"]](proxies)
-            self.metric_ = distance_metric(batch, p["distance"])
-        self.n_features_in_ = x.shape[1]
-        self.params_ = p
-        return self
+            proxies = ProxySet(
+                torch.cat([c.proxies for c in kept]),
+                torch.cat(
+                    [torch.full((len(c.proxies),), i, dtype=torch.long) for i, c in enumerate(kept)]
+                ).to(labels.device),
+            )
+            if p["gen"] == "kls":  # the proxies kept are each class's k-means clusters
+                context.kmeans_cache[p["k"]] = (proxies, 0.0)
+                proxies = GEN["kls"](batch, p["k"], context)
+        self.proxies_ = NORM_POST[p["norm_post"]](proxies)
+        self.metric_ = distance_metric(batch, p["distance"])
+        self.baseline_ = None
 
     def predict(self, X: Any) -> np.ndarray:
         """The predicted label of each row of ``X``."""

@@ -195,5 +195,7 @@ GEN: dict[str, Callable[[ClassBatch, int, GenContext], ProxySet]] = {
     "kls": generate_kls,
 }
 
+# Generators whose proxies of one class depend on the other classes' samples (a joint solve).
+COUPLED_GENS = frozenset({"ls", "kls"})
 # Generators whose proxies depend on the seed (the others are deterministic functions of the data).
 RANDOM_GENS = frozenset({"random", "kmeans", "kmedoids_pam", "fps", "kls"})

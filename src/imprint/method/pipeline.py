@@ -69,14 +69,23 @@ def _label_kind(labels: np.ndarray) -> str:
     return "text"
 
 
-def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def encode_labels(y: Any, n_rows: int, min_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """The sorted distinct labels and each label's index among them (labels need not be 0..C-1)."""
     classes, index = np.unique(_labels_array(y, "y", n_rows), return_inverse=True)
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise ValueError(
-            f"y must hold at least two classes, got {len(classes)}: {classes.tolist()}"
+            f"y must hold at least {min_classes} classes, got {len(classes)}: {classes.tolist()}"
         )
     return classes, index
+
+
+def check_label_kind(labels: np.ndarray, classes: np.ndarray, name: str) -> None:
+    """Reject labels of another kind (text against numbers) than the fitted ``classes``."""
+    if _label_kind(labels) != _label_kind(classes):
+        raise ValueError(
+            f"{name} holds {_label_kind(labels)} ({labels.dtype}) but the training labels are "
+            f"{_label_kind(classes)} ({classes.dtype}); give both the same kind of labels"
+        )
 
 
 def index_labels(classes: np.ndarray, y: Any, n_rows: int) -> np.ndarray:
@@ -84,11 +93,7 @@ def index_labels(classes: np.ndarray, y: Any, n_rows: int) -> np.ndarray:
     the training labels (text against numbers) or of a class unseen in training are rejected:
     no prediction could match them, so the accuracy would be silently wrong."""
     labels = _labels_array(y, "y_test", n_rows)
-    if _label_kind(labels) != _label_kind(classes):
-        raise ValueError(
-            f"y_test holds {_label_kind(labels)} ({labels.dtype}) but the training labels are "
-            f"{_label_kind(classes)} ({classes.dtype}); give both the same kind of labels"
-        )
+    check_label_kind(labels, classes, "y_test")
     position = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
     unseen = classes[position] != labels
     if unseen.any():

@@ -1,0 +1,113 @@
+"""``partial_fit``: any order of class batches, and more samples of known classes, equal one
+``fit`` on everything seen, for every GEN, NORMpost and aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imprint import ImprintingClassifier
+from imprint.method.baselines import BASELINES
+from imprint.method.generators import GEN
+from imprint.method.normalize import NORM_POST
+from tests.conftest import make_task
+
+NAMES = np.array(["ant", "bee", "cat", "dog", "eel"])
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y = make_task(n_classes=5, per_class=24, dim=6, modes=3, seed=3)
+    x_test, _ = make_task(n_classes=5, per_class=12, dim=6, modes=3, seed=3, sample_seed=4)
+    return x, NAMES[y], x_test
+
+
+def _batches(x: np.ndarray, y: np.ndarray, order: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The training rows in class batches: cat and eel first, then bee with the first half of
+    dog, then ant with dog's second half (a known class gets more samples), in ``order``."""
+    dog = np.flatnonzero(y == "dog")
+    parts = [
+        np.isin(y, ["cat", "eel"]),
+        np.isin(y, ["bee"]) | np.isin(np.arange(len(y)), dog[:12]),
+        np.isin(y, ["ant"]) | np.isin(np.arange(len(y)), dog[12:]),
+    ]
+    if order == "reversed":
+        parts = parts[::-1]
+    return [(x[p], y[p]) for p in parts]
+
+
+def _fit_both(params, x, y, order):
+    batches = _batches(x, y, order)
+    whole = ImprintingClassifier(**params).fit(
+        np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    )
+    step = ImprintingClassifier(**params)
+    for rows, labels in batches:
+        step.partial_fit(rows, labels)
+    return whole, step
+
+
+def _assert_same(whole, step, x_test):
+    np.testing.assert_array_equal(step.classes_, whole.classes_)
+    np.testing.assert_array_equal(step.predict(x_test), whole.predict(x_test))
+    np.testing.assert_allclose(
+        step.decision_function(x_test), whole.decision_function(x_test), rtol=1e-4, atol=1e-5
+    )
+    if whole.proxies_ is not None:
+        assert torch.equal(step.proxies_.labels, whole.proxies_.labels)
+        torch.testing.assert_close(step.proxies_.weights, whole.proxies_.weights)
+
+
+@pytest.mark.parametrize("order", ["given", "reversed"])
+@pytest.mark.parametrize("gen", [*GEN, *BASELINES])
+def test_every_gen_in_class_batches_equals_one_fit(data, gen, order):
+    x, y, x_test = data
+    whole, step = _fit_both({"gen": gen, "k": 3, "seed": 5}, x, y, order)
+    _assert_same(whole, step, x_test)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        *({"gen": "kmeans", "k": 4, "norm_post": post} for post in NORM_POST),
+        {"gen": "kls", "k": 2, "norm_pre": "none", "norm_post": "quantile"},
+        {"gen": "ls", "norm_post": "quantile_sequential"},
+        {"gen": "all", "agg": "mnn", "m": 5, "distance": "mahalanobis"},
+        {"gen": "kmeans", "k": 3, "agg": "mnn", "m": 3, "distance": "cosine",
+         "weighting": "weighted_by_distance"},
+        {"gen": "random", "k": 3, "agg": "max", "distance": "chebyshev", "norm_post": "quantile"},
+        {"gen": "fps", "k": 3, "fewshot": 5, "seed": 2},
+        {"gen": "kmeans", "k": 2, "fewshot": 8, "weibull": (0.05, 0.95)},
+    ],
+)  # fmt: skip
+def test_normalisations_aggregations_and_presampling_in_class_batches_equal_one_fit(data, params):
+    x, y, x_test = data
+    for order in ("given", "reversed"):
+        _assert_same(*_fit_both(params, x, y, order), x_test)
+
+
+def test_adding_a_class_leaves_the_other_classes_proxies_as_they_were(data):
+    x, y, _ = data
+    clf = ImprintingClassifier(gen="kmeans", k=3, seed=1).fit(x[y != "cat"], y[y != "cat"])
+    before = {c: clf.proxies_.weights[clf.proxies_.labels == i] for i, c in enumerate(clf.classes_)}
+    clf.partial_fit(x[y == "cat"], y[y == "cat"])
+    assert clf.classes_.tolist() == NAMES.tolist()
+    for i, c in enumerate(clf.classes_):
+        if c != "cat":
+            assert torch.equal(clf.proxies_.weights[clf.proxies_.labels == i], before[c])
+
+
+def test_a_first_partial_fit_may_hold_one_class_and_bad_additions_are_refused(data):
+    x, y, x_test = data
+    clf = ImprintingClassifier(gen="mean").partial_fit(x[y == "ant"], y[y == "ant"])
+    assert set(clf.predict(x_test)) == {"ant"}
+    with pytest.raises(ValueError, match="X has 3 features but the classifier was fitted on 6"):
+        clf.partial_fit(x[:4, :3], y[:4])
+    with pytest.raises(ValueError, match=r"y holds numbers .* but the training labels are text"):
+        clf.partial_fit(x[:4], np.arange(4))
+    clf.set_params(gen="kmeans")
+    with pytest.raises(ValueError, match="parameters changed since the classifier was fitted"):
+        clf.partial_fit(x[:4], y[:4])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(x[y == "ant"], y[y == "ant"])
