@@ -188,6 +188,5 @@ def test_vote_ties_go_to_the_class_of_the_nearest_proxy():
     labels = torch.tensor([[2, 0, 0, 2], [1, 1, 0, 0]])  # 2:2 ties, nearest proxy of class 2 / 1
     scores = vote_scores(dists, labels, 3, "uniform")
     assert scores.argmax(1).tolist() == [2, 1]
-    assert scores[0, 0] == 2 and scores[0, 2] == torch.nextafter(
-        torch.tensor(2.0), torch.tensor(3.0)
-    )
+    step = torch.nextafter(torch.tensor(2.0), torch.tensor(3.0)) - 2
+    assert scores[0, 0] == 2 and 0 < scores[0, 2] - 2 <= 2 * step

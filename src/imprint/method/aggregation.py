@@ -173,23 +173,22 @@ def _smallest(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
 def vote_scores(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tensor:
     """Class votes (N, C) of the m nearest proxies (columns nearest first), whose first maximum
     is the predicted class: a tie between classes goes to the class, among the tied ones, of the
-    nearest proxy, whose vote is raised by the smallest float step above the tie."""
+    nearest proxy, whose vote is raised by a relative 2·eps of its dtype (a float step or two).
+    Written with fixed-shape operations only, so that ``torch.export`` and ONNX take it."""
     n, m = labels.shape
     if weighting == "uniform":
         weights = torch.ones_like(dists)
     else:
         weights = 1 / (dists + 1e-10)
-    votes = dists.new_zeros(n, n_classes).scatter_add_(1, labels, weights)
+    votes = dists.new_zeros(n, n_classes).scatter_add(1, labels, weights)
     position = torch.arange(m, device=labels.device).expand(n, m)
     first = torch.full((n, n_classes), m, dtype=torch.long, device=labels.device)
-    first.scatter_reduce_(1, labels, position, "amin")
+    first = first.scatter_reduce(1, labels, position, "amin")
     top = votes.amax(1, keepdim=True)
     tied = votes == top
-    rows = torch.nonzero(tied.sum(1) > 1).squeeze(1)
-    if len(rows):
-        winner = torch.where(tied[rows], first[rows], m + 1).argmin(1)
-        votes[rows, winner] = torch.nextafter(top[rows, 0], top.new_tensor(torch.inf))
-    return votes
+    winner = torch.where(tied, first, m + 1).argmin(1, keepdim=True)
+    raised = votes.scatter(1, winner, top * (1 + 2 * torch.finfo(votes.dtype).eps))
+    return torch.where(tied.sum(1, keepdim=True) > 1, raised, votes)
 
 
 def vote(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -> Tensor:

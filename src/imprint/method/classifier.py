@@ -211,7 +211,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         """Per-class scores (rows of ``X``, ``classes_``) whose first maximum is the class
         ``predict`` returns: under ``max`` with the inner product, each class's best proxy
         score (ties: the lowest class); under an m-NN vote (``mnn``, or ``max`` with a distance:
-        1-NN), the votes, a tie raised by the smallest float step for the class of the nearest
+        1-NN), the votes, a tie raised by a float step or two for the class of the nearest
         proxy; for a baseline, its class scores."""
         check_is_fitted(self, "proxies_")
         p = self.params_
