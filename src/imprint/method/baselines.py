@@ -11,6 +11,7 @@ with every setting open.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,40 @@ def _chunked(score: Callable[[Tensor], Tensor], test: Tensor, n_train: int) -> T
     return torch.cat([score(test[i : i + rows]) for i in range(0, len(test), rows)])
 
 
+@dataclass(frozen=True)
+class FittedBaseline:
+    """A fitted baseline: called on test rows, their class scores (rows, classes).
+
+    ``tensors`` are a linear probe's ``weight`` (C, D) and ``bias`` (C,), or a k-NN's or
+    cache's ``bank`` of L2-normalised training rows (N, D) and their class ``labels`` (N,)."""
+
+    name: str
+    tensors: dict[str, Tensor]
+    n_classes: int
+    k: int = KNN_NEIGHBOURS
+    temperature: float = KNN_TEMPERATURE
+    beta: float = CACHE_BETA
+
+    def __call__(self, rows: Tensor) -> Tensor:
+        if self.name == "linear_probe":
+            return self.score_block(rows)
+        return _chunked(self.score_block, rows, len(self.tensors["bank"]))
+
+    def score_block(self, rows: Tensor) -> Tensor:
+        """The scores of one block of rows, with fixed-shape operations (``torch.export``)."""
+        t = self.tensors
+        if self.name == "linear_probe":
+            return rows.to(t["weight"].dtype) @ t["weight"].T + t["bias"]
+        similarity = l2_normalize(rows) @ t["bank"].T
+        if self.name == "knn":
+            k = len(t["bank"]) if self.k == -1 else min(self.k, len(t["bank"]))
+            top, index = similarity.topk(k, dim=1)
+            scores = similarity.new_zeros(len(rows), self.n_classes)
+            return scores.scatter_add(1, t["labels"][index], (top / self.temperature).exp())
+        onehot = F.one_hot(t["labels"], self.n_classes).to(similarity.dtype)
+        return (-self.beta * (1 - similarity)).exp() @ onehot
+
+
 def knn_scores(
     train: Tensor,
     labels: Tensor,
@@ -55,15 +90,8 @@ def knn_scores(
     """DINO's k-NN: cosine similarity of L2-normalised embeddings, the ``k`` most similar
     training rows (all of them when there are fewer), each adding exp(similarity /
     ``temperature``) to its class. Scores (test rows, classes)."""
-    bank = l2_normalize(train).T
-    k = len(train) if k == -1 else min(k, len(train))
-
-    def score(rows: Tensor) -> Tensor:
-        top, index = (l2_normalize(rows) @ bank).topk(k, dim=1)
-        scores = torch.zeros(len(rows), n_classes, dtype=top.dtype, device=top.device)
-        return scores.scatter_add_(1, labels[index], (top / temperature).exp())
-
-    return _chunked(score, test, len(train))
+    bank = {"bank": l2_normalize(train), "labels": labels}
+    return FittedBaseline("knn", bank, n_classes, k=k, temperature=temperature)(test)
 
 
 def cache_scores(
@@ -71,11 +99,8 @@ def cache_scores(
 ) -> Tensor:
     """A Tip-Adapter cache without text: the affinity exp(−β (1 − cos)) of a test row to every
     training row, summed per class. Scores (test rows, classes)."""
-    bank = l2_normalize(train).T
-    onehot = F.one_hot(labels, n_classes).to(train.dtype)
-    return _chunked(
-        lambda rows: (-beta * (1 - l2_normalize(rows) @ bank)).exp() @ onehot, test, len(train)
-    )
+    bank = {"bank": l2_normalize(train), "labels": labels}
+    return FittedBaseline("cache", bank, n_classes, beta=beta)(test)
 
 
 def holdout_split(labels: Tensor, n_classes: int, seed: int, fraction: float = PROBE_HOLDOUT):
@@ -196,7 +221,7 @@ def fit_linear_probe(
     def fit(x: Tensor, y: Tensor, c: float) -> Scorer:
         start = solutions[list(solutions)[-1]] if solutions else None
         weight, bias = solutions[c] = fit_logistic(x, y, n_classes, c, max_iter, start)
-        return lambda rows: _scores(rows, weight, bias)
+        return FittedBaseline("linear_probe", {"weight": weight, "bias": bias}, n_classes)
 
     if C is None:
         C = _select(sorted(grid), fit, train, labels, n_classes, seed, 1.0)
@@ -204,20 +229,14 @@ def fit_linear_probe(
     return weight, bias, C
 
 
-def _scores(rows: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    return rows.to(weight.dtype) @ weight.T + bias
-
-
 def fit_baseline(
     name: str, train: Tensor, labels: Tensor, n_classes: int, k: int, seed: int
-) -> Scorer:
-    """A baseline with the study's settings, fitted: a function from test rows to class scores.
-    ``k`` is the k-NN's number of neighbours (−1: all)."""
+) -> FittedBaseline:
+    """A baseline with the study's settings, fitted. ``k`` is the k-NN's number of neighbours
+    (−1: all)."""
     if name == "linear_probe":
         weight, bias, _ = fit_linear_probe(train, labels, n_classes, seed)
-        return lambda rows: _scores(rows, weight, bias)
-    if name == "knn":
-        return lambda rows: knn_scores(train, labels, rows, n_classes, k)
-    if name == "cache":
-        return lambda rows: cache_scores(train, labels, rows, n_classes)
+        return FittedBaseline(name, {"weight": weight, "bias": bias}, n_classes)
+    if name in ("knn", "cache"):
+        return FittedBaseline(name, {"bank": l2_normalize(train), "labels": labels}, n_classes, k)
     raise ValueError(f"no baseline named {name!r}; choose one of {list(BASELINES)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from imprint.method.pipeline import (
     prepare_classes,
 )
 from imprint.method.randomness import class_keys
+
+if TYPE_CHECKING:
+    from imprint.deploy.head import ImprintedHead
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,15 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             dists, index = nearest_proxies(x, self.proxies_, p["distance"], m, self.metric_)
             scores = vote_scores(dists, self.proxies_.labels[index], n_classes, weighting)
         return scores.cpu().numpy()
+
+    def to_torch(self) -> ImprintedHead:
+        """The fitted classifier as a torch module from embeddings to the class scores of
+        ``decision_function`` (``imprint.deploy.head``); it works with ``torch.export`` and
+        ONNX, and ``imprint.deploy.model_file`` saves it."""
+        check_is_fitted(self, "proxies_")
+        from imprint.deploy.head import head_of
+
+        return head_of(self)
 
     def _predict_index(self, X: Any) -> np.ndarray:
         """The class index of each row: the first maximum of its scores, which is what AGG
