@@ -15,6 +15,7 @@ from imprint.study.config import (
     check_unique_keys,
     figure_experiments,
     figure_settings,
+    kept_models,
     resolve_config,
     shard_spec,
     sweep_setup,
@@ -261,6 +262,9 @@ def final_targets():
     targets += [f"results/figures/{f}.pdf" for f in figures]
     if config.get("published"):
         targets += ["results/tables/paper_comparison.md"]
+    targets += expand(
+        "results/models/{model}.{ext}", model=kept_models(config), ext=["pt", "json"]
+    )
     return targets
 
 
@@ -340,6 +344,23 @@ def precomputed_files(wildcards):
 
     embeddings, _, labels, _ = array_files(precomputed_split(wildcards))
     return list(dict.fromkeys([str(embeddings), str(labels)]))
+
+
+def kept_entry(wildcards):
+    return kept_models(config)[wildcards.model]
+
+
+def keep_inputs(wildcards):
+    """A kept classifier's task embeddings (``train``, ``test``) and its FM's weights."""
+    entry = kept_entry(wildcards)
+    fm, dataset = entry["fm"], entry["dataset"]
+    data = [(fm, dataset, split) for split in ("train", "test")]
+    inputs = embedding_files(data, lambda fm, dataset, split: split)
+    spec = fm_of(fm)
+    if spec.source != "precomputed":
+        suffix = "pt" if spec.source == "demo" else "pth"
+        inputs["weights"] = f"resources/models/{fm}.{suffix}"
+    return inputs
 
 
 def cd_view(wildcards):

@@ -73,6 +73,7 @@ class DemoCNN(nn.Module):
         return self.head(self.features(x))
 
 
+DEMO_INPUT_SIZE = (8, 8)  # the demo CNN's one image size: its linear layer fits 8x8 digits
 DEMO_PREPROCESSING = Preprocessing(resize=None, crop=None, mean=(0.3,), std=(0.35,), channels=1)
 
 
@@ -289,6 +290,19 @@ def download_weights(url: str, path: str | os.PathLike) -> None:
             raise RuntimeError(f"downloading weights from {url} failed: {error}") from error
         if not isinstance(state, dict):
             raise RuntimeError(f"{url} did not hold a state dict")
+
+
+def embedding_network(spec: FMSpec, state: dict[str, Tensor]) -> nn.Module:
+    """An FM's embedding network (what ``load_fm`` returns) rebuilt from its own state dict:
+    the demo CNN's feature layers, sized by the state, or the library model without its
+    classifier."""
+    if spec.source == "demo":
+        width, embedding = state["0.weight"].shape[0], state["6.weight"].shape[0]
+        model = DemoCNN(width=width, embedding_dim=embedding).features
+    else:
+        model = _without_head(_architecture(spec), spec)
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def load_fm(

@@ -235,6 +235,42 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             scores = vote_scores(dists, self.proxies_.labels[index], n_classes, weighting)
         return scores.cpu().numpy()
 
+    def kept_state(self) -> dict[str, Any]:
+        """What ``partial_fit`` keeps, as plain values and CPU tensors (``torch.save`` writes it,
+        ``torch.load(weights_only=True)`` reads it); ``from_kept_state`` restores the classifier.
+        The presampled rows are left out where they are NORMpre of the training rows."""
+        check_is_fitted(self, "store_")
+        p = self.params_
+        presampled = p["fewshot"] != -1 or p["weibull"] is not None
+        kept = [self.store_[label] for label in self.classes_.tolist()]
+        return {
+            "params": {**p, "weibull": None if p["weibull"] is None else list(p["weibull"])},
+            "classes": self.classes_.tolist(),
+            "rows": [c.rows.cpu() for c in kept],
+            "prepared": [c.prepared.cpu() for c in kept] if presampled else None,
+            "proxies": [None if c.proxies is None else c.proxies.cpu() for c in kept],
+        }
+
+    @classmethod
+    def from_kept_state(cls, state: dict[str, Any], device: str = "cpu") -> ImprintingClassifier:
+        """The classifier ``kept_state`` describes, fitted as it was (``device``: where it runs)."""
+        clf = cls(**state["params"], device=device)
+        p = validate_params(clf.get_params())
+        prepared = state["prepared"] or [NORM[p["norm_pre"]](r) for r in state["rows"]]
+        clf.classes_ = np.array(state["classes"])
+        clf.store_ = {
+            label: KeptClass(
+                rows.to(device), ready.to(device), None if proxies is None else proxies.to(device)
+            )
+            for label, rows, ready, proxies in zip(
+                clf.classes_.tolist(), state["rows"], prepared, state["proxies"], strict=True
+            )
+        }
+        clf.n_features_in_ = state["rows"][0].shape[1]
+        clf.params_ = p
+        clf._couple()
+        return clf
+
     def to_torch(self) -> ImprintedHead:
         """The fitted classifier as a torch module from embeddings to the class scores of
         ``decision_function`` (``imprint.deploy.head``); it works with ``torch.export`` and

@@ -98,6 +98,23 @@ def resolve_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
     return resolved, notes
 
 
+def kept_models(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``keep`` section by file name, defaults filled in (mapping ``none``, task ``all``,
+    seed 0; name ``<method>_<fm>_<dataset>_<mapping>_<task>``)."""
+    kept: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(config.get("keep") or []):
+        entry = {"mapping": "none", "task": "all", "seed": 0, **entry}
+        name = entry.pop("name", None) or "_".join(
+            str(entry[key]) for key in ("method", "fm", "dataset", "mapping", "task")
+        )
+        if name in kept:
+            raise ValueError(
+                f"keep[{i}] is named {name!r} like an earlier entry; give one of them a name"
+            )
+        kept[name] = entry
+    return kept
+
+
 def check_references(config: Mapping[str, Any]) -> None:
     """Every FM, experiment, view and named method a section names must be defined, and every
     demo FM must have its training settings; raise ``ValueError`` naming the offending key and
@@ -119,6 +136,7 @@ def check_references(config: Mapping[str, Any]) -> None:
     mappings = set(config.get("mappings", {}))
     sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
     sections += [(f"collapse[{i}]", block) for i, block in enumerate(config["collapse"])]
+    sections += _keep_sections(config)
     for where, section in sections:
         need("FM(s)", set(section["fms"]), f"{where}.fms", fms)
         need("data set(s)", set(section["datasets"]), f"{where}.datasets", datasets)
@@ -154,12 +172,22 @@ def check_references(config: Mapping[str, Any]) -> None:
         need("method(s)", set(table1.get("extra", [])), "statistics.table1.extra", ran)
 
 
+def _keep_sections(config: Mapping[str, Any]) -> list[tuple[str, dict[str, list[str]]]]:
+    """The ``keep`` entries as one-element sections, for the checks experiments get."""
+    return [
+        (f"keep.{name}", {"fms": [e["fm"]], "datasets": [e["dataset"]],
+                          "mappings": [e["mapping"]], "tasks": [e["task"]]})
+        for name, e in kept_models(config).items()
+    ]  # fmt: skip
+
+
 def check_tasks(config: Mapping[str, Any], catalog: Catalog) -> None:
     """Every (data set, mapping, task) an experiment or NC1 block names must keep at least two
     classes of every FM's view of the data; raise ``ValueError`` naming the section otherwise.
     Your own data sets, arrays and label mappings are read (and checked) on the way."""
     sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
     sections += [(f"collapse[{i}]", block) for i, block in enumerate(config["collapse"])]
+    sections += _keep_sections(config)
     for where, section in sections:
         for fm, dataset, mapping, task in itertools.product(
             section["fms"], section["datasets"], section["mappings"], section["tasks"]

@@ -1,0 +1,118 @@
+"""Model files: a kept classifier in one file that loads without the config that made it.
+
+A file holds the head (``ImprintedHead``: settings and buffers), the FM when there is one (its
+spec, preprocessing and embedding network's weights), what ``partial_fit`` keeps (so that classes
+can be added later) and a small ``info`` record (where it came from, its test accuracy). It is a
+``torch.save`` of tensors and plain values only, read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from imprint.deploy.head import ImprintedHead
+from imprint.deploy.image_model import ImageClassifier
+from imprint.fms.backbones import Preprocessing, embedding_network
+from imprint.fms.fm_spec import FMSpec
+from imprint.io import atomic_path
+from imprint.method.classifier import ImprintingClassifier
+
+FORMAT = "imprint-model"
+VERSION = 1
+
+
+@dataclass
+class KeptModel:
+    """A loaded model file: the head, the FM entry (spec, preprocessing, weights, input size;
+    None for a head over precomputed embeddings), the classifier's kept state and ``info``."""
+
+    head: ImprintedHead
+    fm: dict[str, Any] | None = None
+    classifier_state: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def image_classifier(self) -> ImageClassifier:
+        """The FM and head in one module (images in, scores out)."""
+        if self.fm is None:
+            raise ValueError(
+                "this model has no FM (it was imprinted on precomputed embeddings): it scores "
+                "embeddings, not images; use its head"
+            )
+        spec = FMSpec(**self.fm["spec"])
+        network = embedding_network(spec, self.fm["state"])
+        preprocessing = Preprocessing(**self.fm["preprocessing"])
+        return ImageClassifier(network, preprocessing, self.head, self.fm["input_size"])
+
+    def classifier(self) -> ImprintingClassifier:
+        """The ``ImprintingClassifier`` as it was fitted (to add classes with ``partial_fit``)."""
+        if self.classifier_state is None:
+            raise ValueError("this model file keeps no training rows; classes cannot be added")
+        return ImprintingClassifier.from_kept_state(self.classifier_state)
+
+    def with_classifier(self, clf: ImprintingClassifier) -> KeptModel:
+        """The same model (FM, info) with the head and state of ``clf``."""
+        return dataclasses.replace(self, head=clf.to_torch(), classifier_state=clf.kept_state())
+
+
+def fm_entry(
+    spec: FMSpec,
+    network: nn.Module,
+    preprocessing: Preprocessing,
+    input_size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The FM part of a model file."""
+    return {
+        "spec": dataclasses.asdict(spec),
+        "preprocessing": dataclasses.asdict(preprocessing),
+        "state": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+        "input_size": None if input_size is None else list(input_size),
+    }
+
+
+def save_model(path: str | os.PathLike, model: KeptModel) -> None:
+    """Write ``model`` to ``path`` atomically."""
+    content = {
+        "format": FORMAT,
+        "version": VERSION,
+        "head": {"settings": model.head.settings, "state": model.head.state_dict()},
+        "fm": model.fm,
+        "classifier": model.classifier_state,
+        "info": model.info,
+    }
+    with atomic_path(path) as temporary:
+        torch.save(content, temporary)
+
+
+def load_model(path: str | os.PathLike) -> KeptModel:
+    """A model file written by ``save_model``; anything else raises saying what it is not."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    hint = "make one with the workflow's keep section (results/models/) or save_model"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not an imprint model file (not a PyTorch file); {hint}")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError):
+        raise ValueError(
+            f"{path} is not an imprint model file (damaged, or holding Python objects beyond "
+            f"tensors and plain values); {hint}"
+        ) from None
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an imprint model file (no {FORMAT!r} record); {hint}")
+    if content.get("version") != VERSION:
+        raise ValueError(
+            f"{path} is an imprint model file of version {content.get('version')}, this imprint "
+            f"reads version {VERSION}; make it again with this version"
+        )
+    head = ImprintedHead(content["head"]["settings"], content["head"]["state"]).eval()
+    return KeptModel(head, content["fm"], content["classifier"], content["info"])
