@@ -73,7 +73,7 @@ class FittedBaseline:
         if self.name == "knn":
             k = len(t["bank"]) if self.k == -1 else min(self.k, len(t["bank"]))
             top, index = similarity.topk(k, dim=1)
-            scores = similarity.new_zeros(len(rows), self.n_classes)
+            scores = similarity.new_zeros(rows.shape[0], self.n_classes)
             return scores.scatter_add(1, t["labels"][index], (top / self.temperature).exp())
         onehot = F.one_hot(t["labels"], self.n_classes).to(similarity.dtype)
         return (-self.beta * (1 - similarity)).exp() @ onehot
