@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from imprint.deploy.head import ImprintedHead
 from imprint.fms.backbones import Preprocessing
 from imprint.fms.own_data import rgb_pixels
+from imprint.method.head import ImprintedHead
 
 
 class ImageClassifier(nn.Module):

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from imprint.deploy.head import ImprintedHead
 from imprint.deploy.image_model import ImageClassifier
 from imprint.fms.backbones import Preprocessing, embedding_network
 from imprint.fms.fm_spec import FMSpec
 from imprint.io import atomic_path
 from imprint.method.classifier import ImprintingClassifier
+from imprint.method.head import ImprintedHead
 
 FORMAT = "imprint-model"
 VERSION = 1

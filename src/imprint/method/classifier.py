@@ -29,7 +29,7 @@ from imprint.method.pipeline import (
 from imprint.method.randomness import class_keys
 
 if TYPE_CHECKING:
-    from imprint.deploy.head import ImprintedHead
+    from imprint.method.head import ImprintedHead
 
 
 @dataclass(frozen=True)
@@ -273,10 +273,10 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
 
     def to_torch(self) -> ImprintedHead:
         """The fitted classifier as a torch module from embeddings to the class scores of
-        ``decision_function`` (``imprint.deploy.head``); it works with ``torch.export`` and
+        ``decision_function`` (``imprint.method.head``); it works with ``torch.export`` and
         ONNX, and ``imprint.deploy.model_file`` saves it."""
         check_is_fitted(self, "proxies_")
-        from imprint.deploy.head import head_of
+        from imprint.method.head import head_of
 
         return head_of(self)
 

@@ -1,0 +1,66 @@
+"""The classifier the embedded default keeps: its accuracy is the runs table's, its images path
+equals the embeddings path, and the command line teaches it a new digit from five images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imprint.deploy.model_file import load_model
+from imprint.fms.data import load_images
+from imprint.io import read_table
+
+pytestmark = pytest.mark.e2e
+
+NAME = "results/models/ours_demo_cnn_digits_none_even"
+
+
+def test_the_kept_accuracy_is_the_runs_tables_and_the_images_path_agrees(workflow_run):
+    info = json.loads((workflow_run / f"{NAME}.json").read_text())
+    runs = read_table(workflow_run / "results/runs/named.parquet")
+    row = runs[
+        (runs["method"] == "ours") & (runs["fm"] == "demo_cnn") & (runs["task"] == "even")
+        & (runs["mapping"] == "none") & (runs["seed"] == info["seed"])
+    ]  # fmt: skip
+    assert len(row) == 1
+    assert info["test_accuracy"] == pytest.approx(float(row["accuracy"].iloc[0]), abs=1e-9)
+    model = load_model(workflow_run / f"{NAME}.pt").image_classifier()
+    images, labels = load_images(workflow_run / "resources/data/digits/test.npz")
+    even = labels % 2 == 0
+    with torch.no_grad():
+        predicted = model.classes[model(torch.from_numpy(images[even])).argmax(1).numpy()]
+    assert np.mean(predicted == labels[even]) * 100 == pytest.approx(info["test_accuracy"])
+
+
+def test_the_command_line_adds_a_digit_from_five_images(workflow_run, tmp_path):
+    train, train_labels = load_images(workflow_run / "resources/data/digits/train.npz")
+    test, test_labels = load_images(workflow_run / "resources/data/digits/test.npz")
+    (tmp_path / "new" / "7").mkdir(parents=True)
+    for i, image in enumerate(train[train_labels == 7][:5]):
+        Image.fromarray(image[..., 0]).save(tmp_path / "new" / "7" / f"{i}.png")
+    (tmp_path / "held").mkdir()
+    held = np.flatnonzero(np.isin(test_labels, [0, 2, 4, 6, 7, 8]))
+    for i in held:
+        Image.fromarray(test[i][..., 0]).save(tmp_path / "held" / f"{i:04d}.png")
+    model = tmp_path / "model.pt"
+    command = [sys.executable, "-m", "imprint"]
+    subprocess.run(
+        [*command, "add-classes", str(workflow_run / f"{NAME}.pt"), str(tmp_path / "new"),
+         "--output", str(model)],
+        check=True, cwd=workflow_run,
+    )  # fmt: skip
+    out = subprocess.run(
+        [*command, "predict", str(model), str(tmp_path / "held")],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()[1:]  # fmt: skip
+    predicted = np.array([int(line.split("\t")[1]) for line in out])
+    truth = test_labels[held]
+    sevens = truth == 7
+    assert np.mean(predicted[sevens] == 7) > 1 / 6  # better than chance among six classes
+    assert np.mean(predicted == truth) > 0.5
