@@ -80,6 +80,8 @@ def test_schema_lists_exactly_the_registries():
         (lambda c: c["experiments"]["merged"].update(mappings=["mod1"]), "mod1"),
         (lambda c: c["experiments"]["sec51"]["grid"].update(m=[0, 5]), "0"),
         (lambda c: c["fms"]["demo_cnn"].update(lambda_reg=0), "lambda_reg"),
+        (lambda c: c["keep"][0].update(method="best"), "best"),
+        (lambda c: c["keep"][0].pop("fm"), "fm"),
     ],
 )
 def test_schema_rejects_bad_keys_and_values(change, message):
@@ -103,6 +105,14 @@ def test_schema_rejects_bad_keys_and_values(change, message):
         (
             lambda c: c["statistics"]["cd_diagrams"]["gen"].update(experiment="x"),
             "statistics.cd_diagrams.gen",
+        ),
+        (
+            lambda c: c["keep"][0].update(fm="demo_big"),
+            r"keep.ours_demo_big_digits_none_even.fms names undefined FM\(s\) \['demo_big'\]",
+        ),
+        (
+            lambda c: c["keep"].append(dict(c["keep"][0])),
+            "keep.1. is named 'ours_demo_cnn_digits_none_even' like an earlier entry",
         ),
     ],
 )
@@ -168,6 +178,10 @@ def _one_group(c):
         (
             lambda c: c["collapse"][0].update(tasks=["short", "upper"]),
             r"collapse\[0\]: task 'upper' keeps 0 class",
+        ),
+        (
+            lambda c: c["keep"][0].update(mapping="mod5", task="upper"),
+            r"keep.ours_demo_cnn_digits_mod5_upper: task 'upper' keeps 0 class",
         ),
         (_grid_only_mnn_inner_product, "experiments.fig6.grid expands to no run"),
         (_one_group, r"statistics.cd_diagrams.named compares 9 method\(s\) over 1 group"),
