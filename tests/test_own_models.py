@@ -245,3 +245,28 @@ def test_timm_and_torchvision_fms_embed_through_lightning(tmp_path):
         got, _ = open_embeddings(tmp_path / "x.npy")
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
         assert got.shape == (10, embedding_dim(spec))
+
+
+@pytest.mark.parametrize("entry", [TORCHVISION, TIMM], ids=["torchvision", "timm"])
+def test_a_library_fm_and_its_head_round_trip_through_a_model_file(tmp_path, entry):
+    """Images in, the same scores out after loading: the FM rebuilt from the file alone."""
+    from imprint import ImprintingClassifier
+    from imprint.deploy.image_model import ImageClassifier
+    from imprint.deploy.model_file import KeptModel, fm_entry, load_model, save_model
+
+    spec = fm_spec("mine", {**entry, "lambda_reg": 1.0})
+    fetch_weights(spec, tmp_path / "w.pth")
+    backbone, preprocessing = load_fm(spec, tmp_path / "w.pth")
+    images = _images(8)
+    with torch.no_grad():
+        x = backbone(preprocessing(images)).flatten(1).numpy()
+    clf = ImprintingClassifier(gen="mean").fit(x, [0, 1] * 4)
+    save_model(
+        tmp_path / "m.pt", KeptModel(clf.to_torch(), fm_entry(spec, backbone, preprocessing))
+    )
+    loaded = load_model(tmp_path / "m.pt").image_classifier()
+    original = ImageClassifier(backbone, preprocessing, clf.to_torch())
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), original(images))
+        torch.testing.assert_close(loaded.embed(images), torch.from_numpy(x))
+    assert loaded.preprocessing == preprocessing
