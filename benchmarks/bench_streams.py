@@ -1,6 +1,7 @@
-"""What keying random draws by class costs: the random GENs and few-shot sampling with one
-stream per class (``ClassStreams``, what imprint does) against one stream shared by all classes
-(what it did before: a class's draws then depended on the other classes), in one process.
+"""What keying random draws by class costs: k-means++ seeding, the random GENs and few-shot
+sampling with one stream per class (``ClassStreams``, what imprint does) against one stream
+shared by all classes (what it did before: a class's draws then depended on the other classes),
+in one process.
 
     python benchmarks/bench_streams.py                 # 100 classes of 500 64-d samples
     python benchmarks/bench_streams.py --classes 1000 --per-class 50
@@ -14,7 +15,7 @@ import time
 import torch
 from torch import Tensor
 
-from imprint.method import presample
+from imprint.method import clustering, presample
 from imprint.method.batch import ClassBatch, class_indices
 from imprint.method.generators import GEN, GenContext
 from imprint.method.randomness import ClassStreams, stage_generator
@@ -68,11 +69,20 @@ def main() -> None:
     def shared(seed: int, stage: str, keys) -> ClassStreams:
         return SharedStream(stage_generator(seed, stage), len(keys))
 
+    def seeding(k: int) -> Tensor:  # k-means' random part (Lloyd's steps draw nothing)
+        return clustering.plus_plus_init(
+            batch.x, batch.mask, k, ClassStreams.keyed(0, "gen", batch.keys)
+        )
+
     cases = [
-        (f"{gen} k={k}", lambda g=gen, k=k: GEN[g](batch, k, GenContext(0)))
-        for gen, k in (("kmeans", 20), ("kmeans", 5), ("fps", 20), ("random", 20))
+        ("k-means++ seeding k=20", lambda: seeding(20)),
+        ("k-means++ seeding k=5", lambda: seeding(5)),
     ]
-    cases.append(("fewshot n=10", lambda: presample.fewshot(batch, 10, 0)))  # fmt: skip
+    cases += [
+        (f"GEN {gen} k=20", lambda g=gen: GEN[g](batch, 20, GenContext(0)))
+        for gen in ("fps", "random")
+    ]
+    cases.append(("fewshot n=10", lambda: presample.fewshot(batch, 10, 0)))
     print(f"{args.classes} classes x {args.per_class} samples, {args.dim}-d, torch threads "
           f"{torch.get_num_threads()}; best of 3")  # fmt: skip
     print("| step | one stream per class (s) | one shared stream (s) | ratio |")

@@ -36,13 +36,11 @@ def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
     return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
-def _sample_proportional(weights: Tensor, draws: int, streams: ClassStreams) -> Tensor:
-    """``draws`` indices per row, each drawn with probability proportional to ``weights`` (C, n),
-    row c from the stream of class c."""
+def _sample_proportional(weights: Tensor, u: Tensor) -> Tensor:
+    """One index per column of the uniform draws ``u`` (C, draws) in every row, each drawn with
+    probability proportional to ``weights`` (C, n)."""
     cumulative = torch.cumsum(weights.double(), dim=1)
-    total = cumulative[:, -1:]
-    u = streams.uniform(draws, weights.device) * total
-    index = torch.searchsorted(cumulative, u, right=True)
+    index = torch.searchsorted(cumulative, u * cumulative[:, -1:], right=True)
     return index.clamp_(max=weights.shape[1] - 1)
 
 
@@ -57,13 +55,15 @@ def plus_plus_init(
     """
     n_classes = x.shape[0]
     trials = 2 + int(math.log(k))
+    u = streams.uniform(1 + (k - 1) * trials, x.device)  # every draw of a class at once
     floor = mask.to(x.dtype) * 1e-30  # duplicates only: keeps every draw on a real sample
-    first = _sample_proportional(mask.to(x.dtype), 1, streams)
+    first = _sample_proportional(mask.to(x.dtype), u[:, :1])
     chosen = [first]
     closest = squared_distances(x, _gather_rows(x, first))[..., 0].pow(power / 2) * mask
     rows = torch.arange(n_classes, device=x.device)
-    for _ in range(1, k):
-        candidates = _sample_proportional(closest + floor, trials, streams)
+    for step in range(1, k):
+        draws = u[:, 1 + (step - 1) * trials : 1 + step * trials]
+        candidates = _sample_proportional(closest + floor, draws)
         dist = squared_distances(x, _gather_rows(x, candidates)).pow(power / 2)  # (C, n, trials)
         merged = torch.minimum(closest[..., None], dist) * mask[..., None]
         best = merged.sum(1).argmin(1)
@@ -322,7 +322,7 @@ def farthest_point_sampling(x: Tensor, mask: Tensor, k: int, streams: ClassStrea
         chosen = _gather_rows(x, index)
         return torch.cdist(x, chosen, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
 
-    chosen = [_sample_proportional(mask.to(x.dtype), 1, streams)]
+    chosen = [_sample_proportional(mask.to(x.dtype), streams.uniform(1, x.device))]
     closest = distance_to(chosen[0]).masked_fill(~mask, -1)
     for _ in range(1, k):
         nxt = closest.argmax(1, keepdim=True)
