@@ -43,15 +43,19 @@ class KeptClass:
     proxies: Tensor | None
 
 
+def _stacked(parts: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """The rows of ``parts`` stacked, and the index of the part each row came from."""
+    sizes = torch.tensor([len(part) for part in parts])
+    x = torch.cat(parts)
+    return x, torch.repeat_interleave(torch.arange(len(parts)), sizes).to(x.device)
+
+
 def _imprint_classes(rows: dict[Any, Tensor], p: dict[str, Any]) -> dict[Any, KeptClass]:
     """The per-class steps for the classes in ``rows`` (label -> training rows), batched."""
     labels = list(rows)
-    index = torch.cat(
-        [torch.full((len(r),), i, dtype=torch.long) for i, r in enumerate(rows.values())]
-    )
-    x = torch.cat(list(rows.values()))
+    x, index = _stacked(list(rows.values()))
     batch = prepare_classes(
-        x, index.to(x.device), len(labels), p["norm_pre"], p["fewshot"], p["weibull"],
+        x, index, len(labels), p["norm_pre"], p["fewshot"], p["weibull"],
         p["seed"], class_keys(labels),
     )  # fmt: skip
     proxies: ProxySet | None = None
@@ -171,12 +175,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         ``kls``' joint solve, NORMpost, Mahalanobis' whitening, a baseline's fit."""
         p = self.params_
         kept = [self.store_[label] for label in self.classes_.tolist()]
-        labels = torch.cat(
-            [torch.full((len(c.prepared),), i, dtype=torch.long) for i, c in enumerate(kept)]
-        ).to(kept[0].prepared.device)
-        batch = ClassBatch.from_labels(
-            torch.cat([c.prepared for c in kept]), labels, len(kept), class_keys(self.classes_)
-        )
+        x, labels = _stacked([c.prepared for c in kept])
+        batch = ClassBatch.from_labels(x, labels, len(kept), class_keys(self.classes_))
         if p["gen"] in BASELINES:
             rows, index = batch.flat()
             self.baseline_ = fit_baseline(p["gen"], rows, index, len(kept), p["k"], p["seed"])
@@ -186,12 +186,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         if p["gen"] == "ls":
             proxies = GEN["ls"](batch, p["k"], context)
         else:
-            proxies = ProxySet(
-                torch.cat([c.proxies for c in kept]),
-                torch.cat(
-                    [torch.full((len(c.proxies),), i, dtype=torch.long) for i, c in enumerate(kept)]
-                ).to(labels.device),
-            )
+            proxies = ProxySet(*_stacked([c.proxies for c in kept]))
             if p["gen"] == "kls":  # the proxies kept are each class's k-means clusters
                 context.kmeans_cache[p["k"]] = (proxies, 0.0)
                 proxies = GEN["kls"](batch, p["k"], context)
