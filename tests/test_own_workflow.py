@@ -5,8 +5,11 @@ runs table."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from imprint.deploy.model_file import load_model
 from imprint.fms.store import embeddings_precision, open_embeddings
 from imprint.method.engine import TIMING_COLUMNS
 from tests.own_files import image_folder
@@ -35,9 +39,11 @@ CONFIG = {
                 "mappings": ["none", "pairs"], "tasks": ["all"], "seeds": [1]},
     },
     "collapse": [{"fms": ["vit"], "datasets": ["pets"], "mappings": ["pairs"], "tasks": ["all"]}],
+    "keep": [{"fm": "mobile", "dataset": "pets", "method": "ours", "seed": 1}],
     "statistics": {},
     "figures": {},
 }  # fmt: skip
+MODEL = "results/models/ours_mobile_pets_none_all"
 PROVENANCE = ["experiment", "fm", "embedding_precision", "config_hash", "git_commit"]
 
 
@@ -53,9 +59,10 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
     image_folder(directory / "data/pets", train=5, test=3)
     (directory / "data/pairs.csv").write_text("class,task\ncat,0\ndog,0\n2,1\nyak,1\n")
     (directory / "config/own.yaml").write_text(yaml.safe_dump(CONFIG))
-    targets = ["results/runs/own.parquet", "results/collapse/vit/pets/train.csv"]
+    targets = ["results/runs/own.parquet", "results/collapse/vit/pets/train.csv", f"{MODEL}.pt"]
     result = snakemake(directory, *targets, "--configfile", "config/own.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
+    _check_kept_model(directory)
 
     for fm, dim in (("vit", 64), ("mobile", 1024)):
         x, y = open_embeddings(directory / f"results/embeddings/{fm}/pets/train.npy")
@@ -99,6 +106,25 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
     pre = _comparable(directory / "results/runs/pre.parquet")
     assert len(own) == len(pre) == 2 * 2  # two methods, two mappings, one seed
     pd.testing.assert_frame_equal(own, pre)
+
+
+def _check_kept_model(directory):
+    """The kept model on your own images: classes named after the folders, the runs table's
+    accuracy, and a class added from a folder by the command line."""
+    info = json.loads((directory / f"{MODEL}.json").read_text())
+    assert info["classes"] == ["cat", "dog", "owl", "yak"]
+    runs = pd.read_parquet(directory / "results/runs/own.parquet")
+    row = runs[(runs["method"] == "ours") & (runs["fm"] == "mobile") & (runs["mapping"] == "none")]
+    assert info["test_accuracy"] == pytest.approx(float(row["accuracy"].iloc[0]), abs=1e-9)
+    image_folder(directory / "data/new", classes=("emu",), train=3, test=0)
+    added = subprocess.run(
+        [sys.executable, "-m", "imprint", "add-classes", f"{MODEL}.pt", "data/new/train"],
+        cwd=directory, capture_output=True, text=True,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert load_model(directory / f"{MODEL}.pt").head.classes.tolist() == [
+        "cat", "dog", "emu", "owl", "yak"
+    ]  # fmt: skip
 
 
 EMBEDDINGS = ["results/embeddings/vit/pets/train.npy", "results/embeddings/vit/birds/train.npy"]

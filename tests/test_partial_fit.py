@@ -111,3 +111,16 @@ def test_a_first_partial_fit_may_hold_one_class_and_bad_additions_are_refused(da
         clf.partial_fit(x[:4], y[:4])
     with pytest.raises(ValueError, match="at least 2 classes"):
         clf.fit(x[y == "ant"], y[y == "ant"])
+
+
+def test_renamed_classes_predict_the_same_under_their_new_names_and_take_more(data):
+    x, y, x_test = data
+    numbers = np.searchsorted(NAMES, y)
+    clf = ImprintingClassifier(gen="kmeans", k=3, seed=2).fit(x, numbers)
+    names = {0: "zebra", 1: "yak", 2: "cat", 3: "dog", 4: "ant"}
+    renamed = clf.with_labels(names)
+    assert renamed.classes_.tolist() == ["ant", "cat", "dog", "yak", "zebra"]
+    expected = [names[c] for c in clf.predict(x_test).tolist()]
+    assert renamed.predict(x_test).tolist() == expected
+    renamed.partial_fit(x[:5] + 100, ["emu"] * 5)
+    assert renamed.predict(x_test[:1] * 0 + x[:1] + 100).tolist() == ["emu"]

@@ -363,5 +363,13 @@ def keep_inputs(wildcards):
     return inputs
 
 
+def kept_class_names(wildcards):
+    """Your own image folder's class names for a kept model on it (mapping none), else None."""
+    entry = kept_entry(wildcards)
+    if entry["mapping"] != "none" or not image_folder(entry["dataset"]):
+        return None
+    return catalog().image_folder(entry["dataset"])[0]
+
+
 def cd_view(wildcards):
     return config["statistics"]["cd_diagrams"][wildcards.view]

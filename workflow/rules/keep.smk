@@ -28,5 +28,6 @@ rule keep_model:
             kept_entry(wildcards)["fm"],
             kept_entry(wildcards)["dataset"],
         ),
+        class_names=kept_class_names,
     script:
         "../scripts/keep_model.py"

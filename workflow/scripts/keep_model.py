@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
         snakemake.params.label_table,
         snakemake.output.model,
         snakemake.output.info,
+        snakemake.params.class_names,
     )

@@ -41,10 +41,13 @@ def keep_classifier(
     label_table: dict[int, int] | None,
     model_path: str | os.PathLike,
     info_path: str | os.PathLike,
+    class_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fit ``entry``'s method (``fm``, ``dataset``, ``mapping``, ``task``, ``method``, ``seed``) on
     the task's training embeddings, score it on the test ones, save the model (with the FM read
-    from ``weights``, unless ``spec`` is precomputed) and its ``info`` JSON. Returns the info."""
+    from ``weights``, unless ``spec`` is precomputed) and its ``info`` JSON. Returns the info.
+    ``class_names`` (your own image folder's, by label) name the saved model's classes; the
+    accuracy is the numbered classifier's, as the sweep ran it."""
     train = select_task(*load_embeddings(train_files), entry["mapping"], entry["task"], label_table)
     test = select_task(*load_embeddings(test_files), entry["mapping"], entry["task"], label_table)
     params = kept_params(entry["method"], entry["seed"], lambda_reg)
@@ -55,6 +58,8 @@ def keep_classifier(
         entry["method"], entry["fm"], entry["dataset"], entry["mapping"], entry["task"],
         len(clf.classes_), len(train[1]), accuracy,
     )  # fmt: skip
+    if class_names is not None:
+        clf = clf.with_labels({c: class_names[c] for c in clf.classes_.tolist()})
     info = {
         **{key: entry[key] for key in ("fm", "dataset", "mapping", "task", "method", "seed")},
         "params": params,

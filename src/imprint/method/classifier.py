@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -265,6 +266,20 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         clf.params_ = p
         clf._couple()
         return clf
+
+    def with_labels(self, names: Mapping[Any, Any]) -> ImprintingClassifier:
+        """A copy with class ``c`` renamed ``names[c]``: the same proxies, classes in the order of
+        their new labels. (Random draws for a renamed class, should more samples come, are keyed
+        by its new label.)"""
+        state = self.kept_state()
+        order = sorted(range(len(self.classes_)), key=lambda i: names[state["classes"][i]])
+
+        def ordered(values: list | None) -> list | None:
+            return None if values is None else [values[i] for i in order]
+
+        renamed = {key: ordered(state[key]) for key in ("rows", "prepared", "proxies")}
+        classes = [names[state["classes"][i]] for i in order]
+        return type(self).from_kept_state({**state, **renamed, "classes": classes}, self.device)
 
     def to_torch(self) -> ImprintedHead:
         """The fitted classifier as a torch module from embeddings to the class scores of
