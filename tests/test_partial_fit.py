@@ -124,3 +124,13 @@ def test_renamed_classes_predict_the_same_under_their_new_names_and_take_more(da
     assert renamed.predict(x_test).tolist() == expected
     renamed.partial_fit(x[:5] + 100, ["emu"] * 5)
     assert renamed.predict(x_test[:1] * 0 + x[:1] + 100).tolist() == ["emu"]
+
+
+def test_a_refused_addition_leaves_the_classifier_as_it_was(data):
+    x, y, x_test = data
+    clf = ImprintingClassifier(gen="kmeans", k=2, weibull=(0.05, 0.95)).fit(x, y)
+    before = clf.decision_function(x_test)
+    with pytest.raises(ValueError, match="at least 2 training samples in every class"):
+        clf.partial_fit(x[:1], ["fox"])  # Weibull needs two samples of the new class
+    assert clf.classes_.tolist() == NAMES.tolist() and "fox" not in clf.store_
+    np.testing.assert_array_equal(clf.decision_function(x_test), before)

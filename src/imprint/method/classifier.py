@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from imprint.method.aggregation import class_max_scores, nearest_proxies, vote_scores
-from imprint.method.baselines import BASELINES, fit_baseline
+from imprint.method.baselines import BASELINES, FittedBaseline, fit_baseline
 from imprint.method.batch import ClassBatch, ProxySet
 from imprint.method.generators import COUPLED_GENS, GEN, GenContext
 from imprint.method.normalize import NORM, NORM_POST
@@ -72,6 +72,29 @@ def _imprint_classes(rows: dict[Any, Tensor], p: dict[str, Any]) -> dict[Any, Ke
         )
         for c, label in enumerate(labels)
     }
+
+
+def _couple(
+    store: dict[Any, KeptClass], classes: np.ndarray, p: dict[str, Any]
+) -> tuple[ProxySet | None, Tensor | None, FittedBaseline | None]:
+    """The steps that couple classes, from every class's kept rows and proxies: ``ls`` and
+    ``kls``' joint solve, NORMpost, Mahalanobis' whitening, a baseline's fit. Returns the
+    proxies, the whitening and the baseline (None where they do not apply)."""
+    kept = [store[label] for label in classes.tolist()]
+    x, labels = _stacked([c.prepared for c in kept])
+    batch = ClassBatch.from_labels(x, labels, len(kept), class_keys(classes))
+    if p["gen"] in BASELINES:
+        rows, index = batch.flat()
+        return None, None, fit_baseline(p["gen"], rows, index, len(kept), p["k"], p["seed"])
+    context = GenContext(p["seed"], p["lambda_reg"])
+    if p["gen"] == "ls":
+        proxies = GEN["ls"](batch, p["k"], context)
+    else:
+        proxies = ProxySet(*_stacked([c.proxies for c in kept]))
+        if p["gen"] == "kls":  # the proxies kept are each class's k-means clusters
+            context.kmeans_cache[p["k"]] = (proxies, 0.0)
+            proxies = GEN["kls"](batch, p["k"], context)
+    return NORM_POST[p["norm_post"]](proxies), distance_metric(batch, p["distance"]), None
 
 
 class ImprintingClassifier(ClassifierMixin, BaseEstimator):
@@ -156,44 +179,23 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         new_classes, index = encode_labels(y, x.shape[0], min_classes)
         if fitted:
             check_label_kind(new_classes, self.classes_, "y")
-        store = self.store_ if fitted else {}
+        store = dict(self.store_) if fitted else {}
         rows = {}
         for i, label in enumerate(new_classes.tolist()):
             added = x[torch.as_tensor(index == i, device=x.device)]
             rows[label] = added if label not in store else torch.cat([store[label].rows, added])
         store.update(_imprint_classes(rows, p))
-        self.store_ = store
-        self.classes_ = (
-            np.unique(np.concatenate([self.classes_, new_classes])) if fitted else new_classes
+        if fitted:
+            new_classes = np.unique(np.concatenate([self.classes_, new_classes]))
+        coupled = _couple(store, new_classes, p)  # all computed before any attribute changes
+        self.store_, self.classes_, self.n_features_in_, self.params_ = (
+            store,
+            new_classes,
+            x.shape[1],
+            p,
         )
-        self.n_features_in_ = x.shape[1]
-        self.params_ = p
-        self._couple()
+        self.proxies_, self.metric_, self.baseline_ = coupled
         return self
-
-    def _couple(self) -> None:
-        """The steps that couple classes, from every class's kept rows and proxies: ``ls`` and
-        ``kls``' joint solve, NORMpost, Mahalanobis' whitening, a baseline's fit."""
-        p = self.params_
-        kept = [self.store_[label] for label in self.classes_.tolist()]
-        x, labels = _stacked([c.prepared for c in kept])
-        batch = ClassBatch.from_labels(x, labels, len(kept), class_keys(self.classes_))
-        if p["gen"] in BASELINES:
-            rows, index = batch.flat()
-            self.baseline_ = fit_baseline(p["gen"], rows, index, len(kept), p["k"], p["seed"])
-            self.proxies_ = self.metric_ = None
-            return
-        context = GenContext(p["seed"], p["lambda_reg"])
-        if p["gen"] == "ls":
-            proxies = GEN["ls"](batch, p["k"], context)
-        else:
-            proxies = ProxySet(*_stacked([c.proxies for c in kept]))
-            if p["gen"] == "kls":  # the proxies kept are each class's k-means clusters
-                context.kmeans_cache[p["k"]] = (proxies, 0.0)
-                proxies = GEN["kls"](batch, p["k"], context)
-        self.proxies_ = NORM_POST[p["norm_post"]](proxies)
-        self.metric_ = distance_metric(batch, p["distance"])
-        self.baseline_ = None
 
     def predict(self, X: Any) -> np.ndarray:
         """The predicted label of each row of ``X``."""
@@ -264,7 +266,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         }
         clf.n_features_in_ = state["rows"][0].shape[1]
         clf.params_ = p
-        clf._couple()
+        clf.proxies_, clf.metric_, clf.baseline_ = _couple(clf.store_, clf.classes_, p)
         return clf
 
     def with_labels(self, names: Mapping[Any, Any]) -> ImprintingClassifier:
