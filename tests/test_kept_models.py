@@ -4,14 +4,13 @@ equals the embeddings path, and the command line teaches it a new digit from fiv
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from imprint.deploy.cli import main
 from imprint.deploy.model_file import load_model
 from imprint.fms.data import load_images
 from imprint.io import read_table
@@ -38,7 +37,7 @@ def test_the_kept_accuracy_is_the_runs_tables_and_the_images_path_agrees(workflo
     assert np.mean(predicted == labels[even]) * 100 == pytest.approx(info["test_accuracy"])
 
 
-def test_the_command_line_adds_a_digit_from_five_images(workflow_run, tmp_path):
+def test_the_command_line_adds_a_digit_from_five_images(workflow_run, tmp_path, capsys):
     train, train_labels = load_images(workflow_run / "resources/data/digits/train.npz")
     test, test_labels = load_images(workflow_run / "resources/data/digits/test.npz")
     (tmp_path / "new" / "7").mkdir(parents=True)
@@ -49,16 +48,10 @@ def test_the_command_line_adds_a_digit_from_five_images(workflow_run, tmp_path):
     for i in held:
         Image.fromarray(test[i][..., 0]).save(tmp_path / "held" / f"{i:04d}.png")
     model = tmp_path / "model.pt"
-    command = [sys.executable, "-m", "imprint"]
-    subprocess.run(
-        [*command, "add-classes", str(workflow_run / f"{NAME}.pt"), str(tmp_path / "new"),
-         "--output", str(model)],
-        check=True, cwd=workflow_run,
-    )  # fmt: skip
-    out = subprocess.run(
-        [*command, "predict", str(model), str(tmp_path / "held")],
-        check=True, capture_output=True, text=True,
-    ).stdout.splitlines()[1:]  # fmt: skip
+    new = ["add-classes", str(workflow_run / f"{NAME}.pt"), str(tmp_path / "new")]
+    assert main([*new, "--output", str(model)]) == 0
+    assert main(["predict", str(model), str(tmp_path / "held")]) == 0
+    out = capsys.readouterr().out.splitlines()[2:]  # after add-classes' line and the header
     predicted = np.array([int(line.split("\t")[1]) for line in out])
     truth = test_labels[held]
     sevens = truth == 7

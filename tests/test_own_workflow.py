@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from imprint.deploy.cli import main
 from imprint.deploy.model_file import load_model
 from imprint.fms.store import embeddings_precision, open_embeddings
 from imprint.method.engine import TIMING_COLUMNS
@@ -117,11 +116,10 @@ def _check_kept_model(directory):
     row = runs[(runs["method"] == "ours") & (runs["fm"] == "mobile") & (runs["mapping"] == "none")]
     assert info["test_accuracy"] == pytest.approx(float(row["accuracy"].iloc[0]), abs=1e-9)
     image_folder(directory / "data/new", classes=("emu",), train=3, test=0)
-    added = subprocess.run(
-        [sys.executable, "-m", "imprint", "add-classes", f"{MODEL}.pt", "data/new/train"],
-        cwd=directory, capture_output=True, text=True,
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    assert (
+        main(["add-classes", str(directory / f"{MODEL}.pt"), str(directory / "data/new/train")])
+        == 0
+    )
     assert load_model(directory / f"{MODEL}.pt").head.classes.tolist() == [
         "cat", "dog", "emu", "owl", "yak"
     ]  # fmt: skip
