@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from imprint.method.aggregation import vote_scores
-from imprint.method.baselines import FittedBaseline
+from imprint.method.baselines import BASELINES, FittedBaseline
 from imprint.method.normalize import NORM
 
 
@@ -64,15 +64,11 @@ class ImprintedHead(nn.Module):
     def classes(self) -> np.ndarray:
         return np.array(json.loads(bytes(self.class_labels.tolist()).decode()))
 
-    @property
-    def n_features(self) -> int:
-        return int(self.settings["n_features"])
-
     def forward(self, x: Tensor) -> Tensor:
         s = self.settings
         x = NORM[s["norm_inf"]](x.float())
         kind = s["kind"]
-        if kind in ("linear_probe", "knn", "cache"):
+        if kind in BASELINES:
             tensors = {name: getattr(self, name) for name in s["baseline_tensors"]}
             baseline = FittedBaseline(kind, tensors, s["n_classes"], s["k"])
             return baseline.score_block(x)
@@ -101,7 +97,6 @@ def head_of(clf: Any) -> ImprintedHead:
     settings: dict[str, Any] = {
         "norm_inf": p["norm_inf"],
         "n_classes": len(clf.classes_),
-        "n_features": clf.n_features_in_,
         "k": p["k"],
     }
     tensors = {"class_labels": encode_classes(clf.classes_)}
