@@ -124,6 +124,8 @@ def test_renamed_classes_predict_the_same_under_their_new_names_and_take_more(da
     assert renamed.predict(x_test).tolist() == expected
     renamed.partial_fit(x[:5] + 100, ["emu"] * 5)
     assert renamed.predict(x_test[:1] * 0 + x[:1] + 100).tolist() == ["emu"]
+    with pytest.raises(ValueError, match="names must give every class its own label"):
+        clf.with_labels({**names, 1: "zebra"})
 
 
 def test_a_refused_addition_leaves_the_classifier_as_it_was(data):

@@ -274,6 +274,9 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         their new labels. (Random draws for a renamed class, should more samples come, are keyed
         by its new label.)"""
         state = self.kept_state()
+        renamed_to = [names[label] for label in state["classes"]]
+        if len(set(renamed_to)) < len(renamed_to):
+            raise ValueError(f"names must give every class its own label, got {renamed_to}")
         order = sorted(range(len(self.classes_)), key=lambda i: names[state["classes"][i]])
 
         def ordered(values: list | None) -> list | None:
