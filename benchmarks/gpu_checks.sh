@@ -19,8 +19,8 @@ step() {  # step NAME SECONDS COMMAND...: run it with a limit, log to $out/NAME.
     echo "$name: exit $? in $((SECONDS - start)) s" | tee -a "$out/summary.txt"
 }
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$out/gpu.txt" 2>&1
-step cuda_tests 120 python3 -m pytest -q tests/test_sweep.py tests/test_embed.py tests/test_clustering.py \
-    tests/test_baselines.py
+step cuda_tests 150 python3 -m pytest -q tests/test_sweep.py tests/test_embed.py tests/test_clustering.py \
+    tests/test_baselines.py tests/test_partial_fit.py tests/test_head.py
 step jobs 120 python3 benchmarks/bench_jobs.py --device cuda --repeats 2
 for model in resnet18 vit_b_16; do
     for precision in 32-true bf16-mixed; do

@@ -136,3 +136,20 @@ def test_a_refused_addition_leaves_the_classifier_as_it_was(data):
         clf.partial_fit(x[:1], ["fox"])  # Weibull needs two samples of the new class
     assert clf.classes_.tolist() == NAMES.tolist() and "fox" not in clf.store_
     np.testing.assert_array_equal(clf.decision_function(x_test), before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_class_batches_on_the_gpu_equal_one_cpu_fit_and_its_head(data):
+    """The keyed draws are made on the CPU and moved: a CUDA classifier built in class batches
+    predicts as one CPU fit, and so does its head moved to the GPU."""
+    x, y, x_test = data
+    params = {"gen": "kmeans", "k": 3, "seed": 5, "agg": "mnn", "m": 3, "distance": "euclidean"}
+    whole = ImprintingClassifier(**params).fit(x, y)
+    step = ImprintingClassifier(**params, device="cuda")
+    for rows, labels in _batches(x, y, "reversed"):
+        step.partial_fit(rows, labels)
+    np.testing.assert_array_equal(step.predict(x_test), whole.predict(x_test))
+    head = step.to_torch().to("cuda")
+    with torch.no_grad():
+        scores = head(torch.from_numpy(x_test).cuda()).cpu().numpy()
+    np.testing.assert_array_equal(head.classes[scores.argmax(1)], whole.predict(x_test))
