@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from imprint.method import clustering, presample
-from imprint.method.batch import ClassBatch, class_indices
+from imprint.method.batch import ClassBatch
 from imprint.method.generators import GEN, GenContext
 from imprint.method.randomness import ClassStreams, stage_generator
 
@@ -31,10 +31,8 @@ class SharedStream(ClassStreams):
     def __len__(self) -> int:
         return self.n_classes
 
-    def subset(self, classes: Tensor | slice) -> ClassStreams:
-        if isinstance(classes, slice):
-            return SharedStream(self.generator, len(range(self.n_classes)[classes]))
-        return SharedStream(self.generator, len(class_indices(classes, self.n_classes)))
+    def subset(self, classes: slice) -> ClassStreams:
+        return SharedStream(self.generator, len(range(self.n_classes)[classes]))
 
     def uniform(self, draws: int, device: torch.device) -> Tensor:
         shape = (self.n_classes, draws)

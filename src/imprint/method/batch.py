@@ -14,13 +14,6 @@ import torch
 from torch import Tensor
 
 
-def class_indices(classes: Tensor, n_classes: int) -> list[int]:
-    """The indices a boolean mask or index tensor selects among ``n_classes``."""
-    if classes.dtype == torch.bool:
-        return torch.arange(n_classes)[classes.cpu()].tolist()
-    return classes.cpu().tolist()
-
-
 @dataclass(frozen=True)
 class ClassBatch:
     """Training embeddings of C classes, padded to (C, n_max, D); ``mask`` marks real samples;
@@ -81,7 +74,10 @@ class ClassBatch:
 
     def subset(self, classes: Tensor) -> ClassBatch:
         """The classes selected by a boolean or index tensor."""
-        keys = tuple(self.keys[i] for i in class_indices(classes, self.n_classes))
+        index = (
+            torch.arange(self.n_classes)[classes.cpu()] if classes.dtype == torch.bool else classes
+        )
+        keys = tuple(self.keys[i] for i in index.cpu().tolist())
         return ClassBatch(self.x[classes], self.mask[classes], keys)
 
 

@@ -17,8 +17,6 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from imprint.method.batch import class_indices
-
 _STAGES = ("presample", "gen", "baseline")
 
 
@@ -69,12 +67,10 @@ class ClassStreams:
     def __len__(self) -> int:
         return len(self.generators)
 
-    def subset(self, classes: Tensor | slice) -> ClassStreams:
-        """The streams of the classes selected by a slice, boolean or index tensor (shared, so
-        drawing from the subset advances these streams)."""
-        if isinstance(classes, slice):
-            return ClassStreams(self.generators[classes])
-        return ClassStreams([self.generators[i] for i in class_indices(classes, len(self))])
+    def subset(self, classes: slice) -> ClassStreams:
+        """The streams of a slice of the classes (shared, so drawing from the subset advances
+        these streams)."""
+        return ClassStreams(self.generators[classes])
 
     def uniform(self, draws: int, device: torch.device) -> Tensor:
         """``draws`` uniform [0, 1) values per class: (C, draws) in float64."""
