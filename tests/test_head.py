@@ -57,7 +57,7 @@ def test_the_module_scores_as_decision_function_and_predicts_as_predict(data, pa
     assert head.classes.tolist() == clf.classes_.tolist()
 
 
-@pytest.mark.parametrize("params", CONFIGS[::3] + CONFIGS[4:5] + CONFIGS[10:11])
+@pytest.mark.parametrize("params", CONFIGS[::3] + CONFIGS[4:5] + CONFIGS[7:8] + CONFIGS[10:11])
 def test_torch_export_and_onnx_predict_as_predict(data, params, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     x, y, x_test = data

@@ -187,7 +187,8 @@ def vote_scores(dists: Tensor, labels: Tensor, n_classes: int, weighting: str) -
     top = votes.amax(1, keepdim=True)
     tied = votes == top
     winner = torch.where(tied, first, m + 1).argmin(1, keepdim=True)
-    raised = votes.scatter(1, winner, top * (1 + 2 * torch.finfo(votes.dtype).eps))
+    # top + top·2eps, not top·(1 + 2eps): ONNX export rounds the constant 1 + 2eps to 1
+    raised = votes.scatter(1, winner, top + top * (2 * torch.finfo(votes.dtype).eps))
     return torch.where(tied.sum(1, keepdim=True) > 1, raised, votes)
 
 
