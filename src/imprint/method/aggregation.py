@@ -51,7 +51,7 @@ def whitening(x: Tensor) -> Tensor:
     return torch.linalg.solve_triangular(chol, eye, upper=False).T.to(x.dtype)
 
 
-def _to_proxies(distance: str, w: Tensor, metric: Tensor | None) -> Callable[[Tensor], Tensor]:
+def proxy_distances(distance: str, w: Tensor, metric: Tensor | None) -> Callable[[Tensor], Tensor]:
     """A function from a block of test rows to their distances to every proxy (rows, P); what
     depends on the proxies alone is computed once, here."""
     if distance == "cosine":
@@ -131,7 +131,7 @@ def nearest_proxies(
     partial selection, not a sort); the rare rows whose (m + 1)-th distance equals their m-th are
     sorted in full so that ties still go by index."""
     dists, index = [], []
-    to_proxies = _to_proxies(distance, proxies.weights, metric)
+    to_proxies = proxy_distances(distance, proxies.weights, metric)
     for block in _blocks(x.shape[0], proxies.weights.shape[0]):
         d = to_proxies(x[block])
         block_dists, block_index = _smallest(d, m)

@@ -16,17 +16,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from imprint.method.aggregation import vote_scores
+from imprint.method.aggregation import proxy_distances, vote_scores
 from imprint.method.baselines import BASELINES, FittedBaseline
 from imprint.method.normalize import NORM
 
 
 def _distances(distance: str, x: Tensor, w: Tensor, metric: Tensor) -> Tensor:
     """Distances (N, P) of rows ``x`` to proxies ``w``: what ``nearest_proxies`` measures, in
-    operations ONNX has (the squared-distance expansion, or the differences themselves)."""
+    operations ONNX has (``proxy_distances`` itself for cosine; for the others, whose library
+    form is ``cdist``, the squared-distance expansion or the differences themselves)."""
     if distance == "cosine":
-        xn = NORM["l2"](x)
-        return (1 - xn @ NORM["l2"](w).T).clamp_min(0)
+        return proxy_distances(distance, w, metric)(x)
     if distance in ("euclidean", "mahalanobis"):
         if distance == "mahalanobis":
             x, w = x @ metric, w @ metric
