@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from imprint.fms.backbones import Preprocessing
-from imprint.fms.own_data import rgb_pixels
+from imprint.fms.own_data import read_rgb
 from imprint.method.head import ImprintedHead
 
 
@@ -55,13 +55,7 @@ class ImageClassifier(nn.Module):
 def read_image(path: str | os.PathLike, channels: int) -> np.ndarray:
     """One image file as uint8 (H, W, ``channels``): RGB, or grey (ITU-R 601 luma) for a
     one-channel FM. A file that is not an image raises naming it."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            pixels = rgb_pixels(image)
-    except Exception as error:
-        raise ValueError(f"cannot read image {path} ({error}); give a JPEG or PNG file") from None
+    pixels = read_rgb(path)
     if channels == 1:
         luma = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         return np.rint(luma).clip(0, 255).astype(np.uint8)[..., None]

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from imprint.fms.backbones import Preprocessing
 from imprint.fms.data import load_images
-from imprint.fms.own_data import class_folders, image_files, rgb_pixels
+from imprint.fms.own_data import class_folders, image_files, read_rgb
 from imprint.fms.store import save_embeddings
 from imprint.progress import LogProgress
 
@@ -124,17 +124,9 @@ class ImageFolderDataModule(L.LightningDataModule):
                 ) from None
 
     def _load(self, i: int) -> tuple[Tensor, int]:
-        from PIL import Image
         from torchvision.transforms.v2 import functional as TF
 
-        try:
-            with Image.open(self.files[i]) as file:
-                image = torch.from_numpy(rgb_pixels(file).copy()).permute(2, 0, 1)
-        except Exception as error:
-            raise ValueError(
-                f"cannot read image {self.files[i]} ({error}); re-save it (JPEG or PNG) or "
-                "remove it"
-            ) from None
+        image = torch.from_numpy(read_rgb(self.files[i]).copy()).permute(2, 0, 1)
         mode = TF.InterpolationMode(self.interpolation)
         image = TF.center_crop(
             TF.resize(image, [self.resize], interpolation=mode, antialias=True), [self.crop]

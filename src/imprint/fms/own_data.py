@@ -90,6 +90,19 @@ def rgb_pixels(image: Any) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file's pixels (``rgb_pixels``); a file that cannot be read raises naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return rgb_pixels(image)
+    except Exception as error:
+        raise ValueError(
+            f"cannot read image {path} ({error}); re-save it (JPEG or PNG) or remove it"
+        ) from None
+
+
 def image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, list[list[Path]]]]:
     """An image data set's class names and, per split, each class's image files. train/ and
     test/ must hold the same classes."""
