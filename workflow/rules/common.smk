@@ -314,14 +314,17 @@ def image_folder(dataset):
     return config["datasets"].get(dataset, {}).get("folder")
 
 
+def fm_weights_file(fm):
+    """Where an FM's weights are stored: a demo CNN's training output, or fm_weights'."""
+    return f"resources/models/{fm}.{'pt' if fm_of(fm).source == 'demo' else 'pth'}"
+
+
 def embed_inputs(wildcards):
     """FM weights (trained, or stored by fm_weights) and the images of both splits: decoded
     (``images_<split>``), or your own image folder's files (``own_<split>``, each file an input,
     so that editing, adding, removing or moving an image reruns the embedding); ImageNet is read
     from its folder."""
-    spec = fm_of(wildcards.fm)
-    suffix = "pt" if spec.source == "demo" else "pth"
-    inputs = {"weights": f"resources/models/{wildcards.fm}.{suffix}"}
+    inputs = {"weights": fm_weights_file(wildcards.fm)}
     for split in ("train", "test"):
         if image_folder(wildcards.dataset):
             _, files = catalog().image_folder(wildcards.dataset)
@@ -356,10 +359,8 @@ def keep_inputs(wildcards):
     fm, dataset = entry["fm"], entry["dataset"]
     data = [(fm, dataset, split) for split in ("train", "test")]
     inputs = embedding_files(data, lambda fm, dataset, split: split)
-    spec = fm_of(fm)
-    if spec.source != "precomputed":
-        suffix = "pt" if spec.source == "demo" else "pth"
-        inputs["weights"] = f"resources/models/{fm}.{suffix}"
+    if fm_of(fm).source != "precomputed":
+        inputs["weights"] = fm_weights_file(fm)
     return inputs
 
 
