@@ -52,7 +52,7 @@ def keep_classifier(
     test = select_task(*load_embeddings(test_files), entry["mapping"], entry["task"], label_table)
     params = kept_params(entry["method"], entry["seed"], lambda_reg)
     clf = ImprintingClassifier(**params).fit(np.asarray(train[0]), train[1])
-    accuracy = float(np.mean(clf.predict(np.asarray(test[0])) == test[1]) * 100)
+    accuracy = clf.score(np.asarray(test[0]), test[1]) * 100
     log.info(
         "%s on %s/%s/%s/%s: %d classes, %d training rows, test accuracy %.2f %%",
         entry["method"], entry["fm"], entry["dataset"], entry["mapping"], entry["task"],
