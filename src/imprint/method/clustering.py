@@ -24,10 +24,17 @@ def _centred(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return (x - shift) * w, shift
 
 
-def squared_distances(x: Tensor, centres: Tensor) -> Tensor:
-    """Squared Euclidean distances (C, n, k) between x (C, n, D) and centres (C, k, D)."""
+def squared_norms(x: Tensor) -> Tensor:
+    """Squared lengths (C, n) of the rows of x (C, n, D)."""
+    return x.pow(2).sum(-1)
+
+
+def squared_distances(x: Tensor, centres: Tensor, x_norms: Tensor | None = None) -> Tensor:
+    """Squared Euclidean distances (C, n, k) between x (C, n, D) and centres (C, k, D).
+    ``x_norms``: x's ``squared_norms``, when the caller has them (a pass over x saved)."""
+    x_norms = squared_norms(x) if x_norms is None else x_norms
     cross = torch.bmm(x, centres.transpose(1, 2))
-    sq = x.pow(2).sum(-1)[..., None] - 2 * cross + centres.pow(2).sum(-1)[:, None, :]
+    sq = x_norms[..., None] - 2 * cross + squared_norms(centres)[:, None, :]
     return sq.clamp_min_(0)
 
 
@@ -54,17 +61,18 @@ def plus_plus_init(
     k-means, 1 for k-medoids).
     """
     n_classes = x.shape[0]
+    norms = squared_norms(x)
     trials = 2 + int(math.log(k))
     u = streams.uniform(1 + (k - 1) * trials, x.device)  # every draw of a class at once
     floor = mask.to(x.dtype) * 1e-30  # duplicates only: keeps every draw on a real sample
     first = _sample_proportional(mask.to(x.dtype), u[:, :1])
     chosen = [first]
-    closest = squared_distances(x, _gather_rows(x, first))[..., 0].pow(power / 2) * mask
+    closest = squared_distances(x, _gather_rows(x, first), norms)[..., 0].pow(power / 2) * mask
     rows = torch.arange(n_classes, device=x.device)
     for step in range(1, k):
         draws = u[:, 1 + (step - 1) * trials : 1 + step * trials]
         candidates = _sample_proportional(closest + floor, draws)
-        dist = squared_distances(x, _gather_rows(x, candidates)).pow(power / 2)  # (C, n, trials)
+        dist = squared_distances(x, _gather_rows(x, candidates), norms).pow(power / 2)
         merged = torch.minimum(closest[..., None], dist) * mask[..., None]
         best = merged.sum(1).argmin(1)
         chosen.append(candidates[rows, best][:, None])
@@ -81,11 +89,12 @@ def kmeans(
     An emptied cluster keeps its previous centroid.
     """
     xc, shift = _centred(x, mask)
+    norms = squared_norms(xc)
     centres = _gather_rows(xc, plus_plus_init(xc, mask, k, streams))
     valid = mask.to(x.dtype)[..., None]
     previous = None
     for _ in range(max_iter):
-        assign = squared_distances(xc, centres).argmin(-1)
+        assign = squared_distances(xc, centres, norms).argmin(-1)
         if previous is not None and bool(((assign == previous) | ~mask).all()):
             break
         previous = assign
@@ -93,7 +102,7 @@ def kmeans(
         sizes = onehot.sum(1)[..., None]
         sums = torch.bmm(onehot.transpose(1, 2), xc)
         centres = torch.where(sizes > 0, sums / sizes.clamp_min(1), centres)
-    inertia = (squared_distances(xc, centres).amin(-1) * mask).sum(1)
+    inertia = (squared_distances(xc, centres, norms).amin(-1) * mask).sum(1)
     return centres + shift, inertia
 
 
