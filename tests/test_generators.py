@@ -115,6 +115,22 @@ def test_kls_reuses_the_kmeans_clustering_of_its_context_and_is_charged_its_time
     assert GenContext(5, 0.01).reused_seconds == 0
 
 
+def test_ls_and_kls_of_a_view_share_one_gram_matrix_and_equal_fresh_solves(data):
+    """The Gram matrix and its factors depend on the batch and λ alone: every k and seed of a
+    view reuses them (and is charged their time), with exactly the weights of a fresh solve."""
+    batch, _, _ = data
+    view: dict = {}
+    shared = {}
+    for gen, k in (("ls", 1), ("kls", 2), ("kls", 3)):
+        for seed in (1, 2):
+            context = GenContext(seed, 0.01, view=view)
+            shared[gen, k, seed] = GEN[gen](batch, k, context).weights
+            assert context.reused_seconds > 0 or (gen, seed) == ("ls", 1)
+    assert sorted(map(str, view)) == ["('ridge', 0.01, (True, True, True))", "gram"]
+    for (gen, k, seed), weights in shared.items():
+        assert torch.equal(weights, GEN[gen](batch, k, GenContext(seed, 0.01)).weights)
+
+
 def test_kls_leaves_classes_with_fewer_than_k_samples_out_of_the_solve():
     """As the reference: a class with n < k keeps its samples as proxies, and its samples are not
     in the ridge problem; a class with n = k is clustered into its n samples and solved."""

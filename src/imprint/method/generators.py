@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,33 +22,66 @@ from imprint.method.randomness import ClassStreams
 
 @dataclass
 class GenContext:
-    """What generators share for one (batch, seed): the seed, the ridge λ, and k-means results
-    with the seconds they took, so that ``kls`` reuses the clustering ``kmeans`` already computed
-    for the same k (and the other way round). A generator that reuses a clustering is charged its
-    time in ``reused_seconds``: every GEN time includes the GEN's own clustering."""
+    """What generators share for one batch and seed: the seed, the ridge λ, k-means results
+    (``kmeans_cache``, per seed: ``kls`` reuses the clustering ``kmeans`` computed for the same k
+    and the other way round) and ``view`` (results that depend on the batch alone, for every k
+    and seed: the Gram matrix and its factors). A generator that reuses a result is charged
+    the seconds it took in ``reused_seconds``: every GEN time is what the GEN would take alone."""
 
     seed: int
     lambda_reg: float = 1e-4
-    kmeans_cache: dict[int, tuple[ProxySet, float]] = field(default_factory=dict)
+    kmeans_cache: dict[Hashable, tuple[Any, float]] = field(default_factory=dict)
+    view: dict[Hashable, tuple[Any, float]] = field(default_factory=dict)
     reused_seconds: float = 0.0
 
     def streams(self, batch: ClassBatch) -> ClassStreams:
         """The GEN stage's random stream of each class of ``batch``."""
         return ClassStreams.keyed(self.seed, "gen", batch.keys)
 
-    def kmeans(self, batch: ClassBatch, k: int) -> ProxySet:
-        if k in self.kmeans_cache:
-            clusters, seconds = self.kmeans_cache[k]
+    def shared(
+        self, cache: dict[Hashable, tuple[Any, float]], key: Hashable, compute: Callable[[], Any]
+    ) -> Any:
+        """``cache[key]``, computed once; its seconds (those of what it reused included) are
+        charged to every later caller."""
+        if key in cache:
+            value, seconds = cache[key]
             self.reused_seconds += seconds
-            return clusters
-        start = time.perf_counter()
-        clusters = _select_per_class(
-            batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.streams(sub))[0]
-        )
-        if clusters.weights.is_cuda:
+            return value
+        start, reused = time.perf_counter(), self.reused_seconds
+        value = compute()
+        if _on_cuda(value):
             torch.cuda.synchronize()
-        self.kmeans_cache[k] = clusters, time.perf_counter() - start
-        return clusters
+        cache[key] = value, time.perf_counter() - start + self.reused_seconds - reused
+        return value
+
+    def kmeans(self, batch: ClassBatch, k: int) -> ProxySet:
+        def cluster() -> ProxySet:
+            return _select_per_class(
+                batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.streams(sub))[0]
+            )
+
+        return self.shared(self.kmeans_cache, k, cluster)
+
+    def ridge(self, batch: ClassBatch, solved: Tensor) -> tuple[Tensor, Tensor]:
+        """The LU factors of X^T X / N + λ I over the samples of the ``solved`` classes (a
+        boolean per class), from the batch's Gram matrix: once per (λ, solved classes)."""
+
+        def factor() -> tuple[Tensor, Tensor]:
+            gram, rows = self.shared(self.view, "gram", lambda: _gram(batch))
+            if not bool(solved.all()):  # the full Gram matrix less the left-out classes'
+                left_gram, left_rows = _gram(batch.subset(~solved))
+                gram, rows = gram - left_gram, rows - left_rows
+            return ridge_factor(gram, rows, self.lambda_reg)
+
+        key = ("ridge", self.lambda_reg, tuple(solved.tolist()))
+        return self.shared(self.view, key, factor)
+
+
+def _on_cuda(value: Any) -> bool:
+    first = value.weights if isinstance(value, ProxySet) else value
+    while isinstance(first, tuple):
+        first = first[0]
+    return isinstance(first, Tensor) and first.is_cuda
 
 
 def _select_per_class(
@@ -147,21 +181,31 @@ def generate_cov_max(batch: ClassBatch, k: int, context: GenContext) -> ProxySet
     return _select_per_class(batch, k, choose)
 
 
-def least_squares_weights(x: Tensor, targets: Tensor, lambda_reg: float) -> Tensor:
-    """Ridge weights (Q, D) = (1/Q) T (X^T X / N + λ I)^-1 for target means T (Q, D), in float64."""
-    xd = x.double()
-    gram = xd.T @ xd / x.shape[0]
-    gram.diagonal().add_(lambda_reg)
-    solved = torch.linalg.solve(gram, targets.double().T).T  # the Gram matrix is symmetric
-    return (solved / targets.shape[0]).to(x.dtype)
+def _gram(batch: ClassBatch) -> tuple[Tensor, int]:
+    """X^T X (D, D) over every sample of the batch, in float64, and the number of samples."""
+    x = batch.flat()[0].double()
+    return x.T @ x, x.shape[0]
+
+
+def ridge_factor(gram: Tensor, rows: int, lambda_reg: float) -> tuple[Tensor, Tensor]:
+    """The LU factors of gram / rows + λ I (``torch.linalg.lu_factor``)."""
+    matrix = gram / rows
+    matrix.diagonal().add_(lambda_reg)
+    return torch.linalg.lu_factor(matrix)
+
+
+def least_squares_weights(factor: tuple[Tensor, Tensor], targets: Tensor) -> Tensor:
+    """Ridge weights (Q, D) = (1/Q) T (X^T X / N + λ I)^-1 for target means T (Q, D), from the
+    ``ridge_factor`` of X, in float64 (the matrix is symmetric, so T A^-1 = (A^-1 T^T)^T)."""
+    solved = torch.linalg.lu_solve(*factor, targets.double().T).T
+    return (solved / targets.shape[0]).to(targets.dtype)
 
 
 def generate_ls(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
     """Least squares over all classes jointly: one proxy per class."""
-    x, _ = batch.flat()
-    means = batch.means()
-    weights = least_squares_weights(x, means, context.lambda_reg)
-    labels = torch.arange(batch.n_classes, device=x.device)
+    solved = torch.ones(batch.n_classes, dtype=torch.bool, device=batch.x.device)
+    weights = least_squares_weights(context.ridge(batch, solved), batch.means())
+    labels = torch.arange(batch.n_classes, device=batch.x.device)
     return ProxySet(weights, labels)
 
 
@@ -175,10 +219,9 @@ def generate_kls(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
     solved = solved_classes[clusters.labels]
     if not bool(solved.any()):
         return clusters
-    x, labels = batch.flat()
-    x = x[solved_classes[labels]]
     weights = clusters.weights.clone()
-    weights[solved] = least_squares_weights(x, clusters.weights[solved], context.lambda_reg)
+    factor = context.ridge(batch, solved_classes)
+    weights[solved] = least_squares_weights(factor, clusters.weights[solved])
     return clusters.replace(weights)
 
 

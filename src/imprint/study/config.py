@@ -14,7 +14,7 @@ from imprint.study.tasks import expand_mappings, is_builtin_mapping
 
 # What a sweep shard's result depends on, of its experiment: the lists of FMs, data sets,
 # mappings and tasks only say which shards there are.
-SHARD_KEYS = ("methods", "fewshot", "grid", "rules", "seeds")
+SHARD_KEYS = ("methods", "fewshot", "grid", "rules", "seeds", "time_every_seed")
 
 
 def shard_spec(experiment: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,7 +262,10 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
         return "" if (swept >= 2).any() else "no k-means or k-least-squares at two or more k"
     if figure == "gen_time":
         timed = {"mean", "kmeans", "kls", "ls"} & set(runs["gen"])
-        return "" if timed else "no runs of mean, k-means or k-least-squares"
+        if not timed:
+            return "no runs of mean, k-means or k-least-squares"
+        untimed = [n for n in used if not config["experiments"][n].get("time_every_seed")]
+        return f"{untimed} do not set time_every_seed: true" if untimed else ""
     if figure == "fig12":
         if not {1, 5} <= set(kmeans["k"]):
             return "no k-means at both k = 1 and k = 5"

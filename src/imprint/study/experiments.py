@@ -174,7 +174,8 @@ def run_shard(
         experiment_name, fm, dataset, mapping, task, which, len(runs), len(train[1]),
         len(test[1]),
     )  # fmt: skip
-    result = sweep(*train, *test, runs, device=device)
+    timing = experiment.get("time_every_seed", False)
+    result = sweep(*train, *test, runs, device=device, time_every_seed=timing)
     result.insert(0, "experiment", experiment_name)
     result.insert(1, "fm", fm)
     result.insert(2, "dataset", dataset)
