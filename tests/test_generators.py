@@ -131,6 +131,22 @@ def test_ls_and_kls_of_a_view_share_one_gram_matrix_and_equal_fresh_solves(data)
         assert torch.equal(weights, GEN[gen](batch, k, GenContext(seed, 0.01)).weights)
 
 
+@pytest.mark.parametrize(
+    ("gen", "key"), [("kmedoids", "distances"), ("cov_max", "covariance_sums")]
+)
+def test_kmedoids_and_cov_max_of_a_view_share_their_k_independent_work(gen, key):
+    """k-medoids' distance matrices and cov-max's column sums are computed once for every k of
+    a view (classes with no more than k samples included) and give a fresh run's proxies."""
+    x, y = make_task(n_classes=4, per_class=12, dim=5, seed=3)
+    small = (y == 1) & (np.arange(len(y)) % 12 >= 4)  # class 1 keeps 4 samples
+    batch = ClassBatch.from_labels(torch.tensor(x[~small]), torch.tensor(y[~small]), 4)
+    view: dict = {}
+    for k in (2, 5, 3):
+        shared = GEN[gen](batch, k, GenContext(0, view=view))
+        assert torch.equal(shared.weights, GEN[gen](batch, k, GenContext(0)).weights)
+    assert list(view) == [key]
+
+
 def test_kls_leaves_classes_with_fewer_than_k_samples_out_of_the_solve():
     """As the reference: a class with n < k keeps its samples as proxies, and its samples are not
     in the ridge problem; a class with n = k is clustered into its n samples and solved."""

@@ -33,9 +33,8 @@ def squared_distances(x: Tensor, centres: Tensor, x_norms: Tensor | None = None)
     """Squared Euclidean distances (C, n, k) between x (C, n, D) and centres (C, k, D).
     ``x_norms``: x's ``squared_norms``, when the caller has them (a pass over x saved)."""
     x_norms = squared_norms(x) if x_norms is None else x_norms
-    cross = torch.bmm(x, centres.transpose(1, 2))
-    sq = x_norms[..., None] - 2 * cross + squared_norms(centres)[:, None, :]
-    return sq.clamp_min_(0)
+    sq = torch.bmm(x, centres.transpose(1, 2)).mul_(-2)  # in place: no (C, n, k) temporaries
+    return sq.add_(x_norms[..., None]).add_(squared_norms(centres)[:, None, :]).clamp_min_(0)
 
 
 def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
@@ -164,21 +163,36 @@ def _heuristic_start(distances: Tensor, mask: Tensor, k: int) -> Tensor:
     return torch.as_tensor(np.stack(starts), device=distances.device)
 
 
-def kmedoids(x: Tensor, mask: Tensor, k: int, max_iter: int = 300) -> tuple[Tensor, Tensor]:
+def reference_distances(x: Tensor, mask: Tensor) -> Tensor:
+    """Every class's Euclidean distance matrix (C, n, n) in float64, of the samples as given (not
+    centred), as ``kmedoids`` computes them: the same for every k, so a sweep computes it once."""
+    out = x.new_empty(x.shape[0], x.shape[1], x.shape[1], dtype=torch.float64)
+    for part, distances in _class_distances(x, mask, centre=False):
+        out[part] = distances
+    return out
+
+
+def kmedoids(
+    x: Tensor, mask: Tensor, k: int, max_iter: int = 300, distances: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """The reference's k-medoids (scikit-learn-extra 0.3 ``KMedoids`` defaults, PAPER.md §F.1),
     per class, Euclidean, deterministic.
 
-    float64 distances of the samples as given (not centred), the heuristic start, then
+    float64 distances of the samples as given (not centred; ``distances``: their
+    ``reference_distances``, when the caller has them), the heuristic start, then
     ``_alternate`` until no medoid moves or ``max_iter`` rounds; ties are decided as the
     reference's NumPy code decides them. Returns medoid indices (C, k) into the rows of ``x`` and
     the objective (C,): distances to the nearest medoid, summed."""
+    chunks = (
+        _class_distances(x, mask, centre=False) if distances is None else [(slice(None), distances)]
+    )
     medoids, objective = [], []
-    for part, distances in _class_distances(x, mask, centre=False):
+    for part, chunk in chunks:
         chunk_mask = mask[part]
-        start = _heuristic_start(distances, chunk_mask, k)
-        chosen = _alternate(distances, chunk_mask, start, max_iter)
+        start = _heuristic_start(chunk, chunk_mask, k)
+        chosen = _alternate(chunk, chunk_mask, start, max_iter)
         medoids.append(chosen)
-        objective.append((_to_medoids(distances, chosen).amin(-1) * chunk_mask).sum(1))
+        objective.append((_to_medoids(chunk, chosen).amin(-1) * chunk_mask).sum(1))
     return torch.cat(medoids), torch.cat(objective)
 
 

@@ -135,11 +135,28 @@ def generate_kmeans(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
     return context.kmeans(batch, k)
 
 
+# The most distance entries (classes x samples^2, float64) k-medoids keeps for every k of a view.
+KMEDOIDS_CACHE_ENTRIES = 2**29
+
+
 def generate_kmedoids(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
-    """The k medoids of the reference's k-medoids on each class (deterministic)."""
-    return _select_per_class(
-        batch, k, lambda sub: _pick(sub, clustering.kmedoids(sub.x, sub.mask, k)[0])
-    )
+    """The k medoids of the reference's k-medoids on each class (deterministic). The classes'
+    distance matrices are computed once per view for every k (up to
+    ``KMEDOIDS_CACHE_ENTRIES``; larger views compute them for each k)."""
+    large = batch.counts > k
+
+    def choose(sub: ClassBatch) -> Tensor:
+        distances = None
+        if batch.n_classes * batch.x.shape[1] ** 2 <= KMEDOIDS_CACHE_ENTRIES:
+            distances = context.shared(
+                context.view,
+                "distances",
+                lambda: clustering.reference_distances(batch.x, batch.mask),
+            )
+            distances = distances if bool(large.all()) else distances[large]
+        return _pick(sub, clustering.kmedoids(sub.x, sub.mask, k, distances=distances)[0])
+
+    return _select_per_class(batch, k, choose)
 
 
 def generate_kmedoids_pam(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
@@ -171,10 +188,17 @@ def covariance_column_sums(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def generate_cov_max(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
-    """The k samples with the largest column sums of the sample covariance matrix."""
+    """The k samples with the largest column sums of the sample covariance matrix (the sums
+    computed once per view, for every k)."""
+    large = batch.counts > k
 
     def choose(sub: ClassBatch) -> Tensor:
-        sums = covariance_column_sums(sub.x.double(), sub.mask).masked_fill(~sub.mask, -math.inf)
+        sums = context.shared(
+            context.view,
+            "covariance_sums",
+            lambda: covariance_column_sums(batch.x.double(), batch.mask),
+        )
+        sums = sums[large].masked_fill(~sub.mask, -math.inf)
         order = torch.sort(sums, dim=1, descending=True, stable=True).indices
         return _pick(sub, order[:, :k])
 
