@@ -37,14 +37,21 @@ from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
 from imprint.method.baselines import BASELINES, fit_baseline
 from imprint.method.batch import ClassBatch
+from imprint.method.clustering import reference_distances
 from imprint.method.collapse import nearest_class_centre
 from imprint.method.engine import plan_runs
-from imprint.method.generators import GEN, GenContext
+from imprint.method.generators import (
+    GEN,
+    GenContext,
+    gram_matrix,
+    least_squares_weights,
+    ridge_factor,
+)
 from imprint.method.normalize import NORM_POST
 from imprint.method.params import validate_params
 from imprint.method.pipeline import distance_metric, prepare_classes
 from imprint.study.catalog import Catalog
-from imprint.study.cost import Budget, TaskSize, operations, unit_seconds, units
+from imprint.study.cost import Budget, TaskSize, operations, part_seconds, units
 from imprint.study.experiments import experiment_jobs, experiment_packs, shard_runs
 from imprint.study.tasks import expand_mappings
 
@@ -100,11 +107,20 @@ def calibrate(device: str) -> dict[str, float]:
 
     rate("prepare", count("prepare"), _clock(device, prepare))
     batch = ClassBatch.from_labels(x, y, c)
+    view: dict = {}  # the view's shared results, as a sweep keeps them for every k and seed
     for gen in GEN:
         if gen == "kls":
             continue  # k-means plus the joint solve of ls, priced as those two
-        run = lambda gen=gen: GEN[gen](batch, k, GenContext(0))  # noqa: E731
+        run = lambda gen=gen: GEN[gen](batch, k, GenContext(0, 1e-4, view=view))  # noqa: E731
         rate(f"gen_{gen}", count("gen", gen, k), _clock(device, run))
+    # the view's shared steps, each alone: the Gram matrix with its factors, the distances
+    gram = lambda: ridge_factor(*gram_matrix(batch), 1e-4)  # noqa: E731
+    rate("gen_gram", count("gen", "gram"), _clock(device, gram))
+    targets = torch.randn(c * k, dim, device=device)
+    solve = lambda: least_squares_weights(view["ridge", 1e-4, (True,) * c][0], targets)  # noqa: E731
+    rate("gen_ls", count("gen", "ls", k), _clock(device, solve))
+    distances = lambda: reference_distances(batch.x, batch.mask)  # noqa: E731
+    rate("gen_kmedoids_distances", count("gen", "kmedoids_distances"), _clock(device, distances))
     rows, index = batch.flat()
     for name in BASELINES:  # fitted on the whole batch; their scoring is priced as a search
         run = lambda name=name: fit_baseline(name, rows, index, c, k, 0)  # noqa: E731
@@ -139,8 +155,9 @@ def check(config: dict, rates: dict[str, float], device: str, test_rows: int) ->
         size = Catalog().task_size("resnet18", dataset, mapping, experiment["tasks"][0])
         size = TaskSize(size.n_classes, size.train_per_class, test_rows, size.dim)
         runs = shard_runs(experiment, config["fms"]["resnet18"]["lambda_reg"])
+        timing = experiment.get("time_every_seed", False)
         chosen, seen = [], set()
-        for unit in units(runs):
+        for unit in units(runs, timing):
             gens = runs.iloc[list(unit.runs)]["gen"].unique()
             if not set(gens) <= seen:
                 seen |= set(gens)
@@ -150,9 +167,9 @@ def check(config: dict, rates: dict[str, float], device: str, test_rows: int) ->
         x, y = make_task(n, 1, n_classes=size.n_classes, dim=size.dim)
         x_test, y_test = make_task(test_rows // size.n_classes, 2, size.n_classes, size.dim)
         start = time.perf_counter()
-        sweep(x, y, x_test, y_test, sample, device)
+        sweep(x, y, x_test, y_test, sample, device, time_every_seed=timing)
         measured = time.perf_counter() - start
-        projected = sum(unit_seconds(u, size, rates) for u in chosen)
+        projected = sum(part_seconds(chosen, size, rates))
         rows.append(
             {
                 "experiment": name,

@@ -20,7 +20,9 @@ from imprint.study.cost import (
     RATES,
     TaskSize,
     load_budget,
+    operations,
     pack,
+    part_seconds,
     split,
     unit_seconds,
     units,
@@ -165,13 +167,46 @@ def test_jobs_cover_every_run_once_and_stay_within_the_budget():
         assert len(jobs) > 1
         held = np.concatenate([rows for rows, _ in jobs])
         assert sorted(held.tolist()) == list(range(len(runs)))
-        priced = {
-            u.runs: budget.slowdown * unit_seconds(u, size, budget.rates) for u in shard_units
-        }
         for rows, seconds in jobs:
-            mine = [s for held_runs, s in priced.items() if set(held_runs) <= set(rows.tolist())]
-            assert seconds == pytest.approx(sum(mine))
-            assert seconds <= budget.minutes * 60 or len(mine) == 1
+            held = [u for u in shard_units if set(u.runs) <= set(rows.tolist())]
+            alone = sum(unit_seconds(u, size, budget.rates) for u in held)
+            paid = set()  # a view's shared steps once per job: the repeats are not paid
+            for unit in held:
+                for step in unit.view_steps:
+                    if (unit.view, step) in paid:
+                        alone -= _step_seconds(step, unit.fewshot, size, budget.rates)
+                    paid.add((unit.view, step))
+            assert seconds == pytest.approx(budget.slowdown * alone)
+            assert seconds <= budget.minutes * 60 or len(held) == 1
+
+
+def _step_seconds(step, fewshot, size, rates):
+    family, count = operations(step, fewshot, size)
+    return count * rates[family] + rates["overhead"]
+
+
+def test_a_views_shared_work_is_paid_once_and_retimed_gens_alone_per_seed():
+    """Preparing a view, its Gram matrix (ls, kls) and k-medoids' distances are shared by every
+    unit of the view; with ``time_every_seed`` a deterministic GEN is also run alone, shared
+    steps included, for each further seed."""
+    runs = expand_grid({"gen": ["ls", "kls", "kmedoids"], "k": [2, 3], "seed": [1, 2]})
+    found = units(runs)
+    assert len(found) == 1 + 4 + 2  # ls; kls per (k, seed); k-medoids per k
+    gram, distances = ("gen", "gram", 0, None), ("gen", "kmedoids_distances", 0, None)
+    assert {u.view for u in found} == {0}
+    assert sum(gram in u.view_steps for u in found) == 5
+    assert sum(distances in u.view_steps for u in found) == 2
+    size = TaskSize(n_classes=4, train_per_class=100, n_test=50, dim=8)
+    rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 1e-9)
+    rates.update(overhead=0.0, prepare=1.0, gen_gram=10.0, gen_kmedoids_distances=100.0)
+    repeats = 1.0 * 6 * operations(("prepare", "", 0, None), -1, size)[1]
+    repeats += 10.0 * 4 * operations(gram, -1, size)[1]
+    repeats += 100.0 * operations(distances, -1, size)[1]
+    alone = sum(unit_seconds(u, size, rates) for u in found)
+    assert sum(part_seconds(found, size, rates)) == pytest.approx(alone - repeats)
+    timed = {u.steps[0][1]: u.steps for u in units(runs, time_every_seed=True)}
+    assert timed["ls"].count(gram) == 1 and timed["ls"].count(("gen", "ls", 1, None)) == 2
+    assert timed["kmedoids"].count(distances) == 1
 
 
 def test_task_sizes_follow_the_data_sets_and_mappings():
@@ -193,7 +228,7 @@ def test_the_shipped_rates_price_every_step_and_stand_in_for_a_gpu():
     rates = json.loads(RATES.read_text())["cpu"]["seconds_per_op"]
     wanted = {f"gen_{g}" for g in GEN} - {"gen_kls"}  # k-means plus the joint solve of ls
     wanted |= {f"post_{p}" for p in NORM_POST} | {f"search_{d}" for d in DISTANCES}
-    wanted |= {"search_max", "prepare", "vote", "overhead"}
+    wanted |= {"search_max", "prepare", "vote", "overhead", "gen_gram", "gen_kmedoids_distances"}
     assert wanted <= set(rates) and all(v >= 0 for v in rates.values())
     budget, device = load_budget(30, None, "cuda", job_threads=1)
     assert device == "cpu" and budget.slowdown == json.loads(RATES.read_text())["cpu"]["threads"]

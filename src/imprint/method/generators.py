@@ -67,9 +67,9 @@ class GenContext:
         boolean per class), from the batch's Gram matrix: once per (λ, solved classes)."""
 
         def factor() -> tuple[Tensor, Tensor]:
-            gram, rows = self.shared(self.view, "gram", lambda: _gram(batch))
+            gram, rows = self.shared(self.view, "gram", lambda: gram_matrix(batch))
             if not bool(solved.all()):  # the full Gram matrix less the left-out classes'
-                left_gram, left_rows = _gram(batch.subset(~solved))
+                left_gram, left_rows = gram_matrix(batch.subset(~solved))
                 gram, rows = gram - left_gram, rows - left_rows
             return ridge_factor(gram, rows, self.lambda_reg)
 
@@ -205,7 +205,7 @@ def generate_cov_max(batch: ClassBatch, k: int, context: GenContext) -> ProxySet
     return _select_per_class(batch, k, choose)
 
 
-def _gram(batch: ClassBatch) -> tuple[Tensor, int]:
+def gram_matrix(batch: ClassBatch) -> tuple[Tensor, int]:
     """X^T X (D, D) over every sample of the batch, in float64, and the number of samples."""
     x = batch.flat()[0].double()
     return x.T @ x, x.shape[0]

@@ -2,10 +2,12 @@
 
 A shard's runs fall into *units*: the runs that share a proxy set — and, for k-means and
 k-least-squares, the clustering both reuse — as ``sweep`` groups them. A unit's work is counted
-per step family (prepare, one GEN, one NORMpost, one search, the votes) in operations of the
-task's sizes (classes C, training samples per class n, test rows N, dimension D) and priced at
-seconds per operation measured by ``benchmarks/bench_paper.py`` (``RATES``, shipped with the
-package).
+per step family (one GEN, one NORMpost, one search, the votes) in operations of the task's sizes
+(classes C, training samples per class n, test rows N, dimension D) and priced at seconds per
+operation measured by ``benchmarks/bench_paper.py`` (``RATES``, shipped with the package).
+Work a *view* (one NORMpre, few-shot draw and Weibull presampling of the data) does once for all
+its units — preparing the data, the Gram matrix and its factors for ``ls``/``kls``, k-medoids'
+distance matrices — is priced once per view in each job that holds units of it.
 A shard whose units cost more than the budget is split into parts along unit boundaries.
 """
 
@@ -23,11 +25,13 @@ import numpy as np
 import pandas as pd
 
 from imprint.method.engine import plan_runs
+from imprint.method.generators import KMEDOIDS_CACHE_ENTRIES, RANDOM_GENS
 from imprint.method.params import validate_params
 
 # The two GEN families that k-least-squares combines: its clustering and its joint solve.
 _CLUSTERING = {"kmeans", "kls"}
 _ALL_ROWS = {"all", "knn", "cache"}
+Step = tuple[str, str, int, Any]  # (family, GEN, k, option)
 
 
 @dataclass(frozen=True)
@@ -42,31 +46,53 @@ class TaskSize:
 
 @dataclass(frozen=True)
 class Unit:
-    """Runs that share work, and that work as (family, GEN, k, option) steps."""
+    """Runs that share work, that work as steps, and the steps of its view (``view``: the
+    view's index in the shard) it needs, which the view's units share."""
 
     runs: tuple[int, ...]
     fewshot: int
-    steps: tuple[tuple[str, str, int, Any], ...]
+    steps: tuple[Step, ...]
+    view: int = 0
+    view_steps: tuple[Step, ...] = (("prepare", "", 0, None),)
 
 
-def units(runs: pd.DataFrame) -> list[Unit]:
-    """The shard's units in the order ``sweep`` computes them."""
+def _gen_steps(gen: str, k: int) -> list[Step]:
+    """A GEN's own steps, given its view's shared results."""
+    if gen in _CLUSTERING:
+        return [("gen", "kmeans", k, None)] + ([("gen", "ls", k, None)] if gen == "kls" else [])
+    return [("gen", gen, k, None)]
+
+
+def _view_steps(gen: str) -> list[Step]:
+    """The view's shared results a GEN uses."""
+    return {
+        "ls": [("gen", "gram", 0, None)],
+        "kls": [("gen", "gram", 0, None)],
+        "kmedoids": [("gen", "kmedoids_distances", 0, None)],
+    }.get(gen, [])
+
+
+def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
+    """The shard's units in the order ``sweep`` computes them. With ``time_every_seed`` a
+    deterministic GEN is run again alone (its view's shared steps included) for every further
+    seed, as ``sweep`` does."""
     records = [
         validate_params(r) for r in runs.drop(columns="method", errors="ignore").to_dict("records")
     ]
-    out: dict[tuple, tuple[list[int], int, list]] = {}
-    for data_key, gens in plan_runs(records).items():
+    out: dict[tuple, tuple[list[int], int, list, int, list]] = {}
+    for view, (data_key, gens) in enumerate(plan_runs(records).items()):
         fewshot = data_key[1]
         for gen_key, posts in gens.items():
             gen, k, _, seed = gen_key
             key = (data_key, "clustering", k, seed) if gen in _CLUSTERING else (data_key, gen_key)
-            members, _, steps = out.setdefault(key, ([], fewshot, [("prepare", "", 0, None)]))
-            if gen in _CLUSTERING and ("gen", "kmeans", k, None) not in steps:
-                steps.append(("gen", "kmeans", k, None))
-            if gen in ("ls", "kls"):
-                steps.append(("gen", "ls", k, None))
-            elif gen not in _CLUSTERING:
-                steps.append(("gen", gen, k, None))
+            members, _, steps, _, shared = out.setdefault(
+                key, ([], fewshot, [], view, [("prepare", "", 0, None)])
+            )
+            steps.extend(s for s in _gen_steps(gen, k) if s not in steps)
+            shared.extend(s for s in _view_steps(gen) if s not in shared)
+            seeds = {records[i]["seed"] for g in posts.values() for m in g.values() for i in m}
+            if time_every_seed and gen not in RANDOM_GENS:
+                steps.extend((len(seeds) - 1) * (_view_steps(gen) + _gen_steps(gen, k)))
             for norm_post, groups in posts.items():
                 steps.append(("post", gen, k, norm_post))
                 for (_, search, distance), indices in groups.items():
@@ -75,10 +101,12 @@ def units(runs: pd.DataFrame) -> list[Unit]:
                         members.append(i)
                         m = records[i]["m"] if records[i]["agg"] == "mnn" else 1
                         steps.append(("vote", gen, k, m))
-    return [Unit(tuple(sorted(m)), f, tuple(s)) for m, f, s in out.values()]
+    return [
+        Unit(tuple(sorted(m)), f, tuple(s), v, tuple(shared)) for m, f, s, v, shared in out.values()
+    ]
 
 
-def operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) -> tuple[str, float]:
+def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     """The rate family of one step and its operation count."""
     family, gen, k, option = step
     c, d, n_test = size.n_classes, size.dim, size.n_test
@@ -95,6 +123,7 @@ def operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) ->
         return f"search_{option}", n_test * proxies * d
     if family == "vote":
         return "vote", n_test * (option + 1)
+    distances = c * n * n * d
     work = {
         "all": c * n * d,
         "mean": c * n * d,
@@ -102,9 +131,12 @@ def operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) ->
         "random": c * kept * d,
         "fps": c * n * kept * d,
         "kmeans": c * n * kept * d,
-        "kmedoids": c * n * n * d,
-        "kmedoids_pam": c * n * n * d,
-        "ls": c * n * d * d + d**3,
+        # the alternate steps; the distances once per view, or for every k past the cache
+        "kmedoids": c * n * n * kept + (distances if c * n * n > KMEDOIDS_CACHE_ENTRIES else 0),
+        "kmedoids_distances": distances if c * n * n <= KMEDOIDS_CACHE_ENTRIES else 0,
+        "kmedoids_pam": distances,
+        "gram": c * n * d * d + d**3,  # X^T X and its LU factors
+        "ls": d * d * c * kept,  # the solve for C·k targets
         "knn": c * n * d,
         "cache": c * n * d,
         "linear_probe": c * n * d * c,  # one logistic-loss evaluation; the rate holds the fits
@@ -112,12 +144,12 @@ def operations(step: tuple[str, str, int, Any], fewshot: int, size: TaskSize) ->
     return f"gen_{gen}", work[gen]
 
 
-def unit_seconds(unit: Unit, size: TaskSize, rates: Mapping[str, float]) -> float:
-    """The unit's projected seconds at ``rates`` (seconds per operation of each family, and
-    ``overhead``, the fixed seconds of a step)."""
-    total = len(unit.steps) * rates.get("overhead", 0.0)
-    for step in unit.steps:
-        family, count = operations(step, unit.fewshot, size)
+def _steps_seconds(
+    steps: Sequence[Step], fewshot: int, size: TaskSize, rates: Mapping[str, float]
+) -> float:
+    total = len(steps) * rates.get("overhead", 0.0)
+    for step in steps:
+        family, count = operations(step, fewshot, size)
         if family not in rates:
             raise ValueError(
                 f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
@@ -126,9 +158,34 @@ def unit_seconds(unit: Unit, size: TaskSize, rates: Mapping[str, float]) -> floa
     return total
 
 
+def unit_seconds(unit: Unit, size: TaskSize, rates: Mapping[str, float]) -> float:
+    """The unit's projected seconds alone, its view's shared steps included, at ``rates``
+    (seconds per operation of each family, and ``overhead``, the fixed seconds of a step)."""
+    return _steps_seconds(unit.steps + unit.view_steps, unit.fewshot, size, rates)
+
+
+def _marginal(
+    unit: Unit, paid: set[tuple[int, Step]], size: TaskSize, rates: Mapping[str, float]
+) -> float:
+    """The unit's seconds after the units whose view steps are ``paid`` (updated): its own
+    steps and the shared steps of its view not yet paid."""
+    new = tuple(s for s in unit.view_steps if (unit.view, s) not in paid)
+    paid.update((unit.view, s) for s in new)
+    return _steps_seconds(unit.steps + new, unit.fewshot, size, rates)
+
+
+def part_seconds(
+    shard_units: Sequence[Unit], size: TaskSize, rates: Mapping[str, float]
+) -> list[float]:
+    """Each unit's seconds after the ones before it in one job: its own steps and the shared
+    steps of its view that no earlier unit of the job needed."""
+    paid: set[tuple[int, Step]] = set()
+    return [_marginal(unit, paid, size, rates) for unit in shard_units]
+
+
 def split(seconds: Sequence[float], budget_s: float) -> list[list[int]]:
-    """Consecutive units packed into parts of at most ``budget_s`` (a unit over the budget is a
-    part of its own): the indices of each part's units."""
+    """Consecutive items packed into parts of at most ``budget_s`` seconds (an item over the
+    budget is a part of its own): the indices of each part's items."""
     parts: list[list[int]] = [[]]
     load = 0.0
     for i, s in enumerate(seconds):
@@ -174,16 +231,20 @@ class Budget:
     slowdown: float = 1.0
 
     def jobs(self, shard_units: Sequence[Unit], size: TaskSize) -> list[tuple[np.ndarray, float]]:
-        """Each job of a shard: the row positions of the runs it holds (in order) and its
-        projected seconds."""
-        seconds = [self.slowdown * unit_seconds(u, size, self.rates) for u in shard_units]
-        return [
-            (
-                np.sort(np.concatenate([shard_units[i].runs for i in part])),
-                sum(seconds[i] for i in part),
-            )
-            for part in split(seconds, self.minutes * 60)
-        ]
+        """Each job of a shard, consecutive units packed greedily within the budget (a unit over
+        it alone is a job of its own): the row positions of the runs it holds (in order) and
+        its projected seconds, a view's shared steps paid once in each job that needs them."""
+        jobs: list[tuple[list[Unit], float]] = []
+        paid: set[tuple[int, Step]] = set()
+        for unit in shard_units:
+            seconds = self.slowdown * _marginal(unit, trial := set(paid), size, self.rates)
+            if not jobs or jobs[-1][1] + seconds > self.minutes * 60:
+                jobs.append(([], 0.0))
+                seconds = self.slowdown * _marginal(unit, trial := set(), size, self.rates)
+            paid = trial
+            held, load = jobs[-1]
+            jobs[-1] = ([*held, unit], load + seconds)
+        return [(np.sort(np.concatenate([u.runs for u in held])), s) for held, s in jobs]
 
 
 RATES = importlib.resources.files("imprint.study") / "rates.json"

@@ -91,7 +91,8 @@ def experiment_jobs(
     FM's λ; sizes from ``catalog``, by default the built-in FMs and data sets)."""
     catalog = catalog or Catalog()
     runs = {fm: shard_runs(experiment, lambdas[fm]) for fm in experiment["fms"]}
-    shard_units = {fm: units(r) for fm, r in runs.items()}
+    timing = experiment.get("time_every_seed", False)
+    shard_units = {fm: units(r, timing) for fm, r in runs.items()}
     for fm, dataset, mapping, task in shard_keys(experiment):
         jobs = budget.jobs(shard_units[fm], catalog.task_size(fm, dataset, mapping, task))
         yield (fm, dataset, mapping, task), len(runs[fm]), jobs
@@ -158,10 +159,11 @@ def run_shard(
     train = select_task(*train, mapping, task, label_table)
     test = select_task(*test, mapping, task, label_table)
     runs = shard_runs(experiment, lambda_reg)
+    timing = experiment.get("time_every_seed", False)
     which = ""
     if part:
         budget = Budget(part["minutes"], part["rates"], part["slowdown"])
-        jobs = budget.jobs(units(runs), TaskSize(**part["size"]))
+        jobs = budget.jobs(units(runs, timing), TaskSize(**part["size"]))
         if len(jobs) != part["of"]:
             raise ValueError(
                 f"the budget splits this shard into {len(jobs)} parts, not {part['of']}; "
@@ -174,7 +176,6 @@ def run_shard(
         experiment_name, fm, dataset, mapping, task, which, len(runs), len(train[1]),
         len(test[1]),
     )  # fmt: skip
-    timing = experiment.get("time_every_seed", False)
     result = sweep(*train, *test, runs, device=device, time_every_seed=timing)
     result.insert(0, "experiment", experiment_name)
     result.insert(1, "fm", fm)
