@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from imprint.method.batch import ClassBatch
-from imprint.method.generators import GEN, RANDOM_GENS, GenContext
+from imprint.method.generators import GEN, RANDOM_GENS, GenContext, cluster_together
 from tests.conftest import make_task
 
 
@@ -102,17 +102,32 @@ def test_kls_solves_least_squares_over_the_kmeans_clusters(data):
 
 def test_kls_reuses_the_kmeans_clustering_of_its_context_and_is_charged_its_time(data):
     batch, _, _ = data
-    cache: dict = {}
-    first = GEN["kls"](batch, 3, GenContext(5, 0.01, cache))
+    view: dict = {}
+    first = GEN["kls"](batch, 3, GenContext(5, 0.01, view))
     fresh = GEN["kls"](batch, 3, GenContext(5, 0.01))
     assert torch.equal(first.weights, fresh.weights)
-    assert 3 in cache
-    clustering_seconds = cache[3][1]
+    clustering_seconds = view["kmeans", 3, 5][1]
     assert clustering_seconds > 0
-    reusing = GenContext(5, 0.01, cache)
+    reusing = GenContext(5, 0.01, view)
     GEN["kmeans"](batch, 3, reusing)
     assert reusing.reused_seconds == clustering_seconds
     assert GenContext(5, 0.01).reused_seconds == 0
+
+
+def test_clusterings_of_a_view_computed_together_are_each_one_alone(data):
+    """Every k and seed clustered in one pass per Lloyd step gives each clustering's centroids
+    as alone (up to rounding), and charges each a share of the joint time."""
+    batch, _, _ = data
+    wanted = {(k, seed) for k in (1, 2, 3, 5) for seed in (0, 7)} | {(100, 0)}
+    view: dict = {}
+    cluster_together(batch, view, wanted)
+    assert ("kmeans", 100, 0) not in view  # more than some class has: the classes' samples
+    seconds = [view["kmeans", k, seed][1] for k, seed in wanted - {(100, 0)}]
+    assert all(s > 0 for s in seconds)
+    for k, seed in wanted - {(100, 0)}:
+        together = GEN["kmeans"](batch, k, GenContext(seed, view=view)).weights
+        alone = GEN["kmeans"](batch, k, GenContext(seed)).weights
+        torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
 
 
 def test_ls_and_kls_of_a_view_share_one_gram_matrix_and_equal_fresh_solves(data):
@@ -126,7 +141,8 @@ def test_ls_and_kls_of_a_view_share_one_gram_matrix_and_equal_fresh_solves(data)
             context = GenContext(seed, 0.01, view=view)
             shared[gen, k, seed] = GEN[gen](batch, k, context).weights
             assert context.reused_seconds > 0 or (gen, seed) == ("ls", 1)
-    assert sorted(map(str, view)) == ["('ridge', 0.01, (True, True, True))", "gram"]
+    shared_solves = sorted(str(key) for key in view if key[0] != "kmeans")
+    assert shared_solves == ["('ridge', 0.01, (True, True, True))", "gram"]
     for (gen, k, seed), weights in shared.items():
         assert torch.equal(weights, GEN[gen](batch, k, GenContext(seed, 0.01)).weights)
 

@@ -92,7 +92,7 @@ def _couple(
     else:
         proxies = ProxySet(*_stacked([c.proxies for c in kept]))
         if p["gen"] == "kls":  # the proxies kept are each class's k-means clusters
-            context.kmeans_cache[p["k"]] = (proxies, 0.0)
+            context.view["kmeans", p["k"], p["seed"]] = (proxies, 0.0)
             proxies = GEN["kls"](batch, p["k"], context)
     return NORM_POST[p["norm_post"]](proxies), distance_metric(batch, p["distance"]), None
 

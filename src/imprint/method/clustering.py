@@ -9,7 +9,9 @@ the float32 distance expansion ||x||^2 - 2<x, c> + ||c||^2 accurate far from the
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -29,12 +31,27 @@ def squared_norms(x: Tensor) -> Tensor:
     return x.pow(2).sum(-1)
 
 
-def squared_distances(x: Tensor, centres: Tensor, x_norms: Tensor | None = None) -> Tensor:
+def squared_distances(
+    x: Tensor, centres: Tensor, x_norms: Tensor | None = None, centre_norms: Tensor | None = None
+) -> Tensor:
     """Squared Euclidean distances (C, n, k) between x (C, n, D) and centres (C, k, D).
-    ``x_norms``: x's ``squared_norms``, when the caller has them (a pass over x saved)."""
+    ``x_norms``, ``centre_norms``: their ``squared_norms``, when the caller has them (a pass
+    over the data saved)."""
     x_norms = squared_norms(x) if x_norms is None else x_norms
+    centre_norms = squared_norms(centres) if centre_norms is None else centre_norms
     sq = torch.bmm(x, centres.transpose(1, 2)).mul_(-2)  # in place: no (C, n, k) temporaries
-    return sq.add_(x_norms[..., None]).add_(squared_norms(centres)[:, None, :]).clamp_min_(0)
+    return sq.add_(x_norms[..., None]).add_(centre_norms[:, None, :]).clamp_min_(0)
+
+
+def _first_argmin(distances: Tensor) -> Tensor:
+    """The first row of the least value of every column of ``distances`` (C, k, n), as (C, n):
+    ``argmin`` over a middle dimension, as a running minimum (many times faster on the CPU)."""
+    best = distances[:, 0].clone()
+    index = torch.zeros_like(best, dtype=torch.long)
+    for row in range(1, distances.shape[1]):
+        index.masked_fill_(distances[:, row] < best, row)
+        torch.minimum(best, distances[:, row], out=best)
+    return index
 
 
 def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
@@ -59,24 +76,49 @@ def plus_plus_init(
     drawn with probability proportional to distance**power to the nearest seed (power 2 for
     k-means, 1 for k-medoids).
     """
-    n_classes = x.shape[0]
-    norms = squared_norms(x)
-    trials = 2 + int(math.log(k))
-    u = streams.uniform(1 + (k - 1) * trials, x.device)  # every draw of a class at once
+    return seed_together(x, mask, [k], [streams], power)[0]
+
+
+def seed_together(
+    x: Tensor,
+    mask: Tensor,
+    ks: Sequence[int],
+    streams: Sequence[ClassStreams],
+    power: float = 2.0,
+    norms: Tensor | None = None,
+) -> list[Tensor]:
+    """``plus_plus_init`` of several seedings (one per k and streams) of the same classes, each
+    drawing exactly as alone; the candidates of every seeding's step are measured in one
+    product with x."""
+    norms = squared_norms(x) if norms is None else norms
+    trials = [2 + int(math.log(k)) for k in ks]
+    draws = [
+        s.uniform(1 + (k - 1) * t, x.device) for k, s, t in zip(ks, streams, trials, strict=True)
+    ]
     floor = mask.to(x.dtype) * 1e-30  # duplicates only: keeps every draw on a real sample
-    first = _sample_proportional(mask.to(x.dtype), u[:, :1])
-    chosen = [first]
-    closest = squared_distances(x, _gather_rows(x, first), norms)[..., 0].pow(power / 2) * mask
-    rows = torch.arange(n_classes, device=x.device)
-    for step in range(1, k):
-        draws = u[:, 1 + (step - 1) * trials : 1 + step * trials]
-        candidates = _sample_proportional(closest + floor, draws)
-        dist = squared_distances(x, _gather_rows(x, candidates), norms).pow(power / 2)
-        merged = torch.minimum(closest[..., None], dist) * mask[..., None]
-        best = merged.sum(1).argmin(1)
-        chosen.append(candidates[rows, best][:, None])
-        closest = merged[rows, :, best]
-    return torch.cat(chosen, dim=1)
+    first = [_sample_proportional(mask.to(x.dtype), u[:, :1]) for u in draws]
+    chosen = [[f] for f in first]
+    nearest = squared_distances(x, _gather_rows(x, torch.cat(first, 1)), norms)
+    closest = [nearest[..., j].pow(power / 2) * mask for j in range(len(ks))]
+    rows = torch.arange(x.shape[0], device=x.device)
+    for step in range(1, max(ks)):
+        active = [j for j, k in enumerate(ks) if k > step]
+        candidates = [
+            _sample_proportional(
+                closest[j] + floor, draws[j][:, 1 + (step - 1) * trials[j] : 1 + step * trials[j]]
+            )
+            for j in active
+        ]
+        every = squared_distances(x, _gather_rows(x, torch.cat(candidates, 1)), norms)
+        offset = 0
+        for j, mine in zip(active, candidates, strict=True):
+            dist = every[..., offset : offset + trials[j]].pow(power / 2)
+            offset += trials[j]
+            merged = torch.minimum(closest[j][..., None], dist) * mask[..., None]
+            best = merged.sum(1).argmin(1)
+            chosen[j].append(mine[rows, best][:, None])
+            closest[j] = merged[rows, :, best]
+    return [torch.cat(c, dim=1) for c in chosen]
 
 
 def kmeans(
@@ -87,22 +129,61 @@ def kmeans(
     Returns centroids (C, k, D) and inertia (C,): squared distances to the nearest centroid, summed.
     An emptied cluster keeps its previous centroid.
     """
+    (centres,), (inertia,), _ = kmeans_together(x, mask, [k], [streams], max_iter)
+    return centres, inertia
+
+
+def kmeans_together(
+    x: Tensor,
+    mask: Tensor,
+    ks: Sequence[int],
+    streams: Sequence[ClassStreams],
+    max_iter: int = 300,
+) -> tuple[list[Tensor], list[Tensor], list[int]]:
+    """``kmeans`` of several clusterings (one per k and streams) of the same classes, each
+    seeded and stopped as alone, in one pass over x per Lloyd step: one product with the centres
+    of every clustering still moving, one with their assignments. (Alone and together differ in
+    the rounding of those products only.) Returns each clustering's centroids, inertia and
+    Lloyd steps."""
     xc, shift = _centred(x, mask)
     norms = squared_norms(xc)
-    centres = _gather_rows(xc, plus_plus_init(xc, mask, k, streams))
-    valid = mask.to(x.dtype)[..., None]
-    previous = None
+    starts = seed_together(xc, mask, ks, streams, norms=norms)
+    centres = [_gather_rows(xc, start) for start in starts]
+    valid = mask.to(x.dtype)[:, None, :]
+    previous: list[Tensor | None] = [None] * len(ks)
+    steps = [0] * len(ks)
+    moving = list(range(len(ks)))
     for _ in range(max_iter):
-        assign = squared_distances(xc, centres, norms).argmin(-1)
-        if previous is not None and bool(((assign == previous) | ~mask).all()):
+        bounds = np.cumsum([0] + [ks[j] for j in moving])
+        # (C, K, n): every moving clustering's centres against x, one row per centre
+        distances = squared_distances(torch.cat([centres[j] for j in moving], 1), xc, None, norms)
+        still = []
+        for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
+            assign = _first_argmin(distances[:, lo:hi])
+            if previous[j] is None or not bool(((assign == previous[j]) | ~mask).all()):
+                previous[j] = assign
+                still.append(j)
+        moving = still
+        if not moving:
             break
-        previous = assign
-        onehot = torch.nn.functional.one_hot(assign, k).to(x.dtype) * valid
-        sizes = onehot.sum(1)[..., None]
-        sums = torch.bmm(onehot.transpose(1, 2), xc)
-        centres = torch.where(sizes > 0, sums / sizes.clamp_min(1), centres)
-    inertia = (squared_distances(xc, centres, norms).amin(-1) * mask).sum(1)
-    return centres + shift, inertia
+        bounds = np.cumsum([0] + [ks[j] for j in moving])
+        onehot = xc.new_empty(mask.shape[0], int(bounds[-1]), mask.shape[1])  # (C, K, n)
+        for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
+            steps[j] += 1
+            slots = torch.arange(hi - lo, device=xc.device)[None, :, None]
+            torch.eq(slots, previous[j][:, None, :], out=onehot[:, lo:hi])
+        onehot *= valid
+        sizes = onehot.sum(2)[..., None]
+        sums = torch.bmm(onehot, xc)
+        for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
+            update = sums[:, lo:hi] / sizes[:, lo:hi].clamp_min(1)
+            centres[j] = torch.where(sizes[:, lo:hi] > 0, update, centres[j])
+    everything = squared_distances(xc, torch.cat(centres, 1), norms)
+    inertia = [
+        (everything[..., lo:hi].amin(-1) * mask).sum(1)
+        for lo, hi in itertools.pairwise(np.cumsum([0, *ks]))
+    ]
+    return [c + shift for c in centres], inertia, steps
 
 
 def _class_distances(x: Tensor, mask: Tensor, centre: bool = True, per_chunk_entries: int = 2**26):

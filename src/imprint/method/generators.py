@@ -22,15 +22,15 @@ from imprint.method.randomness import ClassStreams
 
 @dataclass
 class GenContext:
-    """What generators share for one batch and seed: the seed, the ridge λ, k-means results
-    (``kmeans_cache``, per seed: ``kls`` reuses the clustering ``kmeans`` computed for the same k
-    and the other way round) and ``view`` (results that depend on the batch alone, for every k
-    and seed: the Gram matrix and its factors). A generator that reuses a result is charged
-    the seconds it took in ``reused_seconds``: every GEN time is what the GEN would take alone."""
+    """What generators share for one batch and seed: the seed, the ridge λ and ``view``, the
+    results that every k and seed of the batch may reuse: k-means clusterings (``kls`` reuses
+    the clustering ``kmeans`` computed for the same k and seed, and the other way round), the
+    Gram matrix and its factors, k-medoids' distances. A generator that reuses a result is
+    charged the seconds it took in ``reused_seconds``: every GEN time is what the GEN would take
+    alone."""
 
     seed: int
     lambda_reg: float = 1e-4
-    kmeans_cache: dict[Hashable, tuple[Any, float]] = field(default_factory=dict)
     view: dict[Hashable, tuple[Any, float]] = field(default_factory=dict)
     reused_seconds: float = 0.0
 
@@ -38,20 +38,18 @@ class GenContext:
         """The GEN stage's random stream of each class of ``batch``."""
         return ClassStreams.keyed(self.seed, "gen", batch.keys)
 
-    def shared(
-        self, cache: dict[Hashable, tuple[Any, float]], key: Hashable, compute: Callable[[], Any]
-    ) -> Any:
-        """``cache[key]``, computed once; its seconds (those of what it reused included) are
+    def shared(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``view[key]``, computed once; its seconds (those of what it reused included) are
         charged to every later caller."""
-        if key in cache:
-            value, seconds = cache[key]
+        if key in self.view:
+            value, seconds = self.view[key]
             self.reused_seconds += seconds
             return value
         start, reused = time.perf_counter(), self.reused_seconds
         value = compute()
         if _on_cuda(value):
             torch.cuda.synchronize()
-        cache[key] = value, time.perf_counter() - start + self.reused_seconds - reused
+        self.view[key] = value, time.perf_counter() - start + self.reused_seconds - reused
         return value
 
     def kmeans(self, batch: ClassBatch, k: int) -> ProxySet:
@@ -60,21 +58,49 @@ class GenContext:
                 batch, k, lambda sub: clustering.kmeans(sub.x, sub.mask, k, self.streams(sub))[0]
             )
 
-        return self.shared(self.kmeans_cache, k, cluster)
+        return self.shared(("kmeans", k, self.seed), cluster)
 
     def ridge(self, batch: ClassBatch, solved: Tensor) -> tuple[Tensor, Tensor]:
         """The LU factors of X^T X / N + λ I over the samples of the ``solved`` classes (a
         boolean per class), from the batch's Gram matrix: once per (λ, solved classes)."""
 
         def factor() -> tuple[Tensor, Tensor]:
-            gram, rows = self.shared(self.view, "gram", lambda: gram_matrix(batch))
+            gram, rows = self.shared("gram", lambda: gram_matrix(batch))
             if not bool(solved.all()):  # the full Gram matrix less the left-out classes'
                 left_gram, left_rows = gram_matrix(batch.subset(~solved))
                 gram, rows = gram - left_gram, rows - left_rows
             return ridge_factor(gram, rows, self.lambda_reg)
 
         key = ("ridge", self.lambda_reg, tuple(solved.tolist()))
-        return self.shared(self.view, key, factor)
+        return self.shared(key, factor)
+
+
+def cluster_together(
+    batch: ClassBatch, view: dict[Hashable, tuple[Any, float]], clusterings: set[tuple[int, int]]
+) -> None:
+    """Every k-means clustering (k, seed) of ``clusterings`` whose k every class of the batch
+    exceeds, computed together (``clustering.kmeans_together``: one pass over the data per
+    Lloyd step) into ``view`` for ``GenContext.kmeans``, each with its share of the time by its
+    work (k times its Lloyd steps)."""
+    todo = sorted(
+        (k, seed)
+        for k, seed in clusterings
+        if 0 < k < int(batch.counts.min()) and ("kmeans", k, seed) not in view
+    )
+    if len(todo) < 2:
+        return
+    start = time.perf_counter()
+    streams = [ClassStreams.keyed(seed, "gen", batch.keys) for _, seed in todo]
+    centres, _, steps = clustering.kmeans_together(
+        batch.x, batch.mask, [k for k, _ in todo], streams
+    )
+    if batch.x.is_cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    work = [k * max(n, 1) for (k, _), n in zip(todo, steps, strict=True)]
+    for (k, seed), found, share in zip(todo, centres, work, strict=True):
+        valid = torch.ones(found.shape[:2], dtype=torch.bool, device=found.device)
+        view["kmeans", k, seed] = ProxySet.from_padded(found, valid), seconds * share / sum(work)
 
 
 def _on_cuda(value: Any) -> bool:
@@ -149,7 +175,6 @@ def generate_kmedoids(batch: ClassBatch, k: int, context: GenContext) -> ProxySe
         distances = None
         if batch.n_classes * batch.x.shape[1] ** 2 <= KMEDOIDS_CACHE_ENTRIES:
             distances = context.shared(
-                context.view,
                 "distances",
                 lambda: clustering.reference_distances(batch.x, batch.mask),
             )
@@ -194,7 +219,6 @@ def generate_cov_max(batch: ClassBatch, k: int, context: GenContext) -> ProxySet
 
     def choose(sub: ClassBatch) -> Tensor:
         sums = context.shared(
-            context.view,
             "covariance_sums",
             lambda: covariance_column_sums(batch.x.double(), batch.mask),
         )
