@@ -39,8 +39,24 @@ def squared_distances(
     over the data saved)."""
     x_norms = squared_norms(x) if x_norms is None else x_norms
     centre_norms = squared_norms(centres) if centre_norms is None else centre_norms
-    sq = torch.bmm(x, centres.transpose(1, 2)).mul_(-2)  # in place: no (C, n, k) temporaries
+    sq = _product(x, centres.transpose(1, 2)).mul_(-2)  # in place: no (C, n, k) temporaries
     return sq.add_(x_norms[..., None]).add_(centre_norms[:, None, :]).clamp_min_(0)
+
+
+# BLAS gives each row of a product with this many rows or more the same bits whatever the
+# number of rows (MKL picks other kernels for 1-3 rows; from 8 features on), so that a
+# clustering's products are the same alone and stacked with other clusterings' (on the CPU;
+# cuBLAS promises nothing of the kind).
+_ROWS = 4
+
+
+def _product(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.bmm(a, b)``, with ``a`` padded to at least ``_ROWS`` rows for the product."""
+    rows = a.shape[1]
+    if rows >= _ROWS:
+        return torch.bmm(a, b)
+    padded = torch.cat([a, a.new_zeros(a.shape[0], _ROWS - rows, a.shape[2])], 1)
+    return torch.bmm(padded, b)[:, :rows]
 
 
 def _first_argmin(distances: Tensor) -> Tensor:
@@ -98,8 +114,8 @@ def seed_together(
     floor = mask.to(x.dtype) * 1e-30  # duplicates only: keeps every draw on a real sample
     first = [_sample_proportional(mask.to(x.dtype), u[:, :1]) for u in draws]
     chosen = [[f] for f in first]
-    nearest = squared_distances(x, _gather_rows(x, torch.cat(first, 1)), norms)
-    closest = [nearest[..., j].pow(power / 2) * mask for j in range(len(ks))]
+    nearest = squared_distances(_gather_rows(x, torch.cat(first, 1)), x, None, norms)
+    closest = [nearest[:, j].pow(power / 2) * mask for j in range(len(ks))]
     rows = torch.arange(x.shape[0], device=x.device)
     for step in range(1, max(ks)):
         active = [j for j, k in enumerate(ks) if k > step]
@@ -109,10 +125,11 @@ def seed_together(
             )
             for j in active
         ]
-        every = squared_distances(x, _gather_rows(x, torch.cat(candidates, 1)), norms)
+        # (C, T, n): every seeding's candidates against x, one row per candidate
+        every = squared_distances(_gather_rows(x, torch.cat(candidates, 1)), x, None, norms)
         offset = 0
         for j, mine in zip(active, candidates, strict=True):
-            dist = every[..., offset : offset + trials[j]].pow(power / 2)
+            dist = every[:, offset : offset + trials[j]].transpose(1, 2).pow(power / 2)
             offset += trials[j]
             merged = torch.minimum(closest[j][..., None], dist) * mask[..., None]
             best = merged.sum(1).argmin(1)
@@ -174,7 +191,7 @@ def kmeans_together(
             torch.eq(slots, previous[j][:, None, :], out=onehot[:, lo:hi])
         onehot *= valid
         sizes = onehot.sum(2)[..., None]
-        sums = torch.bmm(onehot, xc)
+        sums = _product(onehot, xc)
         for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
             update = sums[:, lo:hi] / sizes[:, lo:hi].clamp_min(1)
             centres[j] = torch.where(sizes[:, lo:hi] > 0, update, centres[j])
