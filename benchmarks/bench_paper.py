@@ -37,12 +37,13 @@ from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
 from imprint.method.baselines import BASELINES, fit_baseline
 from imprint.method.batch import ClassBatch
-from imprint.method.clustering import reference_distances
+from imprint.method.clustering import kmeans_together, reference_distances
 from imprint.method.collapse import nearest_class_centre
 from imprint.method.engine import plan_runs
 from imprint.method.generators import (
     GEN,
     GenContext,
+    cluster_together,
     gram_matrix,
     least_squares_weights,
     ridge_factor,
@@ -50,9 +51,18 @@ from imprint.method.generators import (
 from imprint.method.normalize import NORM_POST
 from imprint.method.params import validate_params
 from imprint.method.pipeline import distance_metric, prepare_classes
+from imprint.method.randomness import ClassStreams
 from imprint.study.catalog import Catalog
-from imprint.study.cost import Budget, TaskSize, operations, part_seconds, units
-from imprint.study.experiments import experiment_jobs, experiment_packs, shard_runs
+from imprint.study.cost import (
+    Budget,
+    TaskSize,
+    family_seconds,
+    floor_rates,
+    operations,
+    part_seconds,
+    units,
+)
+from imprint.study.experiments import experiment_jobs, experiment_packs, shard_keys, shard_runs
 from imprint.study.tasks import expand_mappings
 
 DISTANCES = ("euclidean", "cosine", "manhattan", "chebyshev", "mahalanobis")
@@ -113,6 +123,10 @@ def calibrate(device: str) -> dict[str, float]:
             continue  # k-means plus the joint solve of ls, priced as those two
         run = lambda gen=gen: GEN[gen](batch, k, GenContext(0, 1e-4, view=view))  # noqa: E731
         rate(f"gen_{gen}", count("gen", gen, k), _clock(device, run))
+    # k-means as a sweep runs it: every clustering of a view together (here 7 k × 3 seeds)
+    ks = (1, 2, 3, 5, 10, 15, 20)
+    together = lambda: cluster_together(batch, {}, {(k, s) for k in ks for s in range(3)})  # noqa: E731
+    rate("gen_kmeans", 3 * sum(count("gen", "kmeans", k) for k in ks), _clock(device, together))
     # the view's shared steps, each alone: the Gram matrix with its factors, the distances
     gram = lambda: ridge_factor(*gram_matrix(batch), 1e-4)  # noqa: E731
     rate("gen_gram", count("gen", "gram"), _clock(device, gram))
@@ -184,7 +198,7 @@ def check(config: dict, rates: dict[str, float], device: str, test_rows: int) ->
     return pd.DataFrame(rows)
 
 
-def floor(device: str, test_per_class: int) -> tuple[int, int, float, float]:
+def search_floor(device: str, test_per_class: int) -> tuple[int, int, float, float]:
     """The ``all`` rows of the default config's ``sec51`` grid on a CIFAR-sized task: sweep
     seconds against one distance matrix + top-50 per distinct search."""
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -260,6 +274,66 @@ def project(config: dict, budget: Budget) -> pd.DataFrame:
     return table.astype({"shards": int, "runs": int, "jobs": int})
 
 
+def gemm_rates(device: str, size: int = 2048) -> tuple[float, float]:
+    """Flop/s of a square matrix product in float32 and float64 on ``device``."""
+    rates = []
+    for dtype in (torch.float32, torch.float64):
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        rates.append(2 * size**3 / _clock(device, torch.mm, a, a))
+    return rates[0], rates[1]
+
+
+def lloyd_steps(device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20)) -> tuple[float, float]:
+    """k-means' Lloyd steps and seeding candidates per step, weighted by k (as its work is), on
+    a CIFAR-10-sized task (10 classes × 5,000 samples, 512-d) for the paper's k."""
+    x, y = _tensors(5000, 10, 512, 1, device)
+    batch = ClassBatch.from_labels(x, y, 10)
+    streams = [ClassStreams.keyed(k, "gen", batch.keys) for k in ks]
+    _, _, steps = kmeans_together(batch.x, batch.mask, ks, streams)
+    trials = [2 + int(np.log(k)) for k in ks]
+    return np.average(steps, weights=ks), np.average(trials, weights=ks)
+
+
+def family_hours(config: dict, rates: dict[str, float], slowdown: float) -> pd.DataFrame:
+    """Hours per experiment (rows) and step family (columns) of every shard of ``config`` at
+    ``rates`` times ``slowdown``, each shard's view work once (as one job)."""
+    lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
+    catalog, rows = Catalog(), {}
+    for name, experiment in config["experiments"].items():
+        timing = experiment.get("time_every_seed", False)
+        shard_units = {
+            fm: units(shard_runs(experiment, lambdas[fm]), timing) for fm in experiment["fms"]
+        }
+        total: dict[str, float] = {}
+        for fm, dataset, mapping, task in shard_keys(experiment):
+            size = catalog.task_size(fm, dataset, mapping, task)
+            for family, s in family_seconds(shard_units[fm], size, rates).items():
+                total[family] = total.get(family, 0.0) + s * slowdown / 3600
+        rows[name] = total
+    return pd.DataFrame(rows).T.fillna(0.0)
+
+
+def arithmetic_floor(config: dict, rates: dict[str, float], device: str, threads: int) -> None:
+    """Print the projection beside its floor, per experiment and per step family: each
+    distinct result once, its least arithmetic at this machine's GEMM rates."""
+    gemm32, gemm64 = gemm_rates(device)
+    steps, trials = lloyd_steps(device)
+    print(
+        f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64); "
+        f"k-means {steps:.1f} Lloyd steps, {trials:.1f} seeding candidates a step (k-weighted)"
+    )
+    slowdown = 1.0 if device.startswith("cuda") else threads
+    projected = family_hours(config, rates, slowdown)
+    least = family_hours(config, floor_rates(gemm32, gemm64, steps, trials), slowdown)
+    for title, axis in (("experiment", 1), ("family", 0)):
+        table = pd.DataFrame({"projected_h": projected.sum(axis), "floor_h": least.sum(axis)})
+        if title == "family":
+            table = table[table["projected_h"] >= 0.05].sort_values("projected_h")[::-1]
+        table.loc["total"] = table.sum()
+        table["times_floor"] = table["projected_h"] / table["floor_h"]
+        print(table.rename_axis(title).to_markdown(floatfmt=".2f"))
+
+
 def wall_hours(work_h: float, jobs: int, fixed_s: float, gpu: bool, at_once: int) -> float:
     """Hours a user waits for ``jobs`` sweep jobs of ``work_h`` hours of work, each paying
     ``fixed_s`` seconds of start-up, ``at_once`` at a time: on CPU cores everything shares the
@@ -293,7 +367,7 @@ def main() -> None:
     checked = check(config, rates, device, args.check_test_rows)
     ratio = checked["measured_s"].sum() / checked["projected_s"].sum()
     print(f"   all sampled units: measured / projected = {ratio:.2f}", flush=True)
-    n_runs, n_searches, swept, least = floor(device, args.floor_test_per_class)
+    n_runs, n_searches, swept, least = search_floor(device, args.floor_test_per_class)
     print(
         f"3. `all` rows of sec51 (CIFAR-sized, {n_runs} runs, {n_searches} searches): sweep "
         f"{swept:.1f} s, floor {least:.1f} s, {swept / least:.2f}× the floor",
@@ -317,8 +391,10 @@ def main() -> None:
         f"   start-up {fixed:.2f} s per sweep job; with {at_once} jobs at once on "
         f"{'one GPU' if gpu else f'{threads} cores'}: {waited:.1f} hours of wall time"
     )
+    print("5. the projection and its arithmetic floor:", flush=True)
+    arithmetic_floor(config, rates, device, 1 if gpu else threads)
     if device.startswith("cuda"):
-        print("5. GPU goals:", flush=True)
+        print("6. GPU goals:", flush=True)
         gpu_targets(config, device)
     if args.write_rates:
         path = Path(args.write_rates)

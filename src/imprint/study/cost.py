@@ -144,6 +144,50 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     return f"gen_{gen}", work[gen]
 
 
+# The least floating-point work behind one operation of each family as ``operations`` counts
+# them, and whether it runs at the float64 rate: what any implementation must do for that
+# result, priced at the machine's GEMM rate (``floor_rates``). k-means' depends on the Lloyd
+# steps (4 flops per step: distances and update) and seeding (2 per candidate, 2 + ln k a step);
+# the linear probe's holds its fits (6 fits of 100 L-BFGS steps, loss and gradient).
+FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
+    "prepare": (2, False),
+    "gen_all": (1, False),
+    "gen_mean": (1, False),
+    "gen_random": (1, False),
+    "gen_cov_max": (2, False),
+    "gen_fps": (2, False),
+    "gen_knn": (1, False),
+    "gen_cache": (1, False),
+    "gen_linear_probe": (4 * 600, False),
+    "gen_gram": (1, True),  # the symmetric X^T X and an LU of (2/3) D^3
+    "gen_ls": (2, True),
+    "gen_kmedoids_distances": (2, True),
+    "gen_kmedoids": (2, True),  # one assignment round
+    "gen_kmedoids_pam": (2, True),
+    "search_max": (2, False),
+    "search_cosine": (2, False),
+    "search_euclidean": (2, False),
+    "search_mahalanobis": (2, False),
+    "search_manhattan": (3, False),  # difference, absolute value, sum: no product form
+    "search_chebyshev": (3, False),
+    "post_none": (0, False),
+    "post_l2": (3, False),
+    "post_quantile": (10, False),
+    "post_quantile_sequential": (10, False),
+    "vote": (0, False),
+}
+
+
+def floor_rates(gemm32: float, gemm64: float, lloyd_steps: float, trials: float) -> dict:
+    """Seconds per operation of every family at the arithmetic floor: ``FLOOR_FLOPS`` at
+    ``gemm32`` / ``gemm64`` flop/s; k-means with ``lloyd_steps`` Lloyd steps and ``trials``
+    seeding candidates per step (measured); no fixed cost per step."""
+    rates = {f: flops / (gemm64 if wide else gemm32) for f, (flops, wide) in FLOOR_FLOPS.items()}
+    rates["gen_kmeans"] = (4 * lloyd_steps + 2 * trials) / gemm32
+    rates["overhead"] = 0.0
+    return rates
+
+
 def _steps_seconds(
     steps: Sequence[Step], fewshot: int, size: TaskSize, rates: Mapping[str, float]
 ) -> float:
@@ -169,9 +213,29 @@ def _marginal(
 ) -> float:
     """The unit's seconds after the units whose view steps are ``paid`` (updated): its own
     steps and the shared steps of its view not yet paid."""
+    return _steps_seconds(_unpaid_steps(unit, paid), unit.fewshot, size, rates)
+
+
+def _unpaid_steps(unit: Unit, paid: set[tuple[int, Step]]) -> tuple[Step, ...]:
     new = tuple(s for s in unit.view_steps if (unit.view, s) not in paid)
     paid.update((unit.view, s) for s in new)
-    return _steps_seconds(unit.steps + new, unit.fewshot, size, rates)
+    return unit.steps + new
+
+
+def family_seconds(
+    shard_units: Sequence[Unit], size: TaskSize, rates: Mapping[str, float]
+) -> dict[str, float]:
+    """The seconds of the units run in one job, per rate family (``overhead``: the fixed cost
+    of every step)."""
+    paid: set[tuple[int, Step]] = set()
+    out: dict[str, float] = {}
+    for unit in shard_units:
+        steps = _unpaid_steps(unit, paid)
+        out["overhead"] = out.get("overhead", 0.0) + len(steps) * rates.get("overhead", 0.0)
+        for step in steps:
+            family, count = operations(step, unit.fewshot, size)
+            out[family] = out.get(family, 0.0) + count * rates[family]
+    return out
 
 
 def part_seconds(
