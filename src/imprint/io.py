@@ -7,6 +7,8 @@ import glob
 import hashlib
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,22 +24,33 @@ from imprint import __version__
 PACKAGES = ("torch", "torchvision", "lightning", "numpy", "scikit-learn", "pandas")
 
 
+# The mark of this module's temporary files, between the target's name and a random part.
+_TEMPORARY = ".imprint-tmp-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only when the block succeeds, so a killed
     job never leaves a half-written file under the final name (its temporary is removed by the
-    next write of the same file)."""
-    target = Path(path)
+    next write of the same file; no other file is). A symbolic link is followed: its target is
+    replaced, keeping its permissions."""
+    target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*{glob.escape(target.suffix)}"):
-        stale.unlink(missing_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix
-    )
+    prefix = f".{target.name}{_TEMPORARY}"
+    for stale in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(target.suffix)}"):
+        if re.fullmatch(
+            r"[a-z0-9_]{8}", stale.name[len(prefix) : len(stale.name) - len(target.suffix)]
+        ):
+            stale.unlink(missing_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=target.suffix)
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; results are shared
+    if target.exists():
+        mode = stat.S_IMODE(target.stat().st_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask  # mkstemp makes 0600 files; results are shared
+    os.chmod(temporary, mode)
     try:
         yield Path(temporary)
         os.replace(temporary, target)
