@@ -17,6 +17,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 
 from imprint.method.aggregation import AGG, Variant
 from imprint.method.baselines import BASELINES, SEEDED_BASELINES, fit_baseline
-from imprint.method.batch import ClassBatch
+from imprint.method.batch import ClassBatch, ProxySet
 from imprint.method.collapse import centred_class_means, nearest_class_centre, self_duality
 from imprint.method.generators import GEN, RANDOM_GENS, GenContext, cluster_together
 from imprint.method.normalize import NORM, NORM_POST
@@ -103,111 +104,195 @@ def sweep(
     (the seed whose GEN run ``gen_time_s`` measured) and ``time_s`` (that plus the row's share
     of NORMpost and AGG time). A deterministic GEN computes one proxy set for all seeds and is
     timed once, under its first seed, unless ``time_every_seed``: then it is run again alone,
-    for its time only, for every further seed (as the paper timed every run, PAPER.md §D.8).
+    for its time only, for every further seed (as the paper timed every run, PAPER.md §D.8),
+    and k-means clusterings are timed alone rather than computed together.
     """
     missing = [c for c in RUN_COLUMNS if c not in configs.columns]
     if missing:
         raise ValueError(f"configs lacks column(s) {missing}; a sweep needs {list(RUN_COLUMNS)}")
     columns = [c for c in configs.columns if c in (*RUN_COLUMNS, "weibull")]
     runs = [validate_params(r) for r in configs[columns].to_dict("records")]
-    x_train = as_embeddings(X_train, "X_train", device)
-    x_test = as_embeddings(X_test, "X_test", device)
-    check_dimensions(x_train.shape[1], x_test)
-    classes, train_index = encode_labels(y_train, x_train.shape[0])
-    truth = index_labels(classes, y_test, x_test.shape[0])
-    labels = torch.as_tensor(train_index, device=x_train.device)
-    n_classes = len(classes)
-    keys = class_keys(classes)
-
-    accuracy = np.zeros(len(runs))
-    f1: list[list[float]] = [[] for _ in runs]
-    ncc_agreement = np.zeros(len(runs))
-    duality = np.zeros(len(runs))
-    gen_time = np.zeros(len(runs))
-    gen_time_seed = np.zeros(len(runs), dtype=np.int64)
-    total_time = np.zeros(len(runs))
-    test_views: dict[str, torch.Tensor] = {}  # x_test under each NORM, made once
-
-    def test_view(norm: str) -> torch.Tensor:
-        if norm not in test_views:
-            test_views[norm] = NORM[norm](x_test)
-        return test_views[norm]
-
+    task = _Task.of(X_train, y_train, X_test, y_test, device)
+    results = _Results(len(runs))
     plan = plan_runs(runs)
-    n_sets = sum(len(gens) for gens in plan.values())
-    done = 0
+    n_sets, done = sum(len(gens) for gens in plan.values()), 0
     for data_key, gens in plan.items():
-        norm_pre, fewshot, weibull, data_seed = data_key
-        batch: ClassBatch = prepare_classes(
-            x_train, labels, n_classes, norm_pre, fewshot, weibull, data_seed or 0, keys
-        )
-        metric: torch.Tensor | None = None
-        ncc = nearest_class_centre(test_view(norm_pre), batch.means()).cpu().numpy()
-        centred_means = centred_class_means(batch)
-        view: dict = {}  # GEN results of this batch that every k and seed may reuse
-        if not time_every_seed:  # timed alone otherwise, as the paper timed them
-            wanted = {(k, seed) for gen, k, _, seed in gens if gen in ("kmeans", "kls")}
-            cluster_together(batch, view, wanted)
-        for (gen, k, lam, gen_seed), posts in gens.items():
-            baseline = gen in BASELINES
-            fit = _baseline_fit(batch, gen, k, n_classes) if baseline else _gen_fit(batch, gen, k)
-            context = GenContext(gen_seed or 0, lam or 0.0, view)
-            fitted, seconds_gen = _timed(device, fit, context)
-            seconds_gen += context.reused_seconds
-            seeds = sorted({runs[i]["seed"] for groups in posts.values() for i in _all(groups)})
-            gen_seconds = {seeds[0]: seconds_gen}
-            for seed in seeds[1:] if time_every_seed else ():  # each seed's GEN alone, anew
-                _, gen_seconds[seed] = _timed(device, fit, GenContext(seed, lam or 0.0))
-            for norm_post, groups in posts.items():
-                if baseline:  # no proxies: no NORMpost, no self-duality
-                    normalised, seconds_post, set_duality = fitted, 0.0, math.nan
-                else:
-                    normalised, seconds_post = _timed(device, NORM_POST[norm_post], fitted)
-                    seconds_post /= sum(len(members) for members in groups.values())
-                    set_duality = self_duality(normalised, centred_means)
-                for (norm_inf, agg, distance), members in groups.items():
-                    if distance == "mahalanobis" and metric is None:
-                        metric = distance_metric(batch, distance)
-                    if baseline:
-                        scores, seconds_agg = _timed(device, fitted, test_view(norm_inf))
-                        predictions = [scores.argmax(1)] * len(members)
-                        seconds_agg *= len(members)  # each member's share is the whole scoring
-                    else:
-                        predictions, seconds_agg = _timed(
-                            device,
-                            AGG[agg],
-                            test_view(norm_inf),
-                            normalised,
-                            n_classes,
-                            distance,
-                            [_variant(runs[i]) for i in members],
-                            metric,
-                        )
-                    for i, prediction in zip(members, predictions, strict=True):
-                        prediction = prediction.cpu().numpy()
-                        accuracy[i] = np.mean(prediction == truth) * 100
-                        f1[i] = f1_per_class(truth, prediction, n_classes)
-                        ncc_agreement[i] = np.mean(prediction == ncc)
-                        duality[i] = set_duality
-                        gen_time_seed[i] = (
-                            runs[i]["seed"] if runs[i]["seed"] in gen_seconds else seeds[0]
-                        )
-                        gen_time[i] = gen_seconds[gen_time_seed[i]]
-                        total_time[i] = gen_time[i] + seconds_post + seconds_agg / len(members)
+        view = _View.prepare(task, data_key, gens, time_every_seed)
+        for gen_key, posts in gens.items():
+            seconds = _sweep_proxy_set(task, view, gen_key, posts, runs, results, time_every_seed)
             done += 1
             log.info(
                 "proxy set %d/%d: gen=%s k=%s norm_pre=%s fewshot=%s seed=%s (%.2fs)",
-                done, n_sets, gen, k, norm_pre, fewshot, gen_seed, seconds_gen,
+                done, n_sets, gen_key[0], gen_key[1], data_key[0], data_key[1], gen_key[3],
+                seconds,
             )  # fmt: skip
-    out = configs.copy()
-    out["accuracy"] = accuracy
-    out["f1_per_class"] = f1
-    out["ncc_agreement"] = ncc_agreement
-    out["self_duality"] = duality
-    out["gen_time_s"] = gen_time
-    out["gen_time_seed"] = gen_time_seed
-    out["time_s"] = total_time
-    return out
+    return results.table(configs)
+
+
+@dataclass
+class _Task:
+    """A sweep's checked data: training rows and class indices, test rows (under each NORM,
+    made once) and their true class indices."""
+
+    x_train: torch.Tensor
+    labels: torch.Tensor
+    keys: tuple[str, ...]
+    x_test: torch.Tensor
+    truth: np.ndarray
+    device: str
+    test_views: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, X_train: Any, y_train: Any, X_test: Any, y_test: Any, device: str) -> _Task:
+        x_train = as_embeddings(X_train, "X_train", device)
+        x_test = as_embeddings(X_test, "X_test", device)
+        check_dimensions(x_train.shape[1], x_test)
+        classes, train_index = encode_labels(y_train, x_train.shape[0])
+        truth = index_labels(classes, y_test, x_test.shape[0])
+        labels = torch.as_tensor(train_index, device=x_train.device)
+        return cls(x_train, labels, class_keys(classes), x_test, truth, device)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.keys)
+
+    def test_view(self, norm: str) -> torch.Tensor:
+        if norm not in self.test_views:
+            self.test_views[norm] = NORM[norm](self.x_test)
+        return self.test_views[norm]
+
+
+@dataclass
+class _View:
+    """One (NORMpre, few-shot, Weibull, seed) view of the training data, and what its proxy
+    sets share: the nearest-class-centre predictions, the centred class means, the Mahalanobis
+    whitening (made when first needed) and the GEN results every k and seed may reuse."""
+
+    batch: ClassBatch
+    ncc: np.ndarray
+    centred_means: torch.Tensor
+    reuse: dict = field(default_factory=dict)
+    metric: torch.Tensor | None = None
+
+    @classmethod
+    def prepare(cls, task: _Task, data_key: Hashable, gens: dict, time_every_seed: bool) -> _View:
+        norm_pre, fewshot, weibull, data_seed = data_key
+        batch = prepare_classes(
+            task.x_train, task.labels, task.n_classes, norm_pre, fewshot, weibull,
+            data_seed or 0, task.keys,
+        )  # fmt: skip
+        ncc = nearest_class_centre(task.test_view(norm_pre), batch.means()).cpu().numpy()
+        view = cls(batch, ncc, centred_class_means(batch))
+        if not time_every_seed:  # timed alone otherwise, as the paper timed them
+            wanted = {(k, seed) for gen, k, _, seed in gens if gen in ("kmeans", "kls")}
+            cluster_together(batch, view.reuse, wanted)
+        return view
+
+    def whitening(self, distance: str) -> torch.Tensor | None:
+        if distance == "mahalanobis" and self.metric is None:
+            self.metric = distance_metric(self.batch, distance)
+        return self.metric
+
+
+class _Results:
+    """The result columns of a sweep's runs, filled in run by run."""
+
+    def __init__(self, n_runs: int) -> None:
+        self.accuracy = np.zeros(n_runs)
+        self.f1: list[list[float]] = [[] for _ in range(n_runs)]
+        self.ncc_agreement = np.zeros(n_runs)
+        self.self_duality = np.zeros(n_runs)
+        self.gen_time_s = np.zeros(n_runs)
+        self.gen_time_seed = np.zeros(n_runs, dtype=np.int64)
+        self.time_s = np.zeros(n_runs)
+
+    def record(
+        self, i: int, prediction: np.ndarray, task: _Task, view: _View, duality: float
+    ) -> None:
+        self.accuracy[i] = np.mean(prediction == task.truth) * 100
+        self.f1[i] = f1_per_class(task.truth, prediction, task.n_classes)
+        self.ncc_agreement[i] = np.mean(prediction == view.ncc)
+        self.self_duality[i] = duality
+
+    def table(self, configs: pd.DataFrame) -> pd.DataFrame:
+        out = configs.copy()
+        out["accuracy"] = self.accuracy
+        out["f1_per_class"] = self.f1
+        out["ncc_agreement"] = self.ncc_agreement
+        out["self_duality"] = self.self_duality
+        out["gen_time_s"] = self.gen_time_s
+        out["gen_time_seed"] = self.gen_time_seed
+        out["time_s"] = self.time_s
+        return out
+
+
+def _sweep_proxy_set(
+    task: _Task,
+    view: _View,
+    gen_key: tuple,
+    posts: dict,
+    runs: list[dict[str, Any]],
+    results: _Results,
+    time_every_seed: bool,
+) -> float:
+    """Fit one proxy set (or baseline) and score every run that uses it; its GEN seconds."""
+    gen, k, lam, gen_seed = gen_key
+    baseline = gen in BASELINES
+    fit = (
+        _baseline_fit(view.batch, gen, k, task.n_classes)
+        if baseline
+        else _gen_fit(view.batch, gen, k)
+    )
+    context = GenContext(gen_seed or 0, lam or 0.0, view.reuse)
+    fitted, seconds_gen = _timed(task.device, fit, context)
+    seconds_gen += context.reused_seconds
+    seeds = sorted({runs[i]["seed"] for groups in posts.values() for i in _all(groups)})
+    gen_seconds = {seeds[0]: seconds_gen}
+    for seed in seeds[1:] if time_every_seed else ():  # each seed's GEN alone, anew
+        _, gen_seconds[seed] = _timed(task.device, fit, GenContext(seed, lam or 0.0))
+    for norm_post, groups in posts.items():
+        if baseline:  # no proxies: no NORMpost, no self-duality
+            normalised, seconds_post, duality = fitted, 0.0, math.nan
+        else:
+            normalised, seconds_post = _timed(task.device, NORM_POST[norm_post], fitted)
+            seconds_post /= sum(len(members) for members in groups.values())
+            duality = self_duality(normalised, view.centred_means)
+        for scoring, members in groups.items():
+            predictions, seconds_agg = _score(task, view, normalised, scoring, members, runs)
+            for i, prediction in zip(members, predictions, strict=True):
+                results.record(i, prediction.cpu().numpy(), task, view, duality)
+                timed = runs[i]["seed"] if runs[i]["seed"] in gen_seconds else seeds[0]
+                results.gen_time_seed[i] = timed
+                results.gen_time_s[i] = gen_seconds[timed]
+                share = seconds_agg / len(members)
+                results.time_s[i] = gen_seconds[timed] + seconds_post + share
+    return seconds_gen
+
+
+def _score(
+    task: _Task,
+    view: _View,
+    fitted: Any,
+    scoring: tuple[str, str, str],
+    members: list[int],
+    runs: list[dict[str, Any]],
+) -> tuple[list[torch.Tensor], float]:
+    """The predictions of the ``members`` runs that score alike (NORMinf, AGG, distance) with
+    proxies (or a baseline) ``fitted``, and the seconds of the scoring, all members together."""
+    norm_inf, agg, distance = scoring
+    if not isinstance(fitted, ProxySet):  # a baseline scores the test rows itself
+        scores, seconds = _timed(task.device, fitted, task.test_view(norm_inf))
+        return [scores.argmax(1)] * len(members), seconds * len(members)
+    return _timed(
+        task.device,
+        AGG[agg],
+        task.test_view(norm_inf),
+        fitted,
+        task.n_classes,
+        distance,
+        [_variant(runs[i]) for i in members],
+        view.whitening(distance),
+    )
 
 
 def _gen_fit(batch: ClassBatch, gen: str, k: int) -> Callable[[GenContext], Any]:
