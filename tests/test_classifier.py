@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -190,3 +191,29 @@ def test_vote_ties_go_to_the_class_of_the_nearest_proxy():
     assert scores.argmax(1).tolist() == [2, 1]
     step = torch.nextafter(torch.tensor(2.0), torch.tensor(3.0)) - 2
     assert scores[0, 0] == 2 and 0 < scores[0, 2] - 2 <= 2 * step
+
+
+def test_parameters_take_effect_at_fit_and_an_unfitted_classifier_says_so():
+    """``set_params`` on a fitted classifier, then ``predict``: refused (it would predict with
+    the old parameters while ``get_params`` reports the new); before ``fit``: NotFittedError."""
+    x, y = make_task(n_classes=3, per_class=10, dim=4, seed=2)
+    with pytest.raises(NotFittedError):
+        ImprintingClassifier().predict(x)
+    clf = ImprintingClassifier(gen="kmeans", k=2).fit(x, y)
+    clf.set_params(gen="mean", norm_inf="none")
+    for method in (clf.predict, clf.decision_function):
+        with pytest.raises(ValueError, match=r"\['gen', 'norm_inf'\] changed since .* fit again"):
+            method(x)
+    assert clf.fit(x, y).score(x, y) == ImprintingClassifier(gen="mean", norm_inf="none").fit(
+        x, y
+    ).score(x, y)
+
+
+def test_labels_that_cannot_be_ordered_and_values_beyond_float32_are_named():
+    x, _ = make_task(n_classes=2, per_class=3, dim=4, seed=2)
+    with pytest.raises(ValueError, match=r"y mixes labels of types \['int', 'str'\]"):
+        ImprintingClassifier().fit(x, np.array([1, "a", 1, "a", 1, "a"], dtype=object))
+    huge = x.astype(np.float64)
+    huge[0, 0] = 1e39
+    with pytest.raises(ValueError, match=r"X holds values beyond torch.float32's range .*1e\+39"):
+        ImprintingClassifier().fit(huge, np.repeat([0, 1], 3))

@@ -4,8 +4,10 @@ demo CNN: rows per image, classes added without touching the others, and clear e
 from __future__ import annotations
 
 import re
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +106,7 @@ def test_bad_inputs_give_clear_errors(model_file, tmp_path, capsys):
         (["add-classes", str(model_file), str(tmp_path / "known")],
          "class.es. 1 exist in the model already; pass --add-samples"),
         (["add-classes", str(model_file), str(tmp_path / "words")],
-         "class folder 'seven' is not a number"),
+         "class folder 'seven' is not a whole number"),
     ]  # fmt: skip
     for argv, message in cases:
         assert main(argv) == 2
@@ -115,3 +117,120 @@ def test_bad_inputs_give_clear_errors(model_file, tmp_path, capsys):
     argv = ["add-classes", str(model_file), str(tmp_path / "known"), "--add-samples"]
     assert main([*argv, "--output", str(output)]) == 0
     assert load_model(output).head.classes.tolist() == [0, 1, 2]
+
+
+def _member_data_offset(path: Path, name: str) -> int:
+    """Where the stored (uncompressed) bytes of the zip member ``name`` begin."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", handle.read(4))
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def test_a_damaged_or_edited_model_file_is_refused_never_used(model_file, tmp_path, capsys):
+    """Four bytes overwritten inside the FM's weights (the archive's checksum fails), a NaN
+    written in place of a weight, a part taken out, a version of another type: each is refused
+    naming what is wrong."""
+    with zipfile.ZipFile(model_file) as archive:
+        largest = max(archive.infolist(), key=lambda info: info.file_size)
+    damaged = tmp_path / "damaged.pt"
+    data = bytearray(model_file.read_bytes())
+    start = _member_data_offset(model_file, largest.filename) + largest.file_size // 2
+    data[start : start + 4] = b"\xff\xff\xff\x7f"
+    damaged.write_bytes(bytes(data))
+    images, _ = digits("test")
+    _write(tmp_path / "held", images[:2], ["a.png", "b.png"])
+    assert main(["predict", str(damaged), str(tmp_path / "held")]) == 2
+    assert re.search(r"damaged.pt is damaged: its part .* fails the archive's checksum",
+                     capsys.readouterr().err)  # fmt: skip
+    content = torch.load(model_file, weights_only=True)
+    edits = {
+        "nan.pt": lambda c: c["head"]["state"]["proxies"].view(-1)[:1].fill_(float("nan")),
+        "partless.pt": lambda c: c["head"].pop("settings"),
+        "version.pt": lambda c: c.update(version="1"),
+    }
+    messages = {
+        "nan.pt": r"head.state.proxies holds NaN or infinite values",
+        "partless.pt": r"is damaged or was edited: KeyError 'settings'",
+        "version.pt": r"of version '1'; this imprint reads version 1 only",
+    }
+    for name, edit in edits.items():
+        edited = torch.load(model_file, weights_only=True)
+        edit(edited)
+        torch.save(edited, tmp_path / name)
+        with pytest.raises(ValueError, match=messages[name]):
+            load_model(tmp_path / name)
+    with pytest.raises(ValueError, match="is a folder, not a model file"):
+        load_model(tmp_path)
+    assert content["format"] == "imprint-model"
+
+
+def test_info_takes_numpy_values_and_paths_and_a_refused_save_leaves_the_file(model_file, tmp_path):
+    kept = load_model(model_file)
+    path = tmp_path / "k.pt"
+    kept.info = {"accuracy": np.float32(0.5), "counts": np.arange(3), "where": Path("a/b")}
+    save_model(path, kept)
+    assert load_model(path).info == {"accuracy": 0.5, "counts": [0, 1, 2], "where": "a/b"}
+    before = path.read_bytes()
+    kept.info = {"bad": object()}
+    with pytest.raises(TypeError, match=r"info\['bad'\] is a object"):
+        save_model(path, kept)
+    assert path.read_bytes() == before
+
+
+def test_outputs_never_replace_inputs_and_unwritable_ones_stop_before_work(
+    model_file, tmp_path, capsys
+):
+    model = tmp_path / "model.pt"
+    model.write_bytes(model_file.read_bytes())
+    images, labels = digits("train")
+    held = _write(tmp_path / "held", images[:2], ["a.png", "b.png"])
+    _write(tmp_path / "held", images[:1], ["._a.png"])  # macOS's hidden companion file
+    _write(tmp_path / "new" / "7", images[labels == 7][:3], ["a.png", "b.png", "c.png"])
+    (tmp_path / "plain").write_text("a file")
+    cases = [
+        (["predict", str(model), str(tmp_path / "held"), "--output", str(model)],
+         "is one of the inputs"),
+        (["predict", str(model), str(held[0]), "--output", str(held[0])], "is one of the inputs"),
+        (["predict", str(model), str(held[0]), "--output", str(tmp_path)], "is a folder"),
+        (["predict", str(model), str(held[0]), "--output", str(tmp_path / "no/p.csv")],
+         "is no folder; create the folder first"),
+        (["add-classes", str(model), str(tmp_path / "new"), "--output",
+          str(tmp_path / "plain" / "m.pt")], "plain is no folder"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2
+        assert re.search(message, capsys.readouterr().err)
+    assert model.read_bytes() == model_file.read_bytes()
+    assert main(["predict", str(model), str(tmp_path / "held")]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 hidden file(s)" in captured.err and "._a.png" not in captured.out
+    link = tmp_path / "current.pt"
+    link.symlink_to(model)
+    assert main(["add-classes", str(link), str(tmp_path / "new")]) == 0
+    assert link.is_symlink() and load_model(model).head.classes.tolist() == [0, 1, 2, 7]
+    with pytest.raises(SystemExit):
+        main(["predict", str(model), str(held[0]), "--batch-size", "0"])
+    assert "'0' is not a whole number of 1 or more" in capsys.readouterr().err
+
+
+def test_class_folders_that_name_one_class_twice_or_no_number_are_refused(
+    model_file, tmp_path, capsys
+):
+    images, labels = digits("train")
+    sevens = images[labels == 7][:2]
+    _write(tmp_path / "twice" / "7", sevens, ["a.png", "b.png"])
+    _write(tmp_path / "twice" / "07", sevens, ["c.png", "d.png"])
+    for name in ("7.5", " 7", "\u0667"):  # a fraction, a leading space, an Arabic-Indic seven
+        _write(tmp_path / f"odd{len(name)}{ord(name[-1])}" / name, sevens, ["a.png", "b.png"])
+    cases = [("twice", r"class folders '0?7' and '0?7' both name class 7; merge them")]
+    cases += [
+        (folder.name, r"class folder .* is not a whole number \(in digits 0-9\)")
+        for folder in tmp_path.glob("odd*")
+    ]
+    for folder, message in cases:
+        assert main(["add-classes", str(model_file), str(tmp_path / folder)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    assert load_model(model_file).head.classes.tolist() == [0, 1, 2]

@@ -154,3 +154,26 @@ def test_class_batches_on_the_gpu_equal_one_cpu_fit_and_its_head(data):
     with torch.no_grad():
         scores = head(torch.from_numpy(x_test).cuda()).cpu().numpy()
     assert np.mean(head.classes[scores.argmax(1)] == step.predict(x_test)) >= 0.99
+
+
+def test_integer_labels_of_any_width_come_back_exactly_from_the_head_and_the_kept_state(data):
+    """uint64 ids of 2^63 and above (hashed ids) stay uint64 through ``to_torch`` and the kept
+    state; through float64 two of them would be one class."""
+    x, y, x_test = data
+    ids = np.array([2**63 + 1, 2**63 + 3, 2**64 - 1, 5, 2**63], dtype=np.uint64)
+    labels = ids[np.searchsorted(NAMES, y)]
+    clf = ImprintingClassifier(gen="mean").fit(x, labels)
+    head = clf.to_torch()
+    assert head.classes.dtype == np.uint64
+    assert head.classes.tolist() == sorted(ids.tolist())
+    np.testing.assert_array_equal(head.predict(torch.tensor(x_test)), clf.predict(x_test))
+    again = ImprintingClassifier.from_kept_state(clf.kept_state())
+    assert again.classes_.dtype == np.uint64
+    np.testing.assert_array_equal(again.predict(x_test), clf.predict(x_test))
+
+
+def test_partial_fit_refuses_labels_of_another_kind(data):
+    x, _, _ = data
+    numbered = ImprintingClassifier(gen="mean").fit(x[:48], np.repeat([0, 1], 24))
+    with pytest.raises(ValueError, match=r"y holds booleans .* the training labels are numbers"):
+        numbered.partial_fit(x[:5], [True] * 5)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +22,8 @@ from imprint.io import atomic_path
 
 
 def _images(paths: Sequence[str]) -> list[Path]:
-    """Image files named, or found in the folders named (recursively, in sorted order)."""
+    """Image files named, or found in the folders named (recursively, in sorted order, hidden
+    files such as macOS's ``._x.png`` left out with a note)."""
     files: list[Path] = []
     for name in paths:
         path = Path(name)
@@ -28,6 +31,15 @@ def _images(paths: Sequence[str]) -> list[Path]:
             found = sorted(
                 p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
             )
+            hidden = [
+                p for p in found if any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
+            if hidden:
+                print(
+                    f"skipped {len(hidden)} hidden file(s) in {path}, e.g. {hidden[0]}",
+                    file=sys.stderr,
+                )
+            found = [p for p in found if p not in set(hidden)]
             if not found:
                 raise ValueError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             files += found
@@ -38,9 +50,27 @@ def _images(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+def _check_output(output: str, inputs: Sequence[str | Path]) -> None:
+    """Refuse, before any work, an output that would replace one of ``inputs`` or cannot be
+    written."""
+    target = Path(os.path.realpath(output))
+    if any(target == Path(os.path.realpath(path)) for path in inputs):
+        raise ValueError(f"--output {output} is one of the inputs; name another file")
+    if target.is_dir():
+        raise ValueError(f"--output {output} is a folder; name a file (in it)")
+    if not target.parent.is_dir():
+        raise ValueError(
+            f"--output {output}: {target.parent} is no folder; create the folder first"
+        )
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--output {output}: folder {target.parent} is not writable")
+
+
 def predict(args: argparse.Namespace) -> None:
     model = load_model(args.model).image_classifier()
     files = _images(args.images)
+    if args.output is not None:
+        _check_output(args.output, [args.model, *files])
     with torch.no_grad():
         scores = model.head(embed_files(model, files, args.batch_size))
     best, index = scores.max(1)
@@ -62,13 +92,27 @@ def _label(name: str, classes: np.ndarray) -> object:
     """A class folder's name as a label of the model's kind (numbers stay numbers)."""
     if classes.dtype.kind not in "iuf":
         return name
-    try:
-        return int(name) if classes.dtype.kind in "iu" else float(name)
-    except ValueError:
+    whole = classes.dtype.kind in "iu"
+    pattern = r"-?[0-9]+" if whole else r"-?[0-9]+(\.[0-9]+)?"
+    if not re.fullmatch(pattern, name):
+        kind = "a whole number" if whole else "a number"
         raise ValueError(
-            f"class folder {name!r} is not a number, but this model's classes are numbers "
-            f"({', '.join(map(str, classes.tolist()[:5]))}, ...); name the folder by a number"
-        ) from None
+            f"class folder {name!r} is not {kind} (in digits 0-9), but this model's classes are "
+            f"({', '.join(map(str, classes.tolist()[:5]))}, ...); rename the folder"
+        )
+    return classes.dtype.type(int(name) if whole else float(name))
+
+
+def _distinct(folders: Sequence[Path], labels: Sequence[object]) -> None:
+    """Refuse folders whose names stand for the same label (7 and 07)."""
+    first: dict[object, Path] = {}
+    for folder, label in zip(folders, labels, strict=True):
+        if label in first:
+            raise ValueError(
+                f"class folders {first[label].name!r} and {folder.name!r} both name class "
+                f"{label}; merge them into one folder or rename one"
+            )
+        first[label] = folder
 
 
 def add_classes(args: argparse.Namespace) -> None:
@@ -77,6 +121,7 @@ def add_classes(args: argparse.Namespace) -> None:
     clf = kept.classifier()
     folders = class_folders(args.folder)
     labels = [_label(folder.name, clf.classes_) for folder in folders]
+    _distinct(folders, labels)
     known = [str(label) for label in labels if label in set(clf.classes_.tolist())]
     if known and not args.add_samples:
         raise ValueError(
@@ -88,6 +133,7 @@ def add_classes(args: argparse.Namespace) -> None:
         images = image_files(folder)
         files += images
         y += [label] * len(images)
+    _check_output(args.output or args.model, files)
     clf.partial_fit(embed_files(model, files, args.batch_size).numpy(), np.array(y))
     updated = kept.with_classifier(clf)
     added = [{"class": label, "images": y.count(label)} for label in labels]
@@ -96,6 +142,16 @@ def add_classes(args: argparse.Namespace) -> None:
     save_model(output, updated)
     names = ", ".join(f"{a['class']} ({a['images']} images)" for a in added)
     print(f"added {names}; {output} now knows {len(clf.classes_)} classes")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("model", help="a model file (results/models/<name>.pt)")
     run.add_argument("images", nargs="+", help="image files, or folders of them")
     run.add_argument("--output", help="write a CSV file instead of printing")
-    run.add_argument("--batch-size", type=int, default=64)
+    run.add_argument("--batch-size", type=_positive, default=64)
     run.set_defaults(action=predict)
     add = commands.add_parser(
         "add-classes", help="imprint the classes of a folder (one sub-folder per class)"
@@ -122,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a folder named after a known class adds its images to that class",
     )
-    add.add_argument("--batch-size", type=int, default=64)
+    add.add_argument("--batch-size", type=_positive, default=64)
     add.set_defaults(action=add_classes)
     return main
 

@@ -12,10 +12,12 @@ import dataclasses
 import os
 import pickle
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -79,27 +81,86 @@ def fm_entry(
 
 
 def save_model(path: str | os.PathLike, model: KeptModel) -> None:
-    """Write ``model`` to ``path`` atomically."""
+    """Write ``model`` to ``path`` atomically. ``info`` may hold NumPy scalars and arrays and
+    paths (stored as plain numbers, lists and text); anything else there is refused before any
+    file is touched, and a written file that would not load again never replaces ``path``."""
     content = {
         "format": FORMAT,
         "version": VERSION,
         "head": {"settings": model.head.settings, "state": model.head.state_dict()},
         "fm": model.fm,
         "classifier": model.classifier_state,
-        "info": model.info,
+        "info": _plain(model.info, "info"),
     }
+    _check_finite(content, Path(path))
     with atomic_path(path) as temporary:
         torch.save(content, temporary)
+        try:
+            torch.load(temporary, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError) as error:
+            raise ValueError(
+                f"the model for {path} holds values a model file cannot keep ({error}); "
+                f"{path} was left as it was"
+            ) from None
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` with NumPy scalars and arrays, paths and tuples made plain Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray | np.generic):
+        return _plain(value.tolist(), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(
+        f"{where} is a {type(value).__name__}; a model file keeps numbers, text, lists, dicts, "
+        "NumPy values and paths there: convert it first"
+    )
+
+
+def _tensors(content: Any, where: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in a model file's content, with where it lies."""
+    if isinstance(content, torch.Tensor):
+        yield where, content
+    elif isinstance(content, dict):
+        for key, value in content.items():
+            yield from _tensors(value, f"{where}.{key}" if where else str(key))
+
+
+def _check_finite(content: dict, path: Path) -> None:
+    for where, tensor in _tensors(content):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"model file {path}: {where} holds NaN or infinite values; the file is damaged "
+                "(or the model was): make it again"
+            )
 
 
 def load_model(path: str | os.PathLike) -> KeptModel:
-    """A model file written by ``save_model``; anything else raises saying what it is not."""
+    """A model file written by ``save_model``; anything else raises saying what it is not. A
+    damaged file (a part that fails the archive's checksum, non-finite values, missing parts) is
+    refused, never used."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a model file; name the .pt file in it")
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     hint = "make one with the workflow's keep section (results/models/) or save_model"
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"model file {path} cannot be read (permissions); make it readable")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not an imprint model file (not a PyTorch file); {hint}")
+    with zipfile.ZipFile(path) as archive:
+        damaged = archive.testzip()
+    if damaged is not None:
+        raise ValueError(
+            f"model file {path} is damaged: its part {damaged} fails the archive's checksum; "
+            "restore it from a copy or make it again"
+        )
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError):
@@ -111,8 +172,15 @@ def load_model(path: str | os.PathLike) -> KeptModel:
         raise ValueError(f"{path} is not an imprint model file (no {FORMAT!r} record); {hint}")
     if content.get("version") != VERSION:
         raise ValueError(
-            f"{path} is an imprint model file of version {content.get('version')}, this imprint "
-            f"reads version {VERSION}; make it again with this version"
+            f"{path} is an imprint model file of version {content.get('version')!r}; this "
+            f"imprint reads version {VERSION!r} only: make it again with this version"
         )
-    head = ImprintedHead(content["head"]["settings"], content["head"]["state"]).eval()
-    return KeptModel(head, content["fm"], content["classifier"], content["info"])
+    _check_finite(content, path)
+    try:
+        head = ImprintedHead(content["head"]["settings"], content["head"]["state"]).eval()
+        return KeptModel(head, content["fm"], content["classifier"], content["info"])
+    except (KeyError, TypeError, AttributeError, RuntimeError) as error:
+        raise ValueError(
+            f"model file {path} is damaged or was edited: {type(error).__name__} {error} "
+            "reading its parts; make it again"
+        ) from None

@@ -25,6 +25,8 @@ from imprint.method.pipeline import (
     distance_metric,
     encode_labels,
     index_labels,
+    label_record,
+    labels_from,
     prepare_classes,
 )
 from imprint.method.randomness import class_keys
@@ -197,14 +199,30 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self.proxies_, self.metric_, self.baseline_ = coupled
         return self
 
+    def _check_fitted(self) -> None:
+        """Fitted, and with the parameters it was fitted with: every parameter takes effect at
+        ``fit`` (``set_params`` on a fitted classifier, then ``predict``, is refused)."""
+        check_is_fitted(self, "proxies_")
+        changed = {
+            name: value
+            for name, value in validate_params(self.get_params()).items()
+            if self.params_.get(name) != value
+        }
+        if changed:
+            raise ValueError(
+                f"parameter(s) {sorted(changed)} changed since the classifier was fitted; "
+                "parameters take effect at fit: call fit again"
+            )
+
     def predict(self, X: Any) -> np.ndarray:
         """The predicted label of each row of ``X``."""
+        self._check_fitted()
         return self.classes_[self._predict_index(X)]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy on ``X`` as a fraction; ``y`` is checked as ``sweep`` checks test labels
         (same kind as the training labels, no unseen class, no NaN)."""
-        check_is_fitted(self, "proxies_")
+        self._check_fitted()
         truth = index_labels(self.classes_, y, len(X))
         return float(np.average(self._predict_index(X) == truth, weights=sample_weight))
 
@@ -214,7 +232,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         score (ties: the lowest class); under an m-NN vote (``mnn``, or ``max`` with a distance:
         1-NN), the votes, a tie raised by a float step or two for the class of the nearest
         proxy; for a baseline, its class scores."""
-        check_is_fitted(self, "proxies_")
+        self._check_fitted()
         p = self.params_
         x = as_embeddings(X, "X", self.device)
         check_dimensions(self.n_features_in_, x)
@@ -243,7 +261,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         kept = [self.store_[label] for label in self.classes_.tolist()]
         return {
             "params": {**p, "weibull": None if p["weibull"] is None else list(p["weibull"])},
-            "classes": self.classes_.tolist(),
+            "classes": label_record(self.classes_),
             "rows": [c.rows.cpu() for c in kept],
             "prepared": [c.prepared.cpu() for c in kept] if presampled else None,
             "proxies": [None if c.proxies is None else c.proxies.cpu() for c in kept],
@@ -255,7 +273,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         clf = cls(**state["params"], device=device)
         p = validate_params(clf.get_params())
         prepared = state["prepared"] or [NORM[p["norm_pre"]](r) for r in state["rows"]]
-        clf.classes_ = np.array(state["classes"])
+        clf.classes_ = labels_from(state["classes"])
         clf.store_ = {
             label: KeptClass(
                 rows.to(device), ready.to(device), None if proxies is None else proxies.to(device)
@@ -274,16 +292,16 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         their new labels. (Random draws for a renamed class, should more samples come, are keyed
         by its new label.)"""
         state = self.kept_state()
-        renamed_to = [names[label] for label in state["classes"]]
+        renamed_to = [names[label] for label in self.classes_.tolist()]
         if len(set(renamed_to)) < len(renamed_to):
             raise ValueError(f"names must give every class its own label, got {renamed_to}")
-        order = sorted(range(len(self.classes_)), key=lambda i: names[state["classes"][i]])
+        order = sorted(range(len(renamed_to)), key=lambda i: renamed_to[i])
 
         def ordered(values: list | None) -> list | None:
             return None if values is None else [values[i] for i in order]
 
         renamed = {key: ordered(state[key]) for key in ("rows", "prepared", "proxies")}
-        classes = [names[state["classes"][i]] for i in order]
+        classes = label_record(np.array([renamed_to[i] for i in order]))
         return type(self).from_kept_state({**state, **renamed, "classes": classes}, self.device)
 
     def to_torch(self) -> ImprintedHead:

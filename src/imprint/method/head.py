@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from imprint.method.aggregation import proxy_distances, vote_scores
 from imprint.method.baselines import BASELINES, FittedBaseline
 from imprint.method.normalize import NORM
+from imprint.method.pipeline import label_record, labels_from
 
 
 def _distances(distance: str, x: Tensor, w: Tensor, metric: Tensor) -> Tensor:
@@ -62,7 +63,7 @@ class ImprintedHead(nn.Module):
 
     @property
     def classes(self) -> np.ndarray:
-        return np.array(json.loads(bytes(self.class_labels.tolist()).decode()))
+        return labels_from(json.loads(bytes(self.class_labels.tolist()).decode()))
 
     def forward(self, x: Tensor) -> Tensor:
         s = self.settings
@@ -87,8 +88,9 @@ class ImprintedHead(nn.Module):
 
 
 def encode_classes(classes: np.ndarray) -> Tensor:
-    """Class labels as a uint8 buffer (their JSON text), so that they travel in a state dict."""
-    return torch.tensor(list(json.dumps(classes.tolist()).encode()), dtype=torch.uint8)
+    """Class labels as a uint8 buffer (their JSON text with their NumPy type, so that integers
+    of any width come back exactly), so that they travel in a state dict."""
+    return torch.tensor(list(json.dumps(label_record(classes)).encode()), dtype=torch.uint8)
 
 
 def head_of(clf: Any) -> ImprintedHead:

@@ -38,10 +38,15 @@ def as_embeddings(
             f"{name} must be a non-empty 2-D array (samples x features), "
             f"got shape {tuple(tensor.shape)}"
         )
-    tensor = tensor.to(device=device, dtype=dtype)
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains NaN or infinite values; clean or drop those rows first")
-    return tensor
+    converted = tensor.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(converted).all()):
+        raise ValueError(
+            f"{name} holds values beyond {dtype}'s range (largest magnitude "
+            f"{float(tensor.abs().max()):.3g}); scale the embeddings down first"
+        )
+    return converted
 
 
 def _labels_array(y: Any, name: str, n_rows: int) -> np.ndarray:
@@ -62,21 +67,46 @@ def _labels_array(y: Any, name: str, n_rows: int) -> np.ndarray:
 
 
 def _label_kind(labels: np.ndarray) -> str:
-    if labels.dtype.kind in "biuf":
+    """``booleans``, ``numbers`` or ``text``: labels of one kind never stand for another's (True
+    is no class 1)."""
+    values = labels.tolist() if labels.dtype.kind == "O" else []
+    if labels.dtype.kind == "b" or (values and all(isinstance(v, bool) for v in values)):
+        return "booleans"
+    if labels.dtype.kind in "iuf":
         return "numbers"
-    if labels.dtype.kind == "O" and all(isinstance(v, numbers.Number) for v in labels.tolist()):
+    if values and all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in values):
         return "numbers"
     return "text"
 
 
 def encode_labels(y: Any, n_rows: int, min_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """The sorted distinct labels and each label's index among them (labels need not be 0..C-1)."""
-    classes, index = np.unique(_labels_array(y, "y", n_rows), return_inverse=True)
+    labels = _labels_array(y, "y", n_rows)
+    try:
+        classes, index = np.unique(labels, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in labels.tolist()})
+        raise ValueError(
+            f"y mixes labels of types {kinds} that cannot be ordered; give every label one "
+            "kind (all text, or all numbers)"
+        ) from None
     if len(classes) < min_classes:
         raise ValueError(
             f"y must hold at least {min_classes} classes, got {len(classes)}: {classes.tolist()}"
         )
     return classes, index
+
+
+def label_record(classes: np.ndarray) -> dict[str, Any]:
+    """Labels as plain values with their NumPy type (``labels_from``)."""
+    return {"dtype": classes.dtype.str, "values": classes.tolist()}
+
+
+def labels_from(record: dict[str, Any] | list) -> np.ndarray:
+    """The labels of a ``label_record`` (or a plain list, as files of version 1 kept them)."""
+    if isinstance(record, list):
+        return np.array(record)
+    return np.array(record["values"], dtype=np.dtype(record["dtype"]))
 
 
 def check_label_kind(labels: np.ndarray, classes: np.ndarray, name: str) -> None:
