@@ -5,12 +5,15 @@
    giving seconds per operation and a fixed cost per step;
 2. check: sampled units of real-sized shards (one per GEN of every experiment, CIFAR-10 and
    ResNet-18 sizes, test rows capped) are swept and their time compared with the projection;
-3. floor: the ``all`` rows of a CIFAR-sized shard of the default config's ``sec51`` grid against
+3. search floor: the ``all`` rows of a CIFAR-sized shard of the default config's ``sec51`` grid against
    one distance matrix + top-50 per distinct search (the least any nearest-proxy search can do);
 4. project: every shard of the paper configuration priced at those rates: core-hours (CPU) or
-   GPU-hours per experiment and in total, and the jobs a budget splits them into.
+   GPU-hours per experiment and in total, and the jobs a budget splits them into;
+5. floor: the same shards priced at their arithmetic floor (``imprint.study.cost.floor_rates``:
+   each distinct result once, its least floating-point work at the GEMM rates measured here),
+   per experiment and per step family, beside the projection.
 
-    python benchmarks/bench_paper.py                       # CPU, about 6 minutes on 2 cores
+    python benchmarks/bench_paper.py                       # CPU, about 8 minutes on 2 cores
     python benchmarks/bench_paper.py --device cuda         # GPU rates, plus the GPU targets
     python benchmarks/bench_paper.py --write-rates src/imprint/study/rates.json  # shipped rates
 """
@@ -43,7 +46,6 @@ from imprint.method.engine import plan_runs
 from imprint.method.generators import (
     GEN,
     GenContext,
-    cluster_together,
     gram_matrix,
     least_squares_weights,
     ridge_factor,
@@ -119,14 +121,10 @@ def calibrate(device: str) -> dict[str, float]:
     batch = ClassBatch.from_labels(x, y, c)
     view: dict = {}  # the view's shared results, as a sweep keeps them for every k and seed
     for gen in GEN:
-        if gen == "kls":
-            continue  # k-means plus the joint solve of ls, priced as those two
+        if gen in ("kls", "kmeans"):
+            continue  # k-means: kmeans_at_size; kls: k-means plus the solve of ls
         run = lambda gen=gen: GEN[gen](batch, k, GenContext(0, 1e-4, view=view))  # noqa: E731
         rate(f"gen_{gen}", count("gen", gen, k), _clock(device, run))
-    # k-means as a sweep runs it: every clustering of a view together (here 7 k × 3 seeds)
-    ks = (1, 2, 3, 5, 10, 15, 20)
-    together = lambda: cluster_together(batch, {}, {(k, s) for k in ks for s in range(3)})  # noqa: E731
-    rate("gen_kmeans", 3 * sum(count("gen", "kmeans", k) for k in ks), _clock(device, together))
     # the view's shared steps, each alone: the Gram matrix with its factors, the distances
     gram = lambda: ridge_factor(*gram_matrix(batch), 1e-4)  # noqa: E731
     rate("gen_gram", count("gen", "gram"), _clock(device, gram))
@@ -283,15 +281,27 @@ def gemm_rates(device: str, size: int = 2048) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
-def lloyd_steps(device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20)) -> tuple[float, float]:
-    """k-means' Lloyd steps and seeding candidates per step, weighted by k (as its work is), on
-    a CIFAR-10-sized task (10 classes × 5,000 samples, 512-d) for the paper's k."""
-    x, y = _tensors(5000, 10, 512, 1, device)
-    batch = ClassBatch.from_labels(x, y, 10)
-    streams = [ClassStreams.keyed(k, "gen", batch.keys) for k in ks]
-    _, _, steps = kmeans_together(batch.x, batch.mask, ks, streams)
-    trials = [2 + int(np.log(k)) for k in ks]
-    return np.average(steps, weights=ks), np.average(trials, weights=ks)
+def kmeans_at_size(
+    device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20), seeds: int = 3
+) -> tuple[float, float, float]:
+    """k-means as a sweep runs it, every clustering of a view together (the paper's k × 3
+    seeds), on a CIFAR-10-sized task (10 classes × 5,000 samples, 512-d): seconds per operation
+    (as ``imprint.study.cost`` counts them), and its Lloyd steps and seeding candidates per step,
+    weighted by k as its work is."""
+    c, n, dim = 10, 5000, 512
+    x, y = _tensors(n, c, dim, 1, device)
+    batch = ClassBatch.from_labels(x, y, c)
+    todo = [(k, seed) for seed in range(seeds) for k in ks]
+    streams = [ClassStreams.keyed(seed, "gen", batch.keys) for _, seed in todo]
+    start = time.perf_counter()
+    _, _, steps = kmeans_together(batch.x, batch.mask, [k for k, _ in todo], streams)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    weights = [k for k, _ in todo]
+    trials = [2 + int(np.log(k)) for k in weights]
+    rate = seconds / (c * n * dim * sum(weights))
+    return rate, np.average(steps, weights=weights), np.average(trials, weights=weights)
 
 
 def family_hours(config: dict, rates: dict[str, float], slowdown: float) -> pd.DataFrame:
@@ -313,11 +323,13 @@ def family_hours(config: dict, rates: dict[str, float], slowdown: float) -> pd.D
     return pd.DataFrame(rows).T.fillna(0.0)
 
 
-def arithmetic_floor(config: dict, rates: dict[str, float], device: str, threads: int) -> None:
+def arithmetic_floor(
+    config: dict, rates: dict[str, float], device: str, threads: int, steps: float, trials: float
+) -> None:
     """Print the projection beside its floor, per experiment and per step family: each
-    distinct result once, its least arithmetic at this machine's GEMM rates."""
+    distinct result once, its least arithmetic at this machine's GEMM rates (k-means at
+    ``steps`` Lloyd steps and ``trials`` seeding candidates a step)."""
     gemm32, gemm64 = gemm_rates(device)
-    steps, trials = lloyd_steps(device)
     print(
         f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64); "
         f"k-means {steps:.1f} Lloyd steps, {trials:.1f} seeding candidates a step (k-weighted)"
@@ -326,7 +338,9 @@ def arithmetic_floor(config: dict, rates: dict[str, float], device: str, threads
     projected = family_hours(config, rates, slowdown)
     least = family_hours(config, floor_rates(gemm32, gemm64, steps, trials), slowdown)
     for title, axis in (("experiment", 1), ("family", 0)):
-        table = pd.DataFrame({"projected_h": projected.sum(axis), "floor_h": least.sum(axis)})
+        table = pd.DataFrame(
+            {"projected_h": projected.sum(axis=axis), "floor_h": least.sum(axis=axis)}
+        )
         if title == "family":
             table = table[table["projected_h"] >= 0.05].sort_values("projected_h")[::-1]
         table.loc["total"] = table.sum()
@@ -347,8 +361,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--config", default=str(ROOT / "config/paper.yaml"))
     parser.add_argument("--budget-minutes", type=float, default=30.0)
-    parser.add_argument("--check-test-rows", type=int, default=2000)
-    parser.add_argument("--floor-test-per-class", type=int, default=1000)
+    parser.add_argument("--check-test-rows", type=int, default=1000)
+    parser.add_argument("--floor-test-per-class", type=int, default=200)
     parser.add_argument("--write-rates", metavar="PATH", help="store the measured rates there")
     parser.add_argument(
         "--gpu-share", type=int, default=8, help="sweep jobs at once on one GPU (the profile's)"
@@ -362,6 +376,7 @@ def main() -> None:
 
     start = time.perf_counter()
     rates = calibrate(device)
+    rates["gen_kmeans"], steps, trials = kmeans_at_size(device)
     print(f"1. calibrated {len(rates)} families in {time.perf_counter() - start:.0f} s", flush=True)
     print("2. projected vs measured on sampled units:", flush=True)
     checked = check(config, rates, device, args.check_test_rows)
@@ -392,7 +407,7 @@ def main() -> None:
         f"{'one GPU' if gpu else f'{threads} cores'}: {waited:.1f} hours of wall time"
     )
     print("5. the projection and its arithmetic floor:", flush=True)
-    arithmetic_floor(config, rates, device, 1 if gpu else threads)
+    arithmetic_floor(config, rates, device, 1 if gpu else threads, steps, trials)
     if device.startswith("cuda"):
         print("6. GPU goals:", flush=True)
         gpu_targets(config, device)

@@ -115,8 +115,8 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     # A baseline's search compares with every training row (k-NN, cache) or class (probe).
     per_class = 1 if gen in ("mean", "ls", "linear_probe") else (n if gen in _ALL_ROWS else kept)
     proxies = c * per_class
-    if family == "prepare":
-        return "prepare", (c * n + n_test * (1 + c)) * d
+    if family == "prepare":  # NORMpre and grouping of every training row, then the draw
+        return "prepare", (c * size.train_per_class + n_test * (1 + c)) * d
     if family == "post":
         return f"post_{option}", 0.0 if option == "none" else proxies * d
     if family == "search":
