@@ -19,6 +19,7 @@ from imprint.study.catalog import Catalog
 from imprint.study.cost import (
     RATES,
     TaskSize,
+    floor_rates,
     load_budget,
     operations,
     pack,
@@ -243,3 +244,20 @@ def test_missing_rates_say_how_to_measure_them(tmp_path):
     path.write_text(json.dumps({"cuda": {"seconds_per_op": {}}}))
     with pytest.raises(ValueError, match="no cpu rates"):
         load_budget(30, path, "cpu")
+
+
+def test_the_floor_prices_each_step_at_its_least_arithmetic():
+    """At 10^11 flop/s (float32) and 5·10^10 (float64), 20 Lloyd steps and 3 seeding candidates
+    a step, counted by hand for C = 10 classes × n = 1,000 samples, N = 500 test rows, D = 64."""
+    rates = floor_rates(1e11, 5e10, lloyd_steps=20, trials=3)
+    size = TaskSize(n_classes=10, train_per_class=1000, n_test=500, dim=64)
+    expected = {
+        ("gen", "kmeans", 5, None): 10 * 1000 * 5 * 64 * (4 * 20 + 2 * 3) / 1e11,
+        ("gen", "gram", 0, None): (10 * 1000 * 64 * 64 + 64**3) / 5e10,
+        ("search", "kmeans", 5, "max"): 2 * 500 * (10 * 5) * 64 / 1e11,
+        ("search", "kmeans", 5, "manhattan"): 3 * 500 * (10 * 5) * 64 / 1e11,
+    }
+    for step, seconds in expected.items():
+        family, count = operations(step, -1, size)
+        assert count * rates[family] == pytest.approx(seconds)
+    assert rates["overhead"] == 0 and rates["vote"] == 0
