@@ -5,8 +5,9 @@
    giving seconds per operation and a fixed cost per step;
 2. check: sampled units of real-sized shards (one per GEN of every experiment, CIFAR-10 and
    ResNet-18 sizes, test rows capped) are swept and their time compared with the projection;
-3. search floor: the ``all`` rows of a CIFAR-sized shard of the default config's ``sec51`` grid against
-   one distance matrix + top-50 per distinct search (the least any nearest-proxy search can do);
+3. search floor: the ``all`` rows of a CIFAR-sized shard of the default config's ``sec51`` grid
+   against one distance matrix + top-50 per distinct search (the least any nearest-proxy search
+   can do);
 4. project: every shard of the paper configuration priced at those rates: core-hours (CPU) or
    GPU-hours per experiment and in total, and the jobs a budget splits them into;
 5. floor: the same shards priced at their arithmetic floor (``imprint.study.cost.floor_rates``:
