@@ -90,24 +90,26 @@ def _tensors(per_class: int, n_classes: int, dim: int, seed: int, device: str):
     return torch.tensor(x, device=device), torch.tensor(y, device=device)
 
 
+def _step_overhead(device: str) -> float:
+    """The fixed cost of a step: a sweep of a tiny task divided by the steps it takes."""
+    tiny = TaskSize(10, 20, 50, 8)
+    tiny_runs = expand_grid({"gen": ["mean", "kmeans"], "k": [1, 2], "norm_post": ["none", "l2"]})
+    xs, ys = _tensors(tiny.train_per_class, tiny.n_classes, tiny.dim, 1, device)
+    xs_test, ys_test = _tensors(tiny.n_test // tiny.n_classes, tiny.n_classes, tiny.dim, 2, device)
+    steps = sum(len(u.steps) for u in units(tiny_runs))
+    return _clock(device, sweep, xs, ys, xs_test, ys_test, tiny_runs, device) / steps
+
+
 def calibrate(device: str) -> dict[str, float]:
     """Seconds per operation of every family (operations as ``imprint.study.cost`` counts them) and
     ``overhead``, the fixed seconds of one step."""
     c, n, dim, k, n_test = 10, 2000, 512, 20, 2000
     x, y = _tensors(n, c, dim, 1, device)
     x_test, _ = _tensors(n_test // c, c, dim, 2, device)
-    tiny = TaskSize(10, 20, 50, 8)
-    rates: dict[str, float] = {}
+    rates: dict[str, float] = {"overhead": _step_overhead(device)}
 
     def rate(family: str, ops: float, seconds: float) -> None:
-        rates[family] = max(seconds - rates.get("overhead", 0.0), 0.0) / ops
-
-    # The fixed cost of a step: a sweep of a tiny task divided by the steps it takes.
-    tiny_runs = expand_grid({"gen": ["mean", "kmeans"], "k": [1, 2], "norm_post": ["none", "l2"]})
-    xs, ys = _tensors(tiny.train_per_class, tiny.n_classes, tiny.dim, 1, device)
-    xs_test, ys_test = _tensors(tiny.n_test // tiny.n_classes, tiny.n_classes, tiny.dim, 2, device)
-    steps = sum(len(u.steps) for u in units(tiny_runs))
-    rates["overhead"] = _clock(device, sweep, xs, ys, xs_test, ys_test, tiny_runs, device) / steps
+        rates[family] = max(seconds - rates["overhead"], 0.0) / ops
 
     def prepare() -> None:
         batch = prepare_classes(x, y, c, "l2", -1, None, 0)
