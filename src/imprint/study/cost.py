@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,18 +188,24 @@ def floor_rates(gemm32: float, gemm64: float, lloyd_steps: float, trials: float)
     return rates
 
 
-def _steps_seconds(
+def _priced(
     steps: Sequence[Step], fewshot: int, size: TaskSize, rates: Mapping[str, float]
-) -> float:
-    total = len(steps) * rates.get("overhead", 0.0)
+) -> Iterator[tuple[str, float]]:
+    """Each step's rate family and seconds at ``rates``, its fixed cost as ``overhead``."""
     for step in steps:
         family, count = operations(step, fewshot, size)
         if family not in rates:
             raise ValueError(
                 f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
             )
-        total += count * rates[family]
-    return total
+        yield family, count * rates[family]
+        yield "overhead", rates.get("overhead", 0.0)
+
+
+def _steps_seconds(
+    steps: Sequence[Step], fewshot: int, size: TaskSize, rates: Mapping[str, float]
+) -> float:
+    return sum(seconds for _, seconds in _priced(steps, fewshot, size, rates))
 
 
 def unit_seconds(unit: Unit, size: TaskSize, rates: Mapping[str, float]) -> float:
@@ -230,11 +236,8 @@ def family_seconds(
     paid: set[tuple[int, Step]] = set()
     out: dict[str, float] = {}
     for unit in shard_units:
-        steps = _unpaid_steps(unit, paid)
-        out["overhead"] = out.get("overhead", 0.0) + len(steps) * rates.get("overhead", 0.0)
-        for step in steps:
-            family, count = operations(step, unit.fewshot, size)
-            out[family] = out.get(family, 0.0) + count * rates[family]
+        for family, seconds in _priced(_unpaid_steps(unit, paid), unit.fewshot, size, rates):
+            out[family] = out.get(family, 0.0) + seconds
     return out
 
 
