@@ -34,7 +34,7 @@ def model_file(tmp_path_factory) -> Path:
     seen = labels < 3
     with torch.no_grad():
         x = model.embed(torch.from_numpy(images[seen][..., None])).numpy()
-    clf = ImprintingClassifier(k=5, seed=1).fit(x, labels[seen])
+    clf = ImprintingClassifier(k=5, seed=1).fit(x, labels[seen]).calibrate()
     fm = fm_entry(FMSpec("demo_cnn", "demo"), network, DEMO_PREPROCESSING, DEMO_INPUT_SIZE)
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_model(path, KeptModel(clf.to_torch(), fm, clf.kept_state(), {"task": "lower"}))
@@ -53,17 +53,38 @@ def test_predict_prints_a_row_per_image_as_the_model_predicts(model_file, tmp_pa
     images, _ = digits("test")
     paths = _write(tmp_path / "held", images[:6], [f"{i}.png" for i in range(6)])
     assert main(["predict", str(model_file), str(tmp_path / "held")]) == 0
-    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
-    assert rows[0] == ["path", "class", "score"]
+    printed = capsys.readouterr()
+    rows = [line.split("\t") for line in printed.out.splitlines()]
+    assert rows[0] == ["path", "class", "score", "confidence", "unknown"]
     assert [row[0] for row in rows[1:]] == [str(p) for p in paths]
     model = load_model(model_file).image_classifier()
     with torch.no_grad():
         scores = model(torch.from_numpy(images[:6][..., None]))
     assert [int(row[1]) for row in rows[1:]] == model.classes[scores.argmax(1)].tolist()
     np.testing.assert_allclose([float(r[2]) for r in rows[1:]], scores.amax(1), rtol=1e-5)
+    clf = load_model(model_file).classifier()
+    x = model.embed(torch.from_numpy(images[:6][..., None])).detach().numpy()
+    np.testing.assert_allclose(
+        [float(r[3]) for r in rows[1:]], clf.predict_proba(x).max(1), atol=6e-5
+    )
+    unknown = clf.predict_unknown(x)
+    assert [r[4] for r in rows[1:]] == ["yes" if u else "no" for u in unknown]
+    assert f"{unknown.sum()} of 6 image(s) look like none of the model's classes" in printed.err
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(model_file), str(paths[0]), "--output", str(out)]) == 0
-    assert out.read_text().splitlines()[0] == "path,class,score"
+    assert out.read_text().splitlines()[0] == "path,class,score,confidence,unknown"
+
+
+def test_a_model_kept_before_calibration_predicts_scores_and_says_so(model_file, tmp_path, capsys):
+    kept = load_model(model_file)
+    kept.classifier_state = {**kept.classifier_state, "calibration": None}
+    save_model(tmp_path / "old.pt", kept)
+    images, _ = digits("test")
+    _write(tmp_path / "held", images[:2], ["a.png", "b.png"])
+    assert main(["predict", str(tmp_path / "old.pt"), str(tmp_path / "held")]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[0].split("\t") == ["path", "class", "score"]
+    assert "is not calibrated" in printed.err and "keep it again" in printed.err
 
 
 def test_add_classes_imprints_new_classes_and_leaves_the_others(model_file, tmp_path):
@@ -129,7 +150,9 @@ def _member_data_offset(path: Path, name: str) -> int:
     return info.header_offset + 30 + name_length + extra_length
 
 
-def test_a_damaged_or_edited_model_file_is_refused_never_used(model_file, tmp_path, capsys):
+def test_a_damaged_or_edited_model_file_is_refused_never_used(
+    model_file, tmp_path, capsys, monkeypatch
+):
     """Four bytes overwritten inside the FM's weights (the archive's checksum fails), a NaN
     written in place of a weight, a part taken out, a version of another type: each is refused
     naming what is wrong."""
@@ -165,6 +188,9 @@ def test_a_damaged_or_edited_model_file_is_refused_never_used(model_file, tmp_pa
     with pytest.raises(ValueError, match="is a folder, not a model file"):
         load_model(tmp_path)
     assert content["format"] == "imprint-model"
+    monkeypatch.setattr("os.access", lambda *args, **kwargs: False)  # as for a user, not root
+    with pytest.raises(ValueError, match=r"cannot be read \(permissions\); make it readable"):
+        load_model(model_file)
 
 
 def test_info_takes_numpy_values_and_paths_and_a_refused_save_leaves_the_file(model_file, tmp_path):

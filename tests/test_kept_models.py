@@ -1,5 +1,6 @@
 """The classifier the embedded default keeps: its accuracy is the runs table's, its images path
-equals the embeddings path, and the command line teaches it a new digit from five images."""
+equals the embeddings path, it tells digits it never saw from its own, and the command line
+teaches it a new digit from five images."""
 
 from __future__ import annotations
 
@@ -37,6 +38,15 @@ def test_the_kept_accuracy_is_the_runs_tables_and_the_images_path_agrees(workflo
     assert np.mean(predicted == labels[even]) * 100 == pytest.approx(info["test_accuracy"])
 
 
+def test_the_kept_model_tells_odd_digits_from_its_own_better_than_its_scores_do(workflow_run):
+    detection = json.loads((workflow_run / f"{NAME}.json").read_text())["unknown_detection"]
+    assert detection["false_rejection"] == 0.05
+    assert detection["known_flagged"] < 0.1  # 267 held-out even digits against the stated 5 %
+    assert detection["auroc"] > detection["auroc_max_score"]
+    assert detection["auroc"] > 0.9 and detection["unknown_flagged"] > 0.75
+    assert detection["confidence_ece"] < 0.05
+
+
 def test_the_command_line_adds_a_digit_from_five_images(workflow_run, tmp_path, capsys):
     train, train_labels = load_images(workflow_run / "resources/data/digits/train.npz")
     test, test_labels = load_images(workflow_run / "resources/data/digits/test.npz")
@@ -52,8 +62,11 @@ def test_the_command_line_adds_a_digit_from_five_images(workflow_run, tmp_path, 
     assert main([*new, "--output", str(model)]) == 0
     assert main(["predict", str(model), str(tmp_path / "held")]) == 0
     out = capsys.readouterr().out.splitlines()[2:]  # after add-classes' line and the header
-    predicted = np.array([int(line.split("\t")[1]) for line in out])
+    rows = [line.split("\t") for line in out]
+    predicted = np.array([int(row[1]) for row in rows])
     truth = test_labels[held]
     sevens = truth == 7
     assert np.mean(predicted[sevens] == 7) > 1 / 6  # better than chance among six classes
     assert np.mean(predicted == truth) > 0.5
+    unknown = np.array([row[4] == "yes" for row in rows])
+    assert unknown[~sevens].mean() < 0.15  # the calibration was fitted again with the 7s

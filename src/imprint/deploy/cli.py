@@ -67,25 +67,46 @@ def _check_output(output: str, inputs: Sequence[str | Path]) -> None:
 
 
 def predict(args: argparse.Namespace) -> None:
-    model = load_model(args.model).image_classifier()
+    kept = load_model(args.model)
+    model = kept.image_classifier()
+    calibration = kept.calibration()
     files = _images(args.images)
     if args.output is not None:
         _check_output(args.output, [args.model, *files])
     with torch.no_grad():
-        scores = model.head(embed_files(model, files, args.batch_size))
+        embeddings = embed_files(model, files, args.batch_size)
+        scores = model.head(embeddings)
     best, index = scores.max(1)
-    classes = model.classes[index.numpy()]
+    columns = {"path": [str(p) for p in files], "class": model.classes[index.numpy()].tolist()}
+    columns["score"] = [f"{s:.6g}" for s in best.tolist()]
+    if calibration is None:
+        print(
+            f"{args.model} is not calibrated (kept before imprint calibrated models): scores "
+            "only, no confidence or unknown flag; keep it again to have them",
+            file=sys.stderr,
+        )
+    else:
+        confidence = calibration.confidence(scores).amax(1)
+        columns["confidence"] = [f"{c:.4f}" for c in confidence.tolist()]
+        columns["unknown"] = ["yes" if u else "no" for u in calibration.unknown(embeddings)]
     text = io.StringIO()
     writer = csv.writer(text, delimiter="\t" if args.output is None else ",")
-    writer.writerow(["path", "class", "score"])
-    for path, label, score in zip(files, classes.tolist(), best.tolist(), strict=True):
-        writer.writerow([str(path), label, f"{score:.6g}"])
+    writer.writerow(columns)
+    writer.writerows(zip(*columns.values(), strict=True))
     if args.output is None:
         sys.stdout.write(text.getvalue())
     else:
         with atomic_path(args.output) as temporary:
             temporary.write_text(text.getvalue())
         print(f"{len(files)} predictions written to {args.output}")
+    if calibration is not None:
+        flagged = columns["unknown"].count("yes")
+        print(
+            f"{flagged} of {len(files)} image(s) look like none of the model's classes (unknown: "
+            f"yes; about {calibration.false_rejection:.0%} of images of known classes are "
+            "flagged too)",
+            file=sys.stderr,
+        )
 
 
 def _label(name: str, classes: np.ndarray) -> object:
@@ -160,7 +181,9 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = main.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
-        "predict", help="classify images: one row per image (path, class, score)"
+        "predict",
+        help="classify images: one row per image (path, class, score, and for a calibrated "
+        "model the confidence and whether it looks like none of the classes)",
     )
     run.add_argument("model", help="a model file (results/models/<name>.pt)")
     run.add_argument("images", nargs="+", help="image files, or folders of them")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from imprint.deploy.model_file import KeptModel, fm_entry, save_model
 from imprint.fms.backbones import DEMO_INPUT_SIZE, load_fm
@@ -31,6 +32,42 @@ def kept_params(method: str, seed: int, lambda_reg: float) -> dict[str, Any]:
     return {**params, "fewshot": -1, "seed": seed, "lambda_reg": lambda_reg}
 
 
+def unknown_detection(
+    clf: ImprintingClassifier, known: np.ndarray, labels: np.ndarray, unknown: np.ndarray
+) -> dict[str, Any]:
+    """How well the calibrated ``clf`` tells test rows of its classes (``known``, with their
+    ``labels``) from rows of classes it never saw (``unknown``; may be empty): the AUROC of its
+    novelty score against that of the raw highest class score, the fractions flagged, and the
+    confidence's expected calibration error (10 bins) on the known rows."""
+    result: dict[str, Any] = {"false_rejection": clf.calibration_.false_rejection}
+    flagged = clf.predict_unknown(known)
+    result["known_flagged"] = float(flagged.mean())
+    proba = clf.predict_proba(known)
+    correct = clf.classes_[proba.argmax(1)] == labels
+    result["confidence_ece"] = expected_calibration_error(proba.max(1), correct)
+    if len(unknown):
+        truth = np.r_[np.zeros(len(known)), np.ones(len(unknown))]
+        novelty = np.r_[clf.novelty(known), clf.novelty(unknown)]
+        top = -np.r_[clf.decision_function(known).max(1), clf.decision_function(unknown).max(1)]
+        result["unknown_flagged"] = float(clf.predict_unknown(unknown).mean())
+        result["auroc"] = float(roc_auc_score(truth, novelty))
+        result["auroc_max_score"] = float(roc_auc_score(truth, top))
+    return result
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> float:
+    """The mean |accuracy - confidence| over equal-width confidence bins, weighted by their
+    rows (Guo et al., 2017)."""
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    gaps = [
+        abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
+        for b in np.unique(which)
+    ]
+    return float(sum(gaps))
+
+
 def keep_classifier(
     entry: Mapping[str, Any],
     lambda_reg: float,
@@ -46,13 +83,19 @@ def keep_classifier(
     """Fit ``entry``'s method (``fm``, ``dataset``, ``mapping``, ``task``, ``method``, ``seed``) on
     the task's training embeddings, score it on the test ones, save the model (with the FM read
     from ``weights``, unless ``spec`` is precomputed) and its ``info`` JSON. Returns the info.
+    The classifier is calibrated at the entry's ``false_rejection``, and ``info`` says how well it
+    tells the data set's other classes (their test rows) from its own.
     ``class_names`` (your own image folder's, by label) name the saved model's classes; the
     accuracy is the numbered classifier's, as the sweep ran it."""
     train = select_task(*load_embeddings(train_files), entry["mapping"], entry["task"], label_table)
-    test = select_task(*load_embeddings(test_files), entry["mapping"], entry["task"], label_table)
+    test_rows = load_embeddings(test_files)
+    test = select_task(*test_rows, entry["mapping"], entry["task"], label_table)
     params = kept_params(entry["method"], entry["seed"], lambda_reg)
     clf = ImprintingClassifier(**params).fit(np.asarray(train[0]), train[1])
+    clf.calibrate(entry["false_rejection"])
     accuracy = clf.score(np.asarray(test[0]), test[1]) * 100
+    others = select_task(*test_rows, entry["mapping"], "all", label_table)
+    unseen = ~np.isin(others[1], clf.classes_)
     log.info(
         "%s on %s/%s/%s/%s: %d classes, %d training rows, test accuracy %.2f %%",
         entry["method"], entry["fm"], entry["dataset"], entry["mapping"], entry["task"],
@@ -67,6 +110,9 @@ def keep_classifier(
         "n_train": len(train[1]),
         "n_test": len(test[1]),
         "test_accuracy": accuracy,
+        "unknown_detection": unknown_detection(
+            clf, np.asarray(test[0]), test[1], np.asarray(others[0][unseen])
+        ),
         "git_commit": git_commit(),
     }
     fm = None

@@ -27,6 +27,7 @@ from imprint.fms.fm_spec import FMSpec
 from imprint.io import atomic_path
 from imprint.method.classifier import ImprintingClassifier
 from imprint.method.head import ImprintedHead
+from imprint.method.novelty import Calibration
 
 FORMAT = "imprint-model"
 VERSION = 1
@@ -59,6 +60,11 @@ class KeptModel:
         if self.classifier_state is None:
             raise ValueError("this model file keeps no training rows; classes cannot be added")
         return ImprintingClassifier.from_kept_state(self.classifier_state)
+
+    def calibration(self) -> Calibration | None:
+        """The confidence and "none of these" calibration (None where the model has none)."""
+        state = (self.classifier_state or {}).get("calibration")
+        return None if state is None else Calibration.from_state(state)
 
     def with_classifier(self, clf: ImprintingClassifier) -> KeptModel:
         """The same model (FM, info) with the head and state of ``clf``."""

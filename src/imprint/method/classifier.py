@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
@@ -17,6 +18,7 @@ from imprint.method.baselines import BASELINES, FittedBaseline, fit_baseline
 from imprint.method.batch import ClassBatch, ProxySet
 from imprint.method.generators import COUPLED_GENS, GEN, GenContext
 from imprint.method.normalize import NORM, NORM_POST
+from imprint.method.novelty import FALSE_REJECTION, Calibration, calibrate
 from imprint.method.params import DEFAULTS, validate_params
 from imprint.method.pipeline import (
     as_embeddings,
@@ -108,6 +110,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
     the samples between the a- and b-quantiles of a Weibull law fitted to distances from the class
     mean. Labels may be any sortable values; each class's random draws are keyed by its label.
     ``partial_fit`` adds classes, or samples of known ones, to a fitted classifier.
+    ``calibrate`` makes its scores a confidence (``predict_proba``) and flags rows that look like
+    none of its classes (``predict_unknown``).
 
     ``gen`` may also name a baseline (``linear_probe``, ``knn``, ``cache``;
     ``imprint.method.baselines``): it is fitted on the same NORMpre'd, presampled rows and
@@ -150,7 +154,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> ImprintingClassifier:
         """Generate every class's proxies from training embeddings ``X`` (N, D) and labels ``y``;
         forgets any earlier fit."""
-        for fitted in ("classes_", "store_", "params_", "n_features_in_"):
+        for fitted in ("classes_", "store_", "params_", "n_features_in_", "calibration_"):
             self.__dict__.pop(fitted, None)
         return self._add(X, y, min_classes=2)
 
@@ -165,8 +169,28 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         its own random stream, so the others stay as they were); then the steps that couple
         classes, over all classes from what is kept: the least-squares solve of ``ls`` and
         ``kls`` (O(N D² + D³)), NORMpost (quantile: a sort of the pooled proxy values),
-        Mahalanobis' covariance (O(N D²)) and a baseline's fit."""
-        return self._add(X, y, min_classes=1)
+        Mahalanobis' covariance (O(N D²)) and a baseline's fit. A calibrated classifier is
+        calibrated again, at the same false-rejection rate, on all its rows."""
+        before = dict(self.__dict__)
+        self._add(X, y, min_classes=1)
+        if hasattr(self, "calibration_"):
+            try:
+                self.calibrate(self.calibration_.false_rejection)
+            except ValueError:
+                self.__dict__.update(before)  # the classifier as it was
+                raise
+        return self
+
+    def calibrate(self, false_rejection: float = FALSE_REJECTION) -> ImprintingClassifier:
+        """Fit the confidence of ``predict_proba`` and the "none of these" flag of
+        ``predict_unknown`` on the classifier's training rows (``imprint.method.novelty``: a
+        temperature and a threshold from 5-fold cross-fitting), flagging at most about
+        ``false_rejection`` of the rows of known classes. Costs five more fits."""
+        check_is_fitted(self, "store_")
+        self._check_fitted()
+        x, index = _stacked([self.store_[label].rows for label in self.classes_.tolist()])
+        self.calibration_ = calibrate(self, x, self.classes_[index.cpu().numpy()], false_rejection)
+        return self
 
     def _add(self, X: Any, y: Any, min_classes: int) -> ImprintingClassifier:
         p = validate_params(self.get_params())
@@ -219,6 +243,33 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return self.classes_[self._predict_index(X)]
 
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated class probabilities (rows of ``X``, ``classes_``); needs ``calibrate``."""
+        scores = torch.as_tensor(self.decision_function(X))
+        return self._calibration().confidence(scores).numpy()
+
+    def novelty(self, X: Any) -> np.ndarray:
+        """How unlike every known class each row of ``X`` is (higher: less alike); needs
+        ``calibrate``."""
+        calibration = self._calibration()
+        x = as_embeddings(X, "X", self.device)
+        check_dimensions(self.n_features_in_, x)
+        return calibration.novelty(x).cpu().numpy()
+
+    def predict_unknown(self, X: Any) -> np.ndarray:
+        """Whether each row of ``X`` looks like none of the classes (novelty above the threshold
+        ``calibrate`` set); needs ``calibrate``."""
+        return self.novelty(X) > self._calibration().threshold
+
+    def _calibration(self) -> Calibration:
+        self._check_fitted()
+        if not hasattr(self, "calibration_"):
+            raise NotFittedError(
+                "this classifier is not calibrated; call calibrate() after fit (a kept model "
+                "file made before calibration: keep it again)"
+            )
+        return self.calibration_
+
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy on ``X`` as a fraction; ``y`` is checked as ``sweep`` checks test labels
         (same kind as the training labels, no unseen class, no NaN)."""
@@ -265,6 +316,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             "rows": [c.rows.cpu() for c in kept],
             "prepared": [c.prepared.cpu() for c in kept] if presampled else None,
             "proxies": [None if c.proxies is None else c.proxies.cpu() for c in kept],
+            "calibration": (self.calibration_.state() if hasattr(self, "calibration_") else None),
         }
 
     @classmethod
@@ -285,6 +337,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = state["rows"][0].shape[1]
         clf.params_ = p
         clf.proxies_, clf.metric_, clf.baseline_ = _couple(clf.store_, clf.classes_, p)
+        if state.get("calibration") is not None:
+            clf.calibration_ = Calibration.from_state(state["calibration"])
         return clf
 
     def with_labels(self, names: Mapping[Any, Any]) -> ImprintingClassifier:
@@ -302,6 +356,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
 
         renamed = {key: ordered(state[key]) for key in ("rows", "prepared", "proxies")}
         classes = label_record(np.array([renamed_to[i] for i in order]))
+        if hasattr(self, "calibration_"):
+            renamed["calibration"] = self.calibration_.reordered(order).state()
         return type(self).from_kept_state({**state, **renamed, "classes": classes}, self.device)
 
     def to_torch(self) -> ImprintedHead:

@@ -100,10 +100,10 @@ def resolve_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
 
 def kept_models(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``keep`` section by file name, defaults filled in (mapping ``none``, task ``all``,
-    seed 0; name ``<method>_<fm>_<dataset>_<mapping>_<task>``)."""
+    seed 0, false rejection 0.05; name ``<method>_<fm>_<dataset>_<mapping>_<task>``)."""
     kept: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(config.get("keep") or []):
-        entry = {"mapping": "none", "task": "all", "seed": 0, **entry}
+        entry = {"mapping": "none", "task": "all", "seed": 0, "false_rejection": 0.05, **entry}
         name = entry.pop("name", None) or "_".join(
             str(entry[key]) for key in ("method", "fm", "dataset", "mapping", "task")
         )
