@@ -120,7 +120,7 @@ def calibrate(device: str) -> dict[str, float]:
     def count(family: str, gen: str = "", k: int = 0, option: object = None) -> float:
         return operations((family, gen, k, option), -1, size)[1]
 
-    rate("prepare", count("prepare"), _clock(device, prepare))
+    rate("prepare", count("group") + count("prepare"), _clock(device, prepare))
     batch = ClassBatch.from_labels(x, y, c)
     view: dict = {}  # the view's shared results, as a sweep keeps them for every k and seed
     for gen in GEN:

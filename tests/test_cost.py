@@ -140,20 +140,23 @@ def test_a_pack_of_shards_gives_each_shards_runs_as_one_sweep_would(tmp_path):
 
 
 def test_a_unit_costs_its_operations_at_the_rates():
-    """One mean run, L2 everywhere, max: prepare + mean + L2 post + one inner-product search +
-    one vote, counted by hand for C = 4 classes × n = 10 samples, N = 6 test rows, D = 3."""
+    """One mean run, L2 everywhere, max: grouping + prepare + mean + L2 post + one inner-product
+    search + one vote, counted by hand for C = 4 classes × n = 10 samples, N = 6 test rows,
+    D = 3."""
     runs = expand_grid({"gen": ["mean"], "k": [1]})
     (unit,) = units(runs)
     size = TaskSize(n_classes=4, train_per_class=10, n_test=6, dim=3)
     families = ["prepare", "gen_mean", "post_l2", "search_max", "vote", "overhead"]
     weights = {name: 10.0**i for i, name in enumerate(families)}
     expected = (
-        (4 * 10 + 6 * (1 + 4)) * 3  # NORMpre of train and test, nearest class centres
+        4 * 10 * 3  # the training rows grouped by class
+        + (4 * 10 + 6 * (1 + 4)) * 3  # NORMpre of train and test, nearest class centres
+        + 4 * 10  # the draw (of every row)
         + 10 * (4 * 10 * 3)  # the class means
         + 100 * (4 * 3)  # L2 of 4 proxies
         + 1000 * (6 * 4 * 3)  # 6 test rows against 4 proxies
         + 10_000 * (6 * 2)  # one vote of m = 1 per test row
-        + 100_000 * 5  # five steps
+        + 100_000 * 6  # six steps
     )
     assert unit_seconds(unit, size, weights) == pytest.approx(expected)
 
@@ -171,12 +174,13 @@ def test_jobs_cover_every_run_once_and_stay_within_the_budget():
         for rows, seconds in jobs:
             held = [u for u in shard_units if set(u.runs) <= set(rows.tolist())]
             alone = sum(unit_seconds(u, size, budget.rates) for u in held)
-            paid = set()  # a view's shared steps once per job: the repeats are not paid
+            paid = set()  # a view's (and the shard's) shared steps once per job
             for unit in held:
                 for step in unit.view_steps:
-                    if (unit.view, step) in paid:
+                    owner = (-1 if step[0] == "group" else unit.view), step
+                    if owner in paid:
                         alone -= _step_seconds(step, unit.fewshot, size, budget.rates)
-                    paid.add((unit.view, step))
+                    paid.add(owner)
             assert seconds == pytest.approx(budget.slowdown * alone)
             assert seconds <= budget.minutes * 60 or len(held) == 1
 
@@ -201,6 +205,7 @@ def test_a_views_shared_work_is_paid_once_and_retimed_gens_alone_per_seed():
     rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 1e-9)
     rates.update(overhead=0.0, prepare=1.0, gen_gram=10.0, gen_kmedoids_distances=100.0)
     repeats = 1.0 * 6 * operations(("prepare", "", 0, None), -1, size)[1]
+    repeats += 1.0 * 6 * operations(("group", "", 0, None), -1, size)[1]
     repeats += 10.0 * 4 * operations(gram, -1, size)[1]
     repeats += 100.0 * operations(distances, -1, size)[1]
     alone = sum(unit_seconds(u, size, rates) for u in found)
@@ -208,6 +213,28 @@ def test_a_views_shared_work_is_paid_once_and_retimed_gens_alone_per_seed():
     timed = {u.steps[0][1]: u.steps for u in units(runs, time_every_seed=True)}
     assert timed["ls"].count(gram) == 1 and timed["ls"].count(("gen", "ls", 1, None)) == 2
     assert timed["kmedoids"].count(distances) == 1
+
+
+def test_a_fewshot_view_prepares_its_drawn_rows_and_the_shard_groups_its_rows_once():
+    """Grouping the training rows is the shard's, paid once per job; each view normalises the
+    rows its draw kept (every row under Weibull, which comes before the draw)."""
+    grid = {"gen": ["mean"], "k": [1], "fewshot": [2, 5, -1], "weibull": [None, [0.1, 0.9]]}
+    found = units(expand_grid(grid))
+    assert len({u.view for u in found}) == 6
+    size = TaskSize(n_classes=4, train_per_class=100, n_test=50, dim=8)
+    rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 0.0)
+    rates.update(prepare=1.0)
+    paid = part_seconds(found, size, rates)
+    test_side = 50 * (1 + 4) * 8 + 4 * 100  # nearest class centres, the draw's keys
+    grouping = 4 * 100 * 8
+    by_view = {(u.fewshot, u.view_steps[1][3]): s for u, s in zip(found, paid, strict=True)}
+    first = found[0].fewshot, found[0].view_steps[1][3]
+    drawn = {(2, None): 2, (5, None): 5, (-1, None): 100}
+    assert len(by_view) == 6
+    for key, seconds in by_view.items():
+        rows = 100 if key[1] == "weibull" else drawn[key]
+        expected = (4 * rows * 8 + test_side) + (grouping if key == first else 0)
+        assert seconds == pytest.approx(expected)
 
 
 def test_task_sizes_follow_the_data_sets_and_mappings():

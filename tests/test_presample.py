@@ -70,3 +70,21 @@ def test_weibull_full_range_keeps_everything_and_rejects_bad_ranges():
     assert weibull(batch, 0.0, 1.0).counts.tolist() == batch.counts.tolist()
     with pytest.raises(ValueError, match="weibull"):
         weibull(batch, 0.8, 0.2)
+
+
+@pytest.mark.parametrize("norm_pre", ["none", "l2"])
+@pytest.mark.parametrize("draw", [(-1, None), (5, None), (10_000, None), (5, (0.1, 0.9))])
+def test_preparing_from_rows_grouped_once_is_the_references_order_to_the_bit(norm_pre, draw):
+    """A sweep groups the raw rows once and draws few-shot samples before NORMpre: the same
+    bits as the reference's order (NORMpre of every row, grouping, Weibull, few-shot)."""
+    x, y = make_task(per_class=40, seed=3)
+    x = torch.tensor(x) * 7 + 2
+    fewshot_n, bounds = draw
+    normalised = x / x.norm(dim=1, keepdim=True) if norm_pre == "l2" else x
+    expected = ClassBatch.from_labels(normalised, torch.tensor(y), 4)
+    if bounds is not None:
+        expected = weibull(expected, *bounds)
+    expected = fewshot(expected, fewshot_n, 11)
+    got = prepare_classes(x, torch.tensor(y), 4, norm_pre, fewshot_n, bounds, 11)
+    assert torch.equal(got.mask, expected.mask)
+    assert torch.equal(got.x, expected.x)

@@ -12,6 +12,7 @@ seed) the same way and scores the test rows itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -37,7 +38,7 @@ from imprint.method.pipeline import (
     distance_metric,
     encode_labels,
     index_labels,
-    prepare_classes,
+    prepare_grouped,
 )
 from imprint.method.randomness import class_keys
 
@@ -131,8 +132,8 @@ def sweep(
 
 @dataclass
 class _Task:
-    """A sweep's checked data: training rows and class indices, test rows (under each NORM,
-    made once) and their true class indices."""
+    """A sweep's checked data: training rows and class indices (grouped by class once), test
+    rows (under each NORM, made once) and their true class indices."""
 
     x_train: torch.Tensor
     labels: torch.Tensor
@@ -156,6 +157,11 @@ class _Task:
     def n_classes(self) -> int:
         return len(self.keys)
 
+    @functools.cached_property
+    def grouped(self) -> ClassBatch:
+        """The training rows grouped by class as they are, for every view."""
+        return ClassBatch.from_labels(self.x_train, self.labels, self.n_classes, self.keys)
+
     def test_view(self, norm: str) -> torch.Tensor:
         if norm not in self.test_views:
             self.test_views[norm] = NORM[norm](self.x_test)
@@ -177,10 +183,7 @@ class _View:
     @classmethod
     def prepare(cls, task: _Task, data_key: Hashable, gens: dict, time_every_seed: bool) -> _View:
         norm_pre, fewshot, weibull, data_seed = data_key
-        batch = prepare_classes(
-            task.x_train, task.labels, task.n_classes, norm_pre, fewshot, weibull,
-            data_seed or 0, task.keys,
-        )  # fmt: skip
+        batch = prepare_grouped(task.grouped, norm_pre, fewshot, weibull, data_seed or 0)
         ncc = nearest_class_centre(task.test_view(norm_pre), batch.means()).cpu().numpy()
         view = cls(batch, ncc, centred_class_means(batch))
         if not time_every_seed:  # timed alone otherwise, as the paper timed them

@@ -7,6 +7,7 @@ predict: embeddings -> NORMinf -> AGG  (``NORM``, ``AGG``)
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -156,10 +157,22 @@ def prepare_classes(
     """NORMpre, then grouping by class, Weibull presampling and few-shot sampling (the
     reference's order). ``keys`` name the classes' random streams (``class_keys`` of the
     labels; default the class indices)."""
-    batch = ClassBatch.from_labels(NORM[norm_pre](x), labels, n_classes, keys)
-    if weibull is not None:
-        batch = sample_weibull(batch, *weibull)
-    return sample_fewshot(batch, fewshot, seed)
+    grouped = ClassBatch.from_labels(x, labels, n_classes, keys)
+    return prepare_grouped(grouped, norm_pre, fewshot, weibull, seed)
+
+
+def prepare_grouped(
+    grouped: ClassBatch, norm_pre: str, fewshot: int, weibull: tuple[float, float] | None, seed: int
+) -> ClassBatch:
+    """``prepare_classes`` of training rows grouped by class as they are (before NORMpre), the
+    same to the bit. NORMpre works row by row, so it commutes with grouping, and with few-shot
+    sampling, which draws by position alone: without a Weibull step (which needs every row
+    normalised) only the drawn rows are normalised."""
+    if weibull is None:
+        drawn = sample_fewshot(grouped, fewshot, seed)
+        return dataclasses.replace(drawn, x=NORM[norm_pre](drawn.x))
+    batch = dataclasses.replace(grouped, x=NORM[norm_pre](grouped.x))
+    return sample_fewshot(sample_weibull(batch, *weibull), fewshot, seed)
 
 
 def distance_metric(batch: ClassBatch, distance: str) -> Tensor | None:

@@ -53,7 +53,7 @@ class Unit:
     fewshot: int
     steps: tuple[Step, ...]
     view: int = 0
-    view_steps: tuple[Step, ...] = (("prepare", "", 0, None),)
+    view_steps: tuple[Step, ...] = (("group", "", 0, None), ("prepare", "", 0, None))
 
 
 def _gen_steps(gen: str, k: int) -> list[Step]:
@@ -81,12 +81,13 @@ def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
     ]
     out: dict[tuple, tuple[list[int], int, list, int, list]] = {}
     for view, (data_key, gens) in enumerate(plan_runs(records).items()):
-        fewshot = data_key[1]
+        fewshot, every_row = data_key[1], "weibull" if data_key[2] is not None else None
         for gen_key, posts in gens.items():
             gen, k, _, seed = gen_key
             key = (data_key, "clustering", k, seed) if gen in _CLUSTERING else (data_key, gen_key)
             members, _, steps, _, shared = out.setdefault(
-                key, ([], fewshot, [], view, [("prepare", "", 0, None)])
+                key,
+                ([], fewshot, [], view, [("group", "", 0, None), ("prepare", "", 0, every_row)]),
             )
             steps.extend(s for s in _gen_steps(gen, k) if s not in steps)
             shared.extend(s for s in _view_steps(gen) if s not in shared)
@@ -115,8 +116,12 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     # A baseline's search compares with every training row (k-NN, cache) or class (probe).
     per_class = 1 if gen in ("mean", "ls", "linear_probe") else (n if gen in _ALL_ROWS else kept)
     proxies = c * per_class
-    if family == "prepare":  # NORMpre and grouping of every training row, then the draw
-        return "prepare", (c * size.train_per_class + n_test * (1 + c)) * d
+    if family == "group":  # the shard's training rows grouped by class, once per job
+        return "prepare", c * size.train_per_class * d
+    if family == "prepare":  # the draw, NORMpre of what it kept (of every row under Weibull,
+        # which comes first), the test rows' nearest class centres
+        rows = size.train_per_class if option == "weibull" else n
+        return "prepare", (c * rows + n_test * (1 + c)) * d + c * size.train_per_class
     if family == "post":
         return f"post_{option}", 0.0 if option == "none" else proxies * d
     if family == "search":
@@ -223,9 +228,15 @@ def _marginal(
 
 
 def _unpaid_steps(unit: Unit, paid: set[tuple[int, Step]]) -> tuple[Step, ...]:
-    new = tuple(s for s in unit.view_steps if (unit.view, s) not in paid)
-    paid.update((unit.view, s) for s in new)
+    """A unit's steps, and the shared ones not yet paid: its view's, and the shard's (``group``,
+    view -1)."""
+    new = tuple(s for s in unit.view_steps if _owner(unit, s) not in paid)
+    paid.update(_owner(unit, s) for s in new)
     return unit.steps + new
+
+
+def _owner(unit: Unit, step: Step) -> tuple[int, Step]:
+    return (-1 if step[0] == "group" else unit.view), step
 
 
 def family_seconds(
