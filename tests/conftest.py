@@ -10,6 +10,18 @@ import pytest
 from tests.workflow_runs import copy_workflow, snakemake
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` are skipped where no CUDA GPU is available."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def make_task(
     n_classes: int = 4,
     per_class: int = 30,

@@ -207,7 +207,7 @@ def test_named_baselines_and_their_grid_rules():
     ]  # fmt: skip
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_baselines_on_the_gpu_agree_with_the_cpu(task):
     x, y, x_test, y_test = task
     runs = expand_grid({"gen": ["linear_probe", "knn", "cache"], "fewshot": [5, -1], "seed": [3]})

@@ -188,11 +188,7 @@ def test_kmedoids_decides_ties_as_numpy_does_on_integer_data_with_duplicates():
             assert index[c].tolist() == _reference_kmedoids(x[y == c], k), (k, c)
 
 
-@pytest.mark.parametrize(
-    "device",
-    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs a CUDA GPU"))],
-)  # fmt: skip
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_kmedoids_imprinting_on_digits_is_the_references(device):
     """scikit-learn's 8×8 digits (integer pixels, many ties), 70/30, no normalisation, k = 3,
     max with the inner product: the medoids and the accuracy are the reference's (81.85 %)."""

@@ -138,7 +138,7 @@ def test_a_refused_addition_leaves_the_classifier_as_it_was(data):
     np.testing.assert_array_equal(clf.decision_function(x_test), before)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_class_batches_on_the_gpu_equal_one_cpu_fit_and_its_head(data):
     """The keyed draws are made on the CPU and moved: a CUDA classifier built in class batches
     predicts as one CPU fit (but for rows that float rounding on another device may tip), and its

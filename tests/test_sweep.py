@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.metrics import f1_score
 
 from imprint import ImprintingClassifier, expand_grid, sweep
@@ -165,7 +164,7 @@ def test_sweep_and_classifier_reject_the_same_labels_with_the_same_message(task,
     assert str(from_sweep.value) == str(from_classifier.value)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_gpu_sweep_agrees_with_cpu(task):
     x, y, x_test, y_test = task
     runs = expand_grid(
