@@ -13,6 +13,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.exceptions import NotFittedError
 
 from imprint import ImprintingClassifier
+from imprint.deploy.keep import expected_calibration_error
 from imprint.method import novelty
 from imprint.method.novelty import (
     class_gaussians,
@@ -69,6 +70,14 @@ def test_the_threshold_is_the_conformal_quantile():
     assert conformal_threshold(held_out, 0.5) == 10.0  # ceil(20 * 0.5) = 10th
     with pytest.raises(ValueError, match="19 training rows cannot set a threshold at a false"):
         conformal_threshold(held_out, 0.01)  # needs 99 rows
+
+
+def test_the_expected_calibration_error_counted_by_hand():
+    confidence = np.array([0.95, 0.95, 0.55, 0.25])
+    correct = np.array([True, False, True, False])
+    # bins (0.9, 1]: 2 rows, accuracy 0.5 -> |0.5 - 0.95| * 2/4; (0.5, 0.6]: |1 - 0.55| * 1/4;
+    # (0.2, 0.3]: |0 - 0.25| * 1/4
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.225 + 0.1125 + 0.0625)
 
 
 def test_fresh_rows_of_known_classes_are_flagged_at_the_stated_rate_and_others_are_caught():

@@ -186,7 +186,6 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         ``predict_unknown`` on the classifier's training rows (``imprint.method.novelty``: a
         temperature and a threshold from 5-fold cross-fitting), flagging at most about
         ``false_rejection`` of the rows of known classes. Costs five more fits."""
-        check_is_fitted(self, "store_")
         self._check_fitted()
         x, index = _stacked([self.store_[label].rows for label in self.classes_.tolist()])
         self.calibration_ = calibrate(self, x, self.classes_[index.cpu().numpy()], false_rejection)

@@ -26,6 +26,7 @@ from sklearn.model_selection import StratifiedKFold
 from torch import Tensor
 
 from imprint.method.aggregation import ledoit_wolf_covariance
+from imprint.method.normalize import l2_normalize
 
 FALSE_REJECTION = 0.05
 
@@ -53,8 +54,7 @@ def novelty_scores(x: Tensor, means: Tensor, precision: Tensor) -> Tensor:
 
 
 def _unit(x: Tensor) -> Tensor:
-    z = x.double()
-    return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return l2_normalize(x.double())
 
 
 def fit_temperature(scores: Tensor, index: Tensor) -> float:
