@@ -93,6 +93,7 @@ IMPORT_NAMES = {
     "scipy": "scipy", "scikit-learn": "sklearn", "pandas": "pandas", "pyarrow": "pyarrow",
     "scikit-posthocs": "scikit_posthocs", "seaborn": "seaborn", "matplotlib": "matplotlib",
     "tabulate": "tabulate", "networkx": "networkx", "timm": "timm", "pillow": "PIL",
+    "numba": "numba",
 }  # fmt: skip
 
 

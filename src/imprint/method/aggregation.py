@@ -70,9 +70,13 @@ def proxy_distances(distance: str, w: Tensor, metric: Tensor | None) -> Callable
         centre = w.mean(0)  # distances are translation invariant; centring keeps float32 accurate
         w = w - centre
         return lambda x: torch.cdist(project(x) - centre, w)
-    if distance in ("manhattan", "chebyshev"):
-        p = 1.0 if distance == "manhattan" else float("inf")
-        return lambda x: torch.cdist(x, w, p=p)
+    if distance == "manhattan":
+        # numba's import and kernel load take most of a second: only where runs ask for it
+        from imprint.method.manhattan import manhattan_to
+
+        return manhattan_to(w)
+    if distance == "chebyshev":
+        return lambda x: torch.cdist(x, w, p=float("inf"))
     raise ValueError(f"distance={distance!r} is not a distance; choose one of {DISTANCES}")
 
 

@@ -147,8 +147,10 @@ def collapse_metrics(X: Any, y: Any, device: str = "cpu") -> dict[str, float]:
 
 def nearest_class_centre(x: Tensor, means: Tensor) -> Tensor:
     """The nearest-class-centre rule (NC4): for each row of ``x``, the class whose training mean
-    (``means``, C × D) is nearest (Euclidean; ties to the lowest class)."""
-    return torch.cdist(x.double(), means.double()).argmin(1)
+    (``means``, C × D) is nearest (Euclidean; ties to the lowest class). In float64, as the
+    least ‖m_c‖² − 2⟨x, m_c⟩: ‖x‖² is the same for every class, and one product computes it."""
+    m = means.double()
+    return torch.addmm((m * m).sum(1), x.double(), m.T, alpha=-2).argmin(1)
 
 
 def centred_class_means(batch: ClassBatch) -> Tensor:

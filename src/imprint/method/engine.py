@@ -141,7 +141,7 @@ class _Task:
     x_test: torch.Tensor
     truth: np.ndarray
     device: str
-    test_views: dict[str, torch.Tensor] = field(default_factory=dict)
+    test_views: dict[tuple[str, bool], torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def of(cls, X_train: Any, y_train: Any, X_test: Any, y_test: Any, device: str) -> _Task:
@@ -162,10 +162,12 @@ class _Task:
         """The training rows grouped by class as they are, for every view."""
         return ClassBatch.from_labels(self.x_train, self.labels, self.n_classes, self.keys)
 
-    def test_view(self, norm: str) -> torch.Tensor:
-        if norm not in self.test_views:
-            self.test_views[norm] = NORM[norm](self.x_test)
-        return self.test_views[norm]
+    def test_view(self, norm: str, wide: bool = False) -> torch.Tensor:
+        """The test rows after ``norm``; ``wide``: in float64 (for the nearest class centres)."""
+        if (norm, wide) not in self.test_views:
+            rows = self.test_view(norm).double() if wide else NORM[norm](self.x_test)
+            self.test_views[norm, wide] = rows
+        return self.test_views[norm, wide]
 
 
 @dataclass
@@ -184,7 +186,8 @@ class _View:
     def prepare(cls, task: _Task, data_key: Hashable, gens: dict, time_every_seed: bool) -> _View:
         norm_pre, fewshot, weibull, data_seed = data_key
         batch = prepare_grouped(task.grouped, norm_pre, fewshot, weibull, data_seed or 0)
-        ncc = nearest_class_centre(task.test_view(norm_pre), batch.means()).cpu().numpy()
+        ncc = nearest_class_centre(task.test_view(norm_pre, wide=True), batch.means())
+        ncc = ncc.cpu().numpy()
         view = cls(batch, ncc, centred_class_means(batch))
         if not time_every_seed:  # timed alone otherwise, as the paper timed them
             wanted = {(k, seed) for gen, k, _, seed in gens if gen in ("kmeans", "kls")}
