@@ -111,9 +111,11 @@ def calibrate(device: str) -> dict[str, float]:
     def rate(family: str, ops: float, seconds: float) -> None:
         rates[family] = max(seconds - rates["overhead"], 0.0) / ops
 
+    x_test_wide = x_test.double()  # once per task, as sweeps widen it
+
     def prepare() -> None:
         batch = prepare_classes(x, y, c, "l2", -1, None, 0)
-        nearest_class_centre(x_test, batch.means())
+        nearest_class_centre(x_test_wide, batch.means())
 
     size = TaskSize(c, n, n_test, dim)
 
