@@ -67,52 +67,54 @@ def fig11a(collapse: pd.DataFrame, path: str | os.PathLike, metric: str = "nc1")
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(0.7 * 6.3, 1.3 * 4.72), height_ratios=[3, 1]
     )
-    for (dataset, fm), curve in curves.groupby(["dataset", "fm"], sort=False):
-        colour = fm_colour(fm, fms)
-        label = fm if len(remapped) == 1 else f"{fm}, {dataset}"
-        top.plot(curve["d"], curve["value"], color=colour, label=label)
-        top.fill_between(curve["d"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0)
-    top.set(ylabel="NC1 ($d$ in 1)", ylim=(0, 5))
-    above = int((curves["value"] > 5).sum())
-    if above:  # the paper's axis stops at 5: say what it leaves out
-        top.text(
-            0.98, 0.97, f"{above} mean(s) above 5 not shown", transform=top.transAxes,
-            ha="right", va="top", fontsize=8,
-        )  # fmt: skip
-    top.set_xticks([d for d in (1, 5, 10) if d <= max(curves["d"].max(), 1)] if len(curves) else [])
-    top.xaxis.tick_top()
-    top.xaxis.set_label_position("top")
-    top.set_xlabel("$d$ original classes per task class")
-    if len(curves):
-        top.legend(ncols=2, loc="upper left", fontsize=8)
-    names = list(dict.fromkeys(strips["strip"]))
-    offsets = np.linspace(-0.18, 0.18, len(fms)) if len(fms) > 1 else [0.0]
-    for x, name in enumerate(names):
-        strip = strips[strips["strip"] == name]
-        jitter = strip["fm"].map(dict(zip(fms, offsets, strict=True)))
-        bottom.scatter(
-            x + jitter, strip[metric], color=DATASET_COLOURS[x % len(DATASET_COLOURS)], s=18
-        )
-        bottom.text(
-            x,
-            -0.25,
-            name,
-            transform=bottom.get_xaxis_transform(),
-            ha="center",
-            va="top",
-            fontsize=9,
-        )
-        if x:
-            bottom.axvline(x - 0.5, color="grey", alpha=0.2)
-    bottom.axhline(1, ls="--", color="grey")
-    bottom.set_yscale("symlog", linthresh=1)
-    bottom.set(ylim=(0, 50), xlim=(-0.5, len(names) - 0.5), xticks=[], ylabel="NC1")
+    _d_curves(top, curves, fms, single_dataset=len(remapped) == 1)
+    _strips(bottom, strips, fms, metric)
     save_figure(figure, path)
     curves = curves.assign(panel="d curves").rename(columns={"n": "remaps"})
     strips = strips.rename(columns={metric: "value"}).assign(panel="strips")[
         ["panel", "dataset", "mapping", "fm", "d", "value"]
     ]
     return pd.concat([curves, strips], ignore_index=True)
+
+
+def _d_curves(ax: plt.Axes, curves: pd.DataFrame, fms: list[str], single_dataset: bool) -> None:
+    """Fig. 11a's upper panel: NC1 against d per (data set, FM), on the paper's axis (0 to 5)."""
+    for (dataset, fm), curve in curves.groupby(["dataset", "fm"], sort=False):
+        colour = fm_colour(fm, fms)
+        label = fm if single_dataset else f"{fm}, {dataset}"
+        ax.plot(curve["d"], curve["value"], color=colour, label=label)
+        ax.fill_between(curve["d"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0)
+    ax.set(ylabel="NC1 ($d$ in 1)", ylim=(0, 5))
+    above = int((curves["value"] > 5).sum())
+    if above:  # the paper's axis stops at 5: say what it leaves out
+        ax.text(
+            0.98, 0.97, f"{above} mean(s) above 5 not shown", transform=ax.transAxes,
+            ha="right", va="top", fontsize=8,
+        )  # fmt: skip
+    ax.set_xticks([d for d in (1, 5, 10) if d <= max(curves["d"].max(), 1)] if len(curves) else [])
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.set_xlabel("$d$ original classes per task class")
+    if len(curves):
+        ax.legend(ncols=2, loc="upper left", fontsize=8)
+
+
+def _strips(ax: plt.Axes, strips: pd.DataFrame, fms: list[str], metric: str) -> None:
+    """Fig. 11a's lower panel: one strip of NC1 per data set, dots jittered by FM (symlog)."""
+    names = list(dict.fromkeys(strips["strip"]))
+    offsets = np.linspace(-0.18, 0.18, len(fms)) if len(fms) > 1 else [0.0]
+    for x, name in enumerate(names):
+        strip = strips[strips["strip"] == name]
+        jitter = strip["fm"].map(dict(zip(fms, offsets, strict=True)))
+        ax.scatter(x + jitter, strip[metric], color=DATASET_COLOURS[x % len(DATASET_COLOURS)], s=18)
+        ax.text(
+            x, -0.25, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=9
+        )
+        if x:
+            ax.axvline(x - 0.5, color="grey", alpha=0.2)
+    ax.axhline(1, ls="--", color="grey")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set(ylim=(0, 50), xlim=(-0.5, len(names) - 0.5), xticks=[], ylabel="NC1")
 
 
 def collapse_figure(collapse: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
@@ -175,8 +177,7 @@ def fig11b(
     outer = figure.add_gridspec(
         rows, cols + 1, width_ratios=[1] * cols + [0.04], hspace=0.35, wspace=0.3
     )
-    remapped = curves[curves["kind"] == "remapped"]
-    d_values = sorted(int(d) for d in remapped["d"].unique())
+    d_values = sorted(int(d) for d in curves.loc[curves["kind"] == "remapped", "d"].unique())
     d_max = max(2, *d_values) if d_values else 2
     colormap = plt.get_cmap("autumn")
     d_colours = {d: colormap(0.95 * (d - 1) / (d_max - 1)) for d in range(1, d_max + 1)}
@@ -187,44 +188,7 @@ def fig11b(
         )
         axes = [figure.add_subplot(inner[0])]
         axes += [figure.add_subplot(inner[i], sharex=axes[0]) for i in range(1, len(parts))]
-        panel = curves[curves["fm"] == fm]
-        for (d,), curve in panel[panel["kind"] == "remapped"].groupby(["d"]):
-            colour = d_colours[int(d)]
-            axes[0].plot(curve["k"], curve["value"], color=colour, lw=1.8, alpha=0.8)
-            axes[0].fill_between(
-                curve["k"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0
-            )
-        for ax, limits in zip(axes, parts, strict=True):
-            for (dataset, mapping), curve in panel[panel["kind"] == "dataset"].groupby(
-                ["dataset", "mapping"], sort=False
-            ):
-                colour = DATASET_COLOURS[datasets.index(dataset) % len(DATASET_COLOURS)]
-                ax.plot(
-                    curve["k"],
-                    curve["value"],
-                    "--",
-                    lw=2.5,
-                    color=colour,
-                    label=dataset if mapping == "none" else f"{dataset} ({mapping})",
-                )
-            if limits is not None:
-                ax.set_ylim(*limits)
-        for upper, lower in itertools.pairwise(axes):
-            upper.spines["bottom"].set_visible(False)
-            lower.spines["top"].set_visible(False)
-            upper.tick_params(labelbottom=False, bottom=False)
-            for ax, y in ((upper, 0), (lower, 1)):
-                ax.plot(
-                    [0, 1],
-                    [y, y],
-                    transform=ax.transAxes,
-                    marker=[(-1, -0.5), (1, 0.5)],
-                    ms=10,
-                    ls="none",
-                    color="k",
-                    mec="k",
-                    clip_on=False,
-                )
+        _accuracy_panel(axes, curves[curves["fm"] == fm], parts, d_colours, datasets)
         axes[0].set_title(fm, fontsize=10)
         if index + cols >= len(fms):  # no panel below this one
             axes[-1].set_xlabel("number of proxies $k$")
@@ -242,15 +206,46 @@ def fig11b(
     handles = dict(zip(*reversed(figure.axes[0].get_legend_handles_labels()), strict=True))
     if handles:
         figure.legend(
-            handles.values(),
-            handles.keys(),
-            loc="upper center",
-            bbox_to_anchor=(0.5, 0.02),
-            ncols=4,
-            fontsize=8,
-        )
+            handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.02),
+            ncols=4, fontsize=8,
+        )  # fmt: skip
     save_figure(figure, path)
     return curves
+
+
+def _accuracy_panel(
+    axes: list[plt.Axes],
+    panel: pd.DataFrame,
+    parts: Sequence[Any],
+    d_colours: Mapping[int, Any],
+    datasets: list[str],
+) -> None:
+    """One FM's panel of Fig. 11b, its y axis broken into ``axes`` (top first): the remapped
+    curves per d in the top part, the other data sets dashed in every part."""
+    for (d,), curve in panel[panel["kind"] == "remapped"].groupby(["d"]):
+        colour = d_colours[int(d)]
+        axes[0].plot(curve["k"], curve["value"], color=colour, lw=1.8, alpha=0.8)
+        axes[0].fill_between(
+            curve["k"], curve["lower"], curve["upper"], color=colour, alpha=0.18, lw=0
+        )
+    for ax, limits in zip(axes, parts, strict=True):
+        for (dataset, mapping), curve in panel[panel["kind"] == "dataset"].groupby(
+            ["dataset", "mapping"], sort=False
+        ):
+            colour = DATASET_COLOURS[datasets.index(dataset) % len(DATASET_COLOURS)]
+            label = dataset if mapping == "none" else f"{dataset} ({mapping})"
+            ax.plot(curve["k"], curve["value"], "--", lw=2.5, color=colour, label=label)
+        if limits is not None:
+            ax.set_ylim(*limits)
+    for upper, lower in itertools.pairwise(axes):  # the break: hidden spines, diagonal marks
+        upper.spines["bottom"].set_visible(False)
+        lower.spines["top"].set_visible(False)
+        upper.tick_params(labelbottom=False, bottom=False)
+        for ax, y in ((upper, 0), (lower, 1)):
+            ax.plot(
+                [0, 1], [y, y], transform=ax.transAxes, marker=[(-1, -0.5), (1, 0.5)], ms=10,
+                ls="none", color="k", mec="k", clip_on=False,
+            )  # fmt: skip
 
 
 def fig12_points(runs: pd.DataFrame, collapse: pd.DataFrame, metric: str = "nc1") -> pd.DataFrame:
