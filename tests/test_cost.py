@@ -140,23 +140,25 @@ def test_a_pack_of_shards_gives_each_shards_runs_as_one_sweep_would(tmp_path):
 
 
 def test_a_unit_costs_its_operations_at_the_rates():
-    """One mean run, L2 everywhere, max: grouping + prepare + mean + L2 post + one inner-product
-    search + one vote, counted by hand for C = 4 classes × n = 10 samples, N = 6 test rows,
-    D = 3."""
+    """One mean run, L2 everywhere, max: grouping + the test rows + prepare + nearest class
+    centres + mean + L2 post + one inner-product search + one vote, counted by hand for C = 4
+    classes × n = 10 samples, N = 6 test rows, D = 3."""
     runs = expand_grid({"gen": ["mean"], "k": [1]})
     (unit,) = units(runs)
     size = TaskSize(n_classes=4, train_per_class=10, n_test=6, dim=3)
-    families = ["prepare", "gen_mean", "post_l2", "search_max", "vote", "overhead"]
+    families = ["prepare", "gen_mean", "post_l2", "search_max", "vote", "overhead", "ncc"]
     weights = {name: 10.0**i for i, name in enumerate(families)}
     expected = (
         4 * 10 * 3  # the training rows grouped by class
-        + (4 * 10 + 6 * (1 + 4)) * 3  # NORMpre of train and test, nearest class centres
+        + 6 * 3  # NORMpre of the test rows
+        + 4 * 10 * 3  # NORMpre of the training rows
         + 4 * 10  # the draw (of every row)
+        + 1_000_000 * (6 * 4 * 3)  # the test rows' nearest class centres
         + 10 * (4 * 10 * 3)  # the class means
         + 100 * (4 * 3)  # L2 of 4 proxies
         + 1000 * (6 * 4 * 3)  # 6 test rows against 4 proxies
         + 10_000 * (6 * 2)  # one vote of m = 1 per test row
-        + 100_000 * 6  # six steps
+        + 100_000 * 8  # eight steps
     )
     assert unit_seconds(unit, size, weights) == pytest.approx(expected)
 
@@ -177,7 +179,7 @@ def test_jobs_cover_every_run_once_and_stay_within_the_budget():
             paid = set()  # a view's (and the shard's) shared steps once per job
             for unit in held:
                 for step in unit.view_steps:
-                    owner = (-1 if step[0] == "group" else unit.view), step
+                    owner = (-1 if step[0] in ("group", "test") else unit.view), step
                     if owner in paid:
                         alone -= _step_seconds(step, unit.fewshot, size, budget.rates)
                     paid.add(owner)
@@ -203,9 +205,10 @@ def test_a_views_shared_work_is_paid_once_and_retimed_gens_alone_per_seed():
     assert sum(distances in u.view_steps for u in found) == 2
     size = TaskSize(n_classes=4, train_per_class=100, n_test=50, dim=8)
     rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 1e-9)
-    rates.update(overhead=0.0, prepare=1.0, gen_gram=10.0, gen_kmedoids_distances=100.0)
-    repeats = 1.0 * 6 * operations(("prepare", "", 0, None), -1, size)[1]
-    repeats += 1.0 * 6 * operations(("group", "", 0, None), -1, size)[1]
+    rates.update(overhead=0.0, prepare=1.0, ncc=1.0, gen_gram=10.0, gen_kmedoids_distances=100.0)
+    every_view = [("group", "", 0, None), ("test", "", 0, "none"), ("prepare", "", 0, None)]
+    repeats = 1.0 * 6 * sum(operations(step, -1, size)[1] for step in every_view)
+    repeats += 1.0 * 6 * operations(("ncc", "", 0, None), -1, size)[1]
     repeats += 10.0 * 4 * operations(gram, -1, size)[1]
     repeats += 100.0 * operations(distances, -1, size)[1]
     alone = sum(unit_seconds(u, size, rates) for u in found)
@@ -215,26 +218,30 @@ def test_a_views_shared_work_is_paid_once_and_retimed_gens_alone_per_seed():
     assert timed["kmedoids"].count(distances) == 1
 
 
-def test_a_fewshot_view_prepares_its_drawn_rows_and_the_shard_groups_its_rows_once():
-    """Grouping the training rows is the shard's, paid once per job; each view normalises the
-    rows its draw kept (every row under Weibull, which comes before the draw)."""
-    grid = {"gen": ["mean"], "k": [1], "fewshot": [2, 5, -1], "weibull": [None, [0.1, 0.9]]}
+def test_a_fewshot_view_prepares_its_drawn_rows_and_the_shard_its_rows_once():
+    """Grouping the training rows and normalising the test rows (per NORMpre) are the shard's,
+    paid once per job; each view normalises the rows its draw kept (every row under Weibull,
+    which comes before the draw) and finds its test rows' nearest class centres."""
+    grid = {"gen": ["mean"], "k": [1], "fewshot": [2, 5, -1], "weibull": [None, [0.1, 0.9]],
+            "norm_pre": ["none", "l2"]}  # fmt: skip
     found = units(expand_grid(grid))
-    assert len({u.view for u in found}) == 6
+    assert len({u.view for u in found}) == 12
     size = TaskSize(n_classes=4, train_per_class=100, n_test=50, dim=8)
     rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 0.0)
-    rates.update(prepare=1.0)
+    rates.update(prepare=1.0, ncc=10.0)
     paid = part_seconds(found, size, rates)
-    test_side = 50 * (1 + 4) * 8 + 4 * 100  # nearest class centres, the draw's keys
-    grouping = 4 * 100 * 8
-    by_view = {(u.fewshot, u.view_steps[1][3]): s for u, s in zip(found, paid, strict=True)}
-    first = found[0].fewshot, found[0].view_steps[1][3]
-    drawn = {(2, None): 2, (5, None): 5, (-1, None): 100}
-    assert len(by_view) == 6
-    for key, seconds in by_view.items():
-        rows = 100 if key[1] == "weibull" else drawn[key]
-        expected = (4 * rows * 8 + test_side) + (grouping if key == first else 0)
+    per_view = 4 * 100 + 10.0 * 50 * 4 * 8  # the draw's keys, the nearest class centres
+    grouping, test_rows = 4 * 100 * 8, 50 * 8
+    drawn = {2: 2, 5: 5, -1: 100}
+    norms_seen: set[str] = set()
+    for unit, seconds in zip(found, paid, strict=True):
+        norm, weibull = unit.view_steps[1][3], unit.view_steps[2][3]
+        rows = 100 if weibull == "weibull" else drawn[unit.fewshot]
+        expected = 4 * rows * 8 + per_view + (grouping if unit is found[0] else 0)
+        expected += test_rows if norm not in norms_seen else 0
+        norms_seen.add(norm)
         assert seconds == pytest.approx(expected)
+    assert norms_seen == {"none", "l2"}
 
 
 def test_task_sizes_follow_the_data_sets_and_mappings():

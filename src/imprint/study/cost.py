@@ -32,6 +32,7 @@ from imprint.method.params import validate_params
 _CLUSTERING = {"kmeans", "kls"}
 _ALL_ROWS = {"all", "knn", "cache"}
 Step = tuple[str, str, int, Any]  # (family, GEN, k, option)
+_PER_JOB = {"group", "test"}  # view steps done once per job (per NORMpre), whatever the view
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,12 @@ class Unit:
     fewshot: int
     steps: tuple[Step, ...]
     view: int = 0
-    view_steps: tuple[Step, ...] = (("group", "", 0, None), ("prepare", "", 0, None))
+    view_steps: tuple[Step, ...] = (
+        ("group", "", 0, None),
+        ("test", "", 0, "none"),
+        ("prepare", "", 0, None),
+        ("ncc", "", 0, None),
+    )
 
 
 def _gen_steps(gen: str, k: int) -> list[Step]:
@@ -72,6 +78,17 @@ def _view_steps(gen: str) -> list[Step]:
     }.get(gen, [])
 
 
+def _preparing(norm_pre: str, every_row: str | None) -> list[Step]:
+    """What every view needs: the shard's rows grouped by class and its test rows after
+    NORMpre (both once per job), the view's own draw and NORMpre, its nearest class centres."""
+    return [
+        ("group", "", 0, None),
+        ("test", "", 0, norm_pre),
+        ("prepare", "", 0, every_row),
+        ("ncc", "", 0, None),
+    ]
+
+
 def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
     """The shard's units in the order ``sweep`` computes them. With ``time_every_seed`` a
     deterministic GEN is run again alone (its view's shared steps included) for every further
@@ -86,8 +103,7 @@ def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
             gen, k, _, seed = gen_key
             key = (data_key, "clustering", k, seed) if gen in _CLUSTERING else (data_key, gen_key)
             members, _, steps, _, shared = out.setdefault(
-                key,
-                ([], fewshot, [], view, [("group", "", 0, None), ("prepare", "", 0, every_row)]),
+                key, ([], fewshot, [], view, _preparing(data_key[0], every_row))
             )
             steps.extend(s for s in _gen_steps(gen, k) if s not in steps)
             shared.extend(s for s in _view_steps(gen) if s not in shared)
@@ -118,10 +134,14 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     proxies = c * per_class
     if family == "group":  # the shard's training rows grouped by class, once per job
         return "prepare", c * size.train_per_class * d
+    if family == "test":  # the test rows after one NORMpre (and widened), once per job
+        return "prepare", n_test * d
     if family == "prepare":  # the draw, NORMpre of what it kept (of every row under Weibull,
-        # which comes first), the test rows' nearest class centres
+        # which comes first)
         rows = size.train_per_class if option == "weibull" else n
-        return "prepare", (c * rows + n_test * (1 + c)) * d + c * size.train_per_class
+        return "prepare", c * rows * d + c * size.train_per_class
+    if family == "ncc":  # the test rows' nearest class centres, one product
+        return "ncc", n_test * c * d
     if family == "post":
         return f"post_{option}", 0.0 if option == "none" else proxies * d
     if family == "search":
@@ -156,6 +176,7 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
 # the linear probe's holds its fits (6 fits of 100 L-BFGS steps, loss and gradient).
 FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "prepare": (2, False),
+    "ncc": (2, True),
     "gen_all": (1, False),
     "gen_mean": (1, False),
     "gen_random": (1, False),
@@ -228,15 +249,15 @@ def _marginal(
 
 
 def _unpaid_steps(unit: Unit, paid: set[tuple[int, Step]]) -> tuple[Step, ...]:
-    """A unit's steps, and the shared ones not yet paid: its view's, and the shard's (``group``,
-    view -1)."""
+    """A unit's steps, and the shared ones not yet paid: its view's, and the shard's (``group``
+    and ``test``, view -1)."""
     new = tuple(s for s in unit.view_steps if _owner(unit, s) not in paid)
     paid.update(_owner(unit, s) for s in new)
     return unit.steps + new
 
 
 def _owner(unit: Unit, step: Step) -> tuple[int, Step]:
-    return (-1 if step[0] == "group" else unit.view), step
+    return (-1 if step[0] in _PER_JOB else unit.view), step
 
 
 def family_seconds(
