@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 import torch
@@ -17,16 +18,26 @@ def _planned(output: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+@pytest.fixture(scope="module")
+def paper_plan(tmp_path_factory) -> subprocess.CompletedProcess:
+    """A dry run of the paper configuration without ImageNet, on 16 cores."""
+    directory = copy_workflow(tmp_path_factory.mktemp("paper"))
+    result = snakemake(directory, "-n", "--configfile", "config/paper.yaml", "--cores", "16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.mark.parametrize("imagenet", [False, True])
-def test_dry_run_plans_every_experiment(tmp_path, imagenet):
-    directory = copy_workflow(tmp_path)
-    args = ["-n", "--configfile", "config/paper.yaml"]
+def test_dry_run_plans_every_experiment(tmp_path, imagenet, request):
     if imagenet:
         (tmp_path / "imagenet/train").mkdir(parents=True)
         (tmp_path / "imagenet/val").mkdir()
-        args += ["--config", f"imagenet_root={tmp_path / 'imagenet'}"]
-    result = snakemake(directory, *args)
-    assert result.returncode == 0, result.stderr[-3000:]
+        imagenet_root = f"imagenet_root={tmp_path / 'imagenet'}"
+        args = ["-n", "--configfile", "config/paper.yaml", "--config", imagenet_root]
+        result = snakemake(copy_workflow(tmp_path), *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    else:
+        result = request.getfixturevalue("paper_plan")
     config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
     experiments = {
         name: e
@@ -94,14 +105,10 @@ def test_local_sweeps_on_cuda_share_one_gpu_and_cluster_sweeps_ask_for_one(tmp_p
         assert "gpu_share=1" in resources and "gpu=" not in resources
 
 
-def test_gen_time_runs_are_timed_on_the_cpu_with_eight_threads(tmp_path):
+def test_gen_time_runs_are_timed_on_the_cpu_with_eight_threads(paper_plan):
     """PAPER.md §D.8: the published GEN times come from CPU jobs with 8 torch threads; the paper
     configuration's gen_time experiments run so while its other sweeps stay on CUDA."""
-    result = snakemake(
-        copy_workflow(tmp_path), "-n", "--configfile", "config/paper.yaml", "--cores", "16"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    sweeps = [j for j in result.stdout.split("\nrule ")[1:] if j.startswith("sweep_shard:")]
+    sweeps = [j for j in paper_plan.stdout.split("\nrule ")[1:] if j.startswith("sweep_shard:")]
     timed = [j for j in sweeps if "results/runs/gen_time_" in j]
     assert timed and len(timed) < len(sweeps)
     for job in sweeps:
