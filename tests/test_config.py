@@ -42,6 +42,7 @@ def test_shipped_configs_are_valid():
         check_models(config)  # every model and weights tag exists in its library
 
 
+@pytest.mark.e2e
 def test_the_own_model_example_plans_offline(tmp_path):
     directory = copy_workflow(tmp_path)
     (directory / "models").mkdir()
@@ -216,6 +217,7 @@ def test_configs_that_would_fail_late_stop_at_planning(change, message):
         check_experiments(resolve_config(config)[0])
 
 
+@pytest.mark.e2e
 def test_a_bad_config_stops_the_workflow_before_any_job(tmp_path):
     directory = copy_workflow(tmp_path)
     config = _config()
@@ -227,6 +229,7 @@ def test_a_bad_config_stops_the_workflow_before_any_job(tmp_path):
     assert not (directory / "resources").exists()
 
 
+@pytest.mark.e2e
 def test_a_key_given_twice_stops_the_workflow(tmp_path):
     directory = copy_workflow(tmp_path)
     text = (directory / "config/config.yaml").read_text()

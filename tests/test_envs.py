@@ -78,6 +78,7 @@ def test_the_driver_environment_pins_snakemake_and_its_executors_as_pyproject():
         assert requirement.specifier == pinned[requirement.name].specifier
 
 
+@pytest.mark.e2e
 def test_every_rule_that_runs_code_names_an_env_file(workflow):
     steps = [rule for rule in workflow.rules if not rule.norun]
     assert len(steps) >= 10
@@ -121,6 +122,7 @@ def _script_imports(script: Path) -> set[str]:
     return names
 
 
+@pytest.mark.e2e
 def test_every_step_imports_only_what_its_env_holds(workflow):
     assert set(IMPORT_NAMES) == set(_pyproject_requirements()) - {
         name for name in _pyproject_requirements() if name.startswith("snakemake")
@@ -147,6 +149,7 @@ def test_every_step_imports_only_what_its_env_holds(workflow):
     assert checked >= 10
 
 
+@pytest.mark.e2e
 def test_steps_outside_the_venv_import_the_checkouts_package(workflow):
     # -S: no site-packages, so `imprint` can only come from PYTHONPATH, as in a conda env.
     found = subprocess.run(

@@ -24,8 +24,6 @@ from tests.workflow_runs import (
     without_timings,
 )
 
-pytestmark = pytest.mark.e2e
-
 SHARD = "results/runs/fig6/pack1.parquet"  # fig6 of every demo FM: one job
 
 
@@ -84,6 +82,7 @@ def _script_processes(directory: Path, script: str) -> list[int]:
     return pids
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's process in /proc")
 def test_a_killed_job_leaves_no_output_and_rerunning_every_shard_gives_the_same_tables(finished):
     """A sweep job killed midway leaves nothing accepted; rerunning it and every other shard
@@ -114,6 +113,7 @@ def test_a_killed_job_leaves_no_output_and_rerunning_every_shard_gives_the_same_
         pd.testing.assert_frame_equal(got[name], expected[name], check_exact=True)
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's process in /proc")
 def test_a_killed_workflow_leaves_no_job_running_and_a_rerun_completes(finished):
     embeddings = "results/embeddings/demo_cnn/digits/train.npy"
@@ -140,6 +140,7 @@ def test_a_killed_workflow_leaves_no_job_running_and_a_rerun_completes(finished)
     assert (finished / embeddings).read_bytes() == expected
 
 
+@pytest.mark.e2e
 def test_damaged_embeddings_stop_the_shard_and_the_advice_regenerates_them(finished):
     expected = without_timings(finished / SHARD)
     embeddings = "results/embeddings/demo_cnn/digits/test.npy"
@@ -183,6 +184,7 @@ def refusing_proxy():
     server.shutdown()
 
 
+@pytest.mark.e2e
 def test_a_failing_download_is_retried_then_fails_naming_the_url_and_reason(
     tmp_path, refusing_proxy
 ):

@@ -66,7 +66,10 @@ def test_the_command_line_adds_a_digit_from_five_images(workflow_run, tmp_path, 
     predicted = np.array([int(row[1]) for row in rows])
     truth = test_labels[held]
     sevens = truth == 7
-    assert np.mean(predicted[sevens] == 7) > 1 / 6  # better than chance among six classes
-    assert np.mean(predicted == truth) > 0.5
+    # The README's walk-through: 24 of the 54 held-out 7s, 52 of the 53 held-out 2s (one row
+    # either way for another CPU's rounding)
+    assert abs(int((predicted[sevens] == 7).sum()) - 24) <= 1 and sevens.sum() == 54
+    twos = truth == 2
+    assert abs(int((predicted[twos] == 2).sum()) - 52) <= 1 and twos.sum() == 53
     unknown = np.array([row[4] == "yes" for row in rows])
     assert unknown[~sevens].mean() < 0.15  # the calibration was fitted again with the 7s

@@ -11,6 +11,8 @@ import yaml
 
 from tests.workflow_runs import ROOT, copy_workflow, snakemake, sweep_jobs
 
+pytestmark = pytest.mark.e2e  # every test plans the workflow with Snakemake
+
 
 def _planned(output: str) -> dict[str, int]:
     """Job counts from a dry run's job stats table."""

@@ -36,7 +36,11 @@ def test_every_artifact_exists(workflow_run):
     assert set(table1.loc[~table1["in_paper"], "name"]) == {
         "hosoda_quantile", "linear_probe", "knn", "cache"
     }  # fmt: skip
-    assert table1["average_accuracy"].between(20, 100).all()
+    # The averages the README states (one flip of one test row moves an average by 0.03)
+    averages = table1.set_index("name")["average_accuracy"]
+    stated = {"linear_probe": 98.02, "oracle": 96.88, "ours": 91.64, "knn": 91.56}
+    for name, accuracy in stated.items():
+        assert averages[name] == pytest.approx(accuracy, abs=0.05), name
     for name in FIGURES[:8]:  # each figure's numbers beside it
         assert len(pd.read_csv(workflow_run / f"results/tables/{name.split('_grid')[0]}.csv"))
 
