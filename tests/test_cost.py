@@ -28,7 +28,7 @@ from imprint.study.cost import (
     unit_seconds,
     units,
 )
-from imprint.study.experiments import run_pack, shard_keys, shard_runs
+from imprint.study.experiments import experiment_packs, run_pack, shard_keys, shard_runs
 from imprint.study.grid import expand_grid
 from imprint.study.tasks import select_task
 from tests.workflow_runs import ROOT
@@ -295,3 +295,35 @@ def test_the_floor_prices_each_step_at_its_least_arithmetic():
         family, count = operations(step, -1, size)
         assert count * rates[family] == pytest.approx(seconds)
     assert rates["overhead"] == 0 and rates["vote"] == 0
+
+
+# PAPER.md A.4: the paper's (FM, data set, mapping, task) groups per experiment, and its runs
+# (the named methods, the GEN-time and subsec2_all experiments are ours: counted in their grids).
+PAPER_GROUPS = {
+    "fig6": (12, 1836), "subsec1_aggfixed": (48, 41472), "subsec1_aggfixed_kls": (48, 864),
+    "subsec1_aggfocus": (48, 283392), "subsec1_aggfocus_kls": (48, 17136),
+    "subsec2": (12, 2100), "subsec2_kls": (12, 2100), "subsec3_combidigits": (4, 360),
+    "subsec3_combidigits_kls": (4, 180), "subsec3_imagenet": (400, 36000),
+    "subsec3_imagenet_kls": (400, 18000), "subsec3_nonimagenet": (12, 1080),
+    "subsec3_nonimagenet_kls": (12, 540),
+}  # fmt: skip
+
+
+def test_the_paper_configs_jobs_hold_each_of_its_groups_once():
+    """Every group of every paper experiment lies in exactly one sweep job, whole or as all of
+    its parts, and the groups and runs are the paper's (a pack that drops or repeats a group,
+    or a grid that drifts, fails here)."""
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
+    budget, _ = load_budget(30, None, "cpu")
+    for name, (groups, runs) in PAPER_GROUPS.items():
+        experiment = config["experiments"][name]
+        held = defaultdict(list)
+        for job in experiment_packs(experiment, lambdas, budget):
+            for key, part, of, _ in job:
+                held[key].append((part, of))
+        assert len(held) == groups, name
+        for key, parts in held.items():
+            assert sorted(parts) == [(i, parts[0][1]) for i in range(1, parts[0][1] + 1)], key
+        per_fm = {fm: len(shard_runs(experiment, lambdas[fm])) for fm in experiment["fms"]}
+        assert sum(per_fm[key[0]] for key in held) == runs, name
