@@ -20,6 +20,7 @@ from imprint.study.config import (
     check_models,
     check_references,
     check_unique_keys,
+    collapse_entries,
     figure_experiments,
     resolve_config,
 )
@@ -205,7 +206,11 @@ def _one_group(c):
         ),
         (
             lambda c: c["collapse"][0].update(mappings=["none"]),
-            r"figures.fig12 .* no NC1 of \(demo_cnn, digits, mod5, all\) in collapse",
+            r"figures.fig12 .* no NC1 of \(demo_cnn, digits, mod5, all\) on the train split",
+        ),
+        (  # Fig. 12 pairs a small data set's gain with NC1 of its training split
+            lambda c: c["collapse"][0].update(split="test"),
+            r"figures.fig12 .* no NC1 of \(demo_cnn, digits, none, all\) on the train split",
         ),
     ],
 )
@@ -240,3 +245,20 @@ def test_a_key_given_twice_stops_the_workflow(tmp_path):
     result = snakemake(directory, "-n", "--configfile", "config/twice.yaml")
     assert result.returncode != 0
     assert "key 'fig6' is given twice in one mapping" in result.stdout + result.stderr
+
+
+def test_collapse_entries_are_each_block_expanded_once_in_order_with_their_split():
+    config = {
+        "collapse": [
+            {"fms": ["a", "b"], "datasets": ["digits"], "mappings": ["none"], "tasks": ["all"]},
+            {"fms": ["b"], "datasets": ["digits", "x"], "mappings": ["none"], "tasks": ["all"],
+             "split": ["train", "test"]},
+        ]
+    }  # fmt: skip
+    assert collapse_entries(config) == [
+        ("a", "digits", "train", "none", "all"),
+        ("b", "digits", "train", "none", "all"),
+        ("b", "digits", "test", "none", "all"),
+        ("b", "x", "train", "none", "all"),
+        ("b", "x", "test", "none", "all"),
+    ]

@@ -53,13 +53,25 @@ def _merged_runs(rng) -> pd.DataFrame:
     return _runs(rows, rng)
 
 
+def _collapse_of(runs: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """NC1 of each (FM, data set, mapping) of ``runs`` on both splits (PAPER.md §D.6: Fig. 12
+    takes ImageNet's val split, ``test``, and the other data sets' training split)."""
+    keys = runs[["fm", "dataset", "mapping"]].drop_duplicates()
+    return pd.concat(
+        [
+            keys.assign(split=split, task="all").assign(
+                **{m: rng.uniform(0.1, 5, len(keys)) for m in collapse_figures.COLLAPSE_METRICS}
+            )
+            for split in ("train", "test")
+        ],
+        ignore_index=True,
+    )
+
+
 def test_fig12_gain_is_joined_per_seed_averaged_over_seeds_then_over_remaps():
     rng = np.random.default_rng(0)
     runs = _merged_runs(rng)
-    keys = runs[["fm", "dataset", "mapping"]].drop_duplicates()
-    collapse = keys.assign(
-        task="all", **{m: rng.uniform(0.1, 5, len(keys)) for m in collapse_figures.COLLAPSE_METRICS}
-    )
+    collapse = _collapse_of(runs, rng)
     points = collapse_figures.fig12_points(runs, collapse, "nc1")
     for _, point in points.iterrows():
         if point["dataset"] == "imagenet":
@@ -75,11 +87,9 @@ def test_fig12_gain_is_joined_per_seed_averaged_over_seeds_then_over_remaps():
                 for s in (1, 2, 3)
             ]
             gains.append(sum(per_seed) / 3)
-            nc1.append(
-                collapse[(collapse["fm"] == point["fm"]) & (collapse["mapping"] == mapping)][
-                    "nc1"
-                ].item()
-            )
+            split = "test" if point["dataset"] == "imagenet" else "train"
+            mine = collapse[(collapse["fm"] == point["fm"]) & (collapse["mapping"] == mapping)]
+            nc1.append(mine[mine["split"] == split]["nc1"].item())
         assert point["gain"] == pytest.approx(sum(gains) / len(gains))
         assert point["nc1"] == pytest.approx(sum(nc1) / len(nc1))
     assert len(points) == 2 * 2 + 2  # per FM: d = 1, d = 2 (ImageNet) and MNIST
@@ -323,11 +333,7 @@ def test_figA8_takes_the_configured_y_limits_per_fm(drawn):
 def test_fig12_legends_say_what_filled_and_hollow_markers_are(drawn):
     rng = np.random.default_rng(10)
     runs = _merged_runs(rng)
-    keys = runs[["fm", "dataset", "mapping"]].drop_duplicates()
-    collapse = keys.assign(
-        task="all", **{m: rng.uniform(0.1, 5, len(keys)) for m in collapse_figures.COLLAPSE_METRICS}
-    )
-    collapse_figures.fig12(runs, collapse, "fig12.pdf")
+    collapse_figures.fig12(runs, _collapse_of(runs, rng), "fig12.pdf")
     legends = [c for c in drawn[0].axes[0].get_children() if isinstance(c, Legend)]
     texts = [t.get_text() for legend in legends for t in legend.get_texts()]
     assert "other data sets" in texts and any(t.startswith("imagenet ($d$ in 1") for t in texts)

@@ -38,7 +38,7 @@ rule nc1_table:
     params:
         order=lambda wildcards: {
             "columns": ["fm", "dataset", "split", "mapping", "task"],
-            "rows": [list(entry) for entry in collapse_entries()],
+            "rows": [list(entry) for entry in collapse_entries(config)],
         },
     script:
         "../scripts/gather_tables.py"

@@ -11,6 +11,7 @@ from snakemake.logging import logger
 from imprint.study.config import (
     as_list,
     check_experiments,
+    collapse_entries,
     check_sweep_device,
     check_unique_keys,
     figure_experiments,
@@ -191,27 +192,10 @@ def sweep_minutes(wildcards):
     return math.ceil(2 * max(minutes, seconds / 60))
 
 
-def collapse_entries():
-    """Every (FM, data set, split, mapping, task) the config's collapse blocks ask NC1 of, once
-    each, in the blocks' order (the order of results/tables/nc1.csv)."""
-    entries = [
-        entry
-        for block in config["collapse"]
-        for entry in itertools.product(
-            block["fms"],
-            block["datasets"],
-            as_list(block.get("split", "train")),
-            block["mappings"],
-            block["tasks"],
-        )
-    ]
-    return list(dict.fromkeys(entries))
-
-
 def collapse_files():
     """One NC1 table per FM, data set and split: its job reads the embeddings once for all of
     the split's mappings and tasks."""
-    files = dict.fromkeys(entry[:3] for entry in collapse_entries())
+    files = dict.fromkeys(entry[:3] for entry in collapse_entries(config))
     return [
         f"results/collapse/{fm}/{dataset}/{split}.csv" for fm, dataset, split in files
     ]
@@ -227,7 +211,7 @@ def collapse_tasks(wildcards):
             "task": task,
             "label_table": catalog().label_table(mapping, *here[:2]),
         }
-        for *key, mapping, task in collapse_entries()
+        for *key, mapping, task in collapse_entries(config)
         if tuple(key) == here
     ]
 

@@ -28,6 +28,29 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def collapse_entries(config: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Every (FM, data set, split, mapping, task) the config's collapse blocks ask NC1 of, once
+    each, in the blocks' order (the order of results/tables/nc1.csv)."""
+    entries = [
+        entry
+        for block in config["collapse"]
+        for entry in itertools.product(
+            block["fms"],
+            block["datasets"],
+            as_list(block.get("split", "train")),
+            block["mappings"],
+            block["tasks"],
+        )
+    ]
+    return list(dict.fromkeys(entries))
+
+
+def fig12_split(dataset: str) -> str:
+    """The NC1 split Fig. 12 pairs with a data set's gain (PAPER.md §D.6): ImageNet's val split
+    (``test``), the training split of every other data set."""
+    return "test" if dataset == "imagenet" else "train"
+
+
 def figure_experiments(entry: str | list[str] | Mapping[str, Any]) -> list[str]:
     """The experiments a ``figures`` entry draws from (the entry, or its ``experiments``)."""
     return as_list(entry["experiments"] if isinstance(entry, Mapping) else entry)
@@ -269,14 +292,7 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
     if figure == "fig12":
         if not {1, 5} <= set(kmeans["k"]):
             return "no k-means at both k = 1 and k = 5"
-        measured = {
-            (fm, dataset, mapping, task)
-            for block in config["collapse"]
-            for fm in block["fms"]
-            for dataset in block["datasets"]
-            for mapping in block["mappings"]
-            for task in block["tasks"]
-        }
+        measured = set(collapse_entries(config))
         for name in used:
             e = config["experiments"][name]
             if "all" not in e["tasks"]:
@@ -284,8 +300,12 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
             for fm in e["fms"]:
                 for dataset in e["datasets"]:
                     for mapping in e["mappings"]:
-                        if (fm, dataset, mapping, "all") not in measured:
-                            return f"no NC1 of ({fm}, {dataset}, {mapping}, all) in collapse"
+                        split = fig12_split(dataset)
+                        if (fm, dataset, split, mapping, "all") not in measured:
+                            return (
+                                f"no NC1 of ({fm}, {dataset}, {mapping}, all) on the {split} "
+                                "split in collapse"
+                            )
     return ""
 
 

@@ -26,6 +26,7 @@ from imprint.analysis.figures.common import (
     save_figure,
     with_d,
 )
+from imprint.study.config import fig12_split
 
 # The neural-collapse metrics of the collapse table that the collapse figure shows.
 COLLAPSE_METRICS = [
@@ -250,13 +251,17 @@ def _accuracy_panel(
 
 def fig12_points(runs: pd.DataFrame, collapse: pd.DataFrame, metric: str = "nc1") -> pd.DataFrame:
     """Per FM and data set (remapped data sets: per d): the gain acc(k = 5) − acc(k = 1) in
-    points, joined per seed and averaged over seeds, beside the NC1 of the task ``all``;
+    points, joined per seed and averaged over seeds, beside the NC1 of the task ``all`` on the
+    split ``fig12_split`` names;
     remapped data sets average both over the remaps of each d (PAPER.md §D.6)."""
     runs = l2_max(runs, task="all", gen="kmeans", weighting="uniform", k=[1, 5])
     keys = ["fm", "dataset", "mapping"]
     wide = runs.pivot_table(index=[*keys, "seed"], columns="k", values="accuracy").dropna()
     gain = (wide[5] - wide[1]).groupby(level=keys).mean().rename("gain").reset_index()
-    measured = collapse[collapse["task"] == "all"][[*keys, *COLLAPSE_METRICS]]
+    wanted = (collapse["task"] == "all") & (
+        collapse["split"] == collapse["dataset"].map(fig12_split)
+    )
+    measured = collapse[wanted][[*keys, *COLLAPSE_METRICS]]
     points = with_d(gain.merge(measured, on=keys))
     remapped = points["dataset"].isin(remapped_datasets(points))
     averaged = (
