@@ -19,8 +19,8 @@ from matplotlib.lines import Line2D
 from scipy.stats import linregress, pearsonr, spearmanr
 
 from imprint.analysis.figures.common import (
+    band,
     l2_max,
-    mean_band,
     remap_means,
     remapped_datasets,
     save_figure,
@@ -52,7 +52,7 @@ def fig11a(collapse: pd.DataFrame, path: str | os.PathLike, metric: str = "nc1")
     the means above it) above, and one strip per data set (dots jittered by FM, symlog) below."""
     collapse = with_d(collapse[collapse["task"] == "all"])
     remapped = remapped_datasets(collapse)
-    curves = mean_band(
+    curves = band(
         collapse[collapse["dataset"].isin(remapped)].groupby(["dataset", "fm", "d"], sort=False)[
             metric
         ]

@@ -59,15 +59,16 @@ def remapped_datasets(frame: pd.DataFrame) -> list[str]:
     return sorted(spread[spread >= 2].index)
 
 
-def mean_band(values: pd.core.groupby.SeriesGroupBy) -> pd.DataFrame:
-    """Mean, 95% band (± 1.96 · std (ddof 1) / √n) and n of each group."""
-    table = values.agg(["mean", "std", "size"])
+def band(values: pd.core.groupby.SeriesGroupBy, centre: str = "mean") -> pd.DataFrame:
+    """Each group's ``centre`` (``mean`` or ``median``) with a 95% band around it (± 1.96 · std
+    (ddof 1) / √n) and n."""
+    table = values.agg([centre, "std", "size"])
     half = Z95 * table["std"].fillna(0) / np.sqrt(table["size"])
     return pd.DataFrame(
         {
-            "value": table["mean"],
-            "lower": table["mean"] - half,
-            "upper": table["mean"] + half,
+            "value": table[centre],
+            "lower": table[centre] - half,
+            "upper": table[centre] + half,
             "n": table["size"],
         }
     )
@@ -75,4 +76,4 @@ def mean_band(values: pd.core.groupby.SeriesGroupBy) -> pd.DataFrame:
 
 def remap_means(medians: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean over the remaps of each d of seed-median accuracies, with the 95% band."""
-    return mean_band(medians.groupby(keys, sort=False)["accuracy"]).reset_index()
+    return band(medians.groupby(keys, sort=False)["accuracy"]).reset_index()

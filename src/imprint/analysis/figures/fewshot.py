@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from imprint.analysis.figures.common import Z95, pinned, save_figure
+from imprint.analysis.figures.common import band, pinned, save_figure
 
 # Fig. 10's colours per k (PAPER.md §D.3); the k = n curve is black and dotted.
 SHOT_COLOURS = {
@@ -58,10 +57,9 @@ def fig10_curves(runs: pd.DataFrame, shots: Sequence[int] | None = None) -> pd.D
         ]
     )
     grouped = chosen.groupby(["fm", "dataset", "curve", "fewshot"], sort=False)["accuracy"]
-    table = grouped.agg(median="median", std="std", seeds="size").reset_index()
-    half = Z95 * table["std"].fillna(0) / np.sqrt(table["seeds"])
-    table["lower"], table["upper"] = table["median"] - half, table["median"] + half
-    return table.drop(columns="std").rename(columns={"fewshot": "shots"})
+    table = band(grouped, centre="median").reset_index()
+    table = table.rename(columns={"value": "median", "n": "seeds", "fewshot": "shots"})
+    return table[["fm", "dataset", "curve", "shots", "median", "seeds", "lower", "upper"]]
 
 
 def fig10(runs: pd.DataFrame, path: str | os.PathLike, settings: Mapping[str, Any]) -> pd.DataFrame:
