@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from imprint.analysis.stats import in_slice
 from imprint.io import atomic_path
 from imprint.study.tasks import classes_per_task_class
 
@@ -27,12 +28,10 @@ def save_figure(figure: plt.Figure, path: str | os.PathLike) -> None:
 
 
 def pinned(runs: pd.DataFrame, **values: Any) -> pd.DataFrame:
-    """Runs whose columns hold the given values (a value may be a list of allowed ones)."""
-    keep = pd.Series(True, index=runs.index)
-    for column, allowed in values.items():
-        allowed = allowed if isinstance(allowed, list) else [allowed]
-        keep &= runs[column].isin(allowed)
-    return runs[keep]
+    """Runs whose columns hold the given values (a value may be a list of allowed ones), as
+    ``imprint.analysis.stats.in_slice`` selects them."""
+    allowed = {c: v if isinstance(v, list) else [v] for c, v in values.items()}
+    return runs[in_slice(runs, allowed)]
 
 
 def l2_max(runs: pd.DataFrame, **values: Any) -> pd.DataFrame:
