@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from imprint.fms.backbones import Preprocessing
 from imprint.fms.data import load_images
-from imprint.fms.own_data import class_folders, image_files, read_rgb
+from imprint.fms.own_data import check_image, class_folders, image_files, read_rgb
 from imprint.fms.store import save_embeddings
 from imprint.progress import LogProgress
 
@@ -113,15 +113,8 @@ class ImageFolderDataModule(L.LightningDataModule):
     def check(self) -> None:
         """Open every image's header (after ``setup``), so that a file that is no image stops
         the job before any embedding, naming it."""
-        from PIL import Image
-
         for path in self.files:
-            try:
-                Image.open(path).close()
-            except Exception as error:
-                raise ValueError(
-                    f"cannot read image {path} ({error}); re-save it (JPEG or PNG) or remove it"
-                ) from None
+            check_image(path)
 
     def _load(self, i: int) -> tuple[Tensor, int]:
         from torchvision.transforms.v2 import functional as TF

@@ -8,7 +8,7 @@ import csv
 import logging
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +92,21 @@ def rgb_pixels(image: Any) -> np.ndarray:
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """An image file's pixels (``rgb_pixels``); a file that cannot be read raises naming it."""
+    return _opened(path, rgb_pixels)
+
+
+def check_image(path: str | os.PathLike) -> None:
+    """Open an image file's header only; a file that is no image raises naming it."""
+    _opened(path, lambda image: None)
+
+
+def _opened(path: str | os.PathLike, read: Callable[[Any], Any]) -> Any:
+    """``read`` of the opened image; any failure raises one message naming the file and the fix."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return rgb_pixels(image)
+            return read(image)
     except Exception as error:
         raise ValueError(
             f"cannot read image {path} ({error}); re-save it (JPEG or PNG) or remove it"
