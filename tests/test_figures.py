@@ -9,13 +9,16 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from matplotlib.legend import Legend
 
 from imprint.analysis.cd_diagram import axis_range, draw_cd_diagram, rank_position
 from imprint.analysis.figures import collapse as collapse_figures
 from imprint.analysis.figures import fewshot, k_sweep, timing
 from imprint.analysis.figures.common import save_figure
+from imprint.analysis.figures.registry import FIGURES, Inputs, draw
 from imprint.analysis.stats import critical_difference
+from tests.workflow_runs import ROOT
 
 matplotlib.use("Agg")
 PIPELINE = {
@@ -338,3 +341,13 @@ def test_fig12_legends_say_what_filled_and_hollow_markers_are(drawn):
     texts = [t.get_text() for legend in legends for t in legend.get_texts()]
     assert "other data sets" in texts and any(t.startswith("imagenet ($d$ in 1") for t in texts)
     assert {"resnet18", "vit_b_16"} <= set(texts)
+
+
+def test_the_registry_names_every_figure_the_workflow_draws():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    configurable = set(schema["properties"]["figures"]["properties"])
+    assert configurable <= set(FIGURES) == {
+        "fig6", "fig10", "fig11a", "fig11b", "figA8", "fig12", "collapse_metrics", "gen_time",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="no figure named 'fig7'; the figures are fig6, fig10"):
+        draw("fig7", Inputs(), {}, {})
