@@ -28,7 +28,13 @@ from imprint.study.cost import (
     unit_seconds,
     units,
 )
-from imprint.study.experiments import experiment_packs, run_pack, shard_keys, shard_runs
+from imprint.study.experiments import (
+    experiment_packs,
+    pack_members,
+    run_pack,
+    shard_keys,
+    shard_runs,
+)
 from imprint.study.grid import expand_grid
 from imprint.study.tasks import select_task
 from tests.workflow_runs import ROOT
@@ -327,3 +333,26 @@ def test_the_paper_configs_jobs_hold_each_of_its_groups_once():
             assert sorted(parts) == [(i, parts[0][1]) for i in range(1, parts[0][1] + 1)], key
         per_fm = {fm: len(shard_runs(experiment, lambdas[fm])) for fm in experiment["fms"]}
         assert sum(per_fm[key[0]] for key in held) == runs, name
+
+
+def test_pack_members_say_where_a_jobs_runs_are():
+    """A whole shard's member has no part; each part of a split shard names its place, the
+    budget that split it and the shard's size, which run_shard splits again by."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
+    catalog = Catalog()
+    for minutes, splits in ((30, False), (0.001, True)):
+        budget, _ = load_budget(minutes, None, "cpu")
+        jobs = experiment_packs(config["experiments"]["sec51"], lambdas, budget, catalog)
+        members = [m for job in jobs for m in pack_members(job, lambdas, budget, catalog)]
+        assert {m["fm"] for m in members} == {"demo_cnn", "demo_narrow", "demo_wide"}
+        assert all(
+            m["lambda_reg"] == lambdas[m["fm"]] and m["label_table"] is None for m in members
+        )
+        if not splits:
+            assert all(m["part"] is None for m in members)
+            continue
+        first = members[0]["part"]
+        assert first["index"] == 1 and first["of"] > 1 and first["minutes"] == 0.001
+        assert members[0]["task"] == "all"  # the demo digits: 1,257 training and 540 test rows
+        assert first["size"] == {"n_classes": 10, "train_per_class": 126, "n_test": 540, "dim": 64}

@@ -10,6 +10,7 @@ from snakemake.logging import logger
 
 from imprint.study.config import (
     as_list,
+    canonical,
     check_experiments,
     collapse_entries,
     check_sweep_device,
@@ -61,16 +62,6 @@ wildcard_constraints:
     mapping="[a-z0-9_]+",
     task="[a-z]+",
     pack="[0-9]+",
-
-
-def canonical(value):
-    """A config slice with keys sorted at every level, so reordering keys in a config file does
-    not look like a change of params (which would rerun jobs)."""
-    if isinstance(value, dict):
-        return {key: canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    return value
 
 
 def embeddings(fm, dataset, split, suffix=".npy"):
@@ -154,31 +145,13 @@ def sweep_inputs(wildcards):
 
 
 def sweep_members(wildcards):
-    """What a sweep job needs to find its runs again, per shard: FM and its λ, data set,
-    mapping, task, your own mapping's label table, and for a part of a split shard its place
-    and the budget (None for a whole shard, so that changing the budget does not touch jobs
-    whose shards stay whole)."""
+    """What a sweep job needs to find its runs again, per shard
+    (``imprint.study.experiments.pack_members``)."""
+    from imprint.study.experiments import pack_members
+
+    lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     budget = job_budget(wildcards.experiment)
-    members = []
-    for (fm, dataset, mapping, task), index, n, _ in _sweep_pack(wildcards):
-        part = None
-        if n > 1:
-            size = catalog().task_size(fm, dataset, mapping, task)
-            part = {"index": index, "of": n, "minutes": budget.minutes,
-                    "rates": dict(sorted(budget.rates.items())),
-                    "slowdown": budget.slowdown, "size": dataclasses.asdict(size)}  # fmt: skip
-        members.append(
-            {
-                "fm": fm,
-                "lambda_reg": config["fms"][fm]["lambda_reg"],
-                "dataset": dataset,
-                "mapping": mapping,
-                "task": task,
-                "part": part,
-                "label_table": catalog().label_table(mapping, fm, dataset),
-            }
-        )
-    return members
+    return pack_members(_sweep_pack(wildcards), lambdas, budget, catalog())
 
 
 def sweep_minutes(wildcards):

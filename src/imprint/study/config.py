@@ -28,6 +28,16 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def canonical(value: Any) -> Any:
+    """A config slice with keys sorted at every level, so reordering keys in a config file does
+    not look like a change of params (which would rerun jobs)."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def collapse_entries(config: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """Every (FM, data set, split, mapping, task) the config's collapse blocks ask NC1 of, once
     each, in the blocks' order (the order of results/tables/nc1.csv)."""

@@ -3,10 +3,11 @@ it reads, and the tidy results table it writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,40 @@ def experiment_packs(
     seconds)."""
     shards = experiment_jobs(experiment, lambdas, budget, catalog)
     return pack([(key, [s for _, s in jobs]) for key, _, jobs in shards], budget.minutes * 60)
+
+
+def pack_members(
+    job: Sequence[tuple], lambdas: Mapping[str, float], budget: Budget, catalog: Catalog
+) -> list[dict[str, Any]]:
+    """What a sweep job (one of ``experiment_packs``) needs to find its runs again, per shard, as
+    ``run_pack`` takes them: FM and its λ, data set, mapping, task, your own mapping's label
+    table, and for a part of a split shard its place and the budget (``run_shard``'s ``part``;
+    None for a whole shard, so that changing the budget does not touch jobs whose shards stay
+    whole)."""
+    members = []
+    for (fm, dataset, mapping, task), index, of, _ in job:
+        part = None
+        if of > 1:
+            part = {
+                "index": index,
+                "of": of,
+                "minutes": budget.minutes,
+                "rates": dict(sorted(budget.rates.items())),
+                "slowdown": budget.slowdown,
+                "size": dataclasses.asdict(catalog.task_size(fm, dataset, mapping, task)),
+            }
+        members.append(
+            {
+                "fm": fm,
+                "lambda_reg": lambdas[fm],
+                "dataset": dataset,
+                "mapping": mapping,
+                "task": task,
+                "part": part,
+                "label_table": catalog.label_table(mapping, fm, dataset),
+            }
+        )
+    return members
 
 
 def run_pack(
