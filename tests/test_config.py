@@ -22,6 +22,7 @@ from imprint.study.config import (
     check_unique_keys,
     collapse_entries,
     figure_experiments,
+    image_source,
     resolve_config,
 )
 from imprint.study.methods import NAMED_METHODS
@@ -262,3 +263,10 @@ def test_collapse_entries_are_each_block_expanded_once_in_order_with_their_split
         ("b", "x", "train", "none", "all"),
         ("b", "x", "test", "none", "all"),
     ]
+
+
+def test_images_come_from_your_folder_imagenet_or_decoded_arrays():
+    datasets = {"mine": {"folder": "photos"}, "arrays": {"embeddings": {}}}
+    assert image_source("mine", datasets) == "folder"
+    assert image_source("imagenet", datasets) == "imagenet"
+    assert image_source("cifar10", datasets) == image_source("arrays", datasets) == "arrays"

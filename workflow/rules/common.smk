@@ -17,6 +17,7 @@ from imprint.study.config import (
     check_unique_keys,
     figure_experiments,
     figure_settings,
+    image_source,
     kept_models,
     resolve_config,
     shard_spec,
@@ -282,11 +283,12 @@ def embed_inputs(wildcards):
     so that editing, adding, removing or moving an image reruns the embedding); ImageNet is read
     from its folder."""
     inputs = {"weights": fm_weights_file(wildcards.fm)}
+    source = image_source(wildcards.dataset, config["datasets"])
     for split in ("train", "test"):
-        if image_folder(wildcards.dataset):
+        if source == "folder":
             _, files = catalog().image_folder(wildcards.dataset)
             inputs[f"own_{split}"] = [str(p) for images in files[split] for p in images]
-        elif wildcards.dataset != "imagenet":
+        elif source == "arrays":
             inputs[f"images_{split}"] = (
                 f"resources/data/{wildcards.dataset}/{split}.npz"
             )

@@ -38,6 +38,16 @@ def canonical(value: Any) -> Any:
     return value
 
 
+def image_source(dataset: str, datasets: Mapping[str, Any]) -> str:
+    """Where the embedding step reads a data set's images (``datasets``: the config's section):
+    ``folder``, your own image folder (each file an input); ``imagenet``, ImageNet's folders
+    under ``imagenet_root``; ``arrays``, the decoded ``.npz`` files of a bundled or downloaded
+    data set."""
+    if datasets.get(dataset, {}).get("folder"):
+        return "folder"
+    return "imagenet" if dataset == "imagenet" else "arrays"
+
+
 def collapse_entries(config: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """Every (FM, data set, split, mapping, task) the config's collapse blocks ask NC1 of, once
     each, in the blocks' order (the order of results/tables/nc1.csv)."""
