@@ -45,6 +45,17 @@ class TaskSize:
     dim: int
 
 
+def _preparing(norm_pre: str, every_row: str | None) -> list[Step]:
+    """What every view needs: the shard's rows grouped by class and its test rows after
+    NORMpre (both once per job), the view's own draw and NORMpre, its nearest class centres."""
+    return [
+        ("group", "", 0, None),
+        ("test", "", 0, norm_pre),
+        ("prepare", "", 0, every_row),
+        ("ncc", "", 0, None),
+    ]
+
+
 @dataclass(frozen=True)
 class Unit:
     """Runs that share work, that work as steps, and the steps of its view (``view``: the
@@ -54,12 +65,7 @@ class Unit:
     fewshot: int
     steps: tuple[Step, ...]
     view: int = 0
-    view_steps: tuple[Step, ...] = (
-        ("group", "", 0, None),
-        ("test", "", 0, "none"),
-        ("prepare", "", 0, None),
-        ("ncc", "", 0, None),
-    )
+    view_steps: tuple[Step, ...] = tuple(_preparing("none", None))
 
 
 def _gen_steps(gen: str, k: int) -> list[Step]:
@@ -76,17 +82,6 @@ def _view_steps(gen: str) -> list[Step]:
         "kls": [("gen", "gram", 0, None)],
         "kmedoids": [("gen", "kmedoids_distances", 0, None)],
     }.get(gen, [])
-
-
-def _preparing(norm_pre: str, every_row: str | None) -> list[Step]:
-    """What every view needs: the shard's rows grouped by class and its test rows after
-    NORMpre (both once per job), the view's own draw and NORMpre, its nearest class centres."""
-    return [
-        ("group", "", 0, None),
-        ("test", "", 0, norm_pre),
-        ("prepare", "", 0, every_row),
-        ("ncc", "", 0, None),
-    ]
 
 
 def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
