@@ -98,8 +98,9 @@ def test_the_workflow_on_s3_storage_gives_the_results_of_a_local_run(
 ):
     endpoint, client = s3
     directory = copy_workflow(tmp_path / "run")
+    # The targets first: each --storage-s3-* option takes every value after it.
     result = snakemake(
-        directory, "--default-storage-provider", "s3", *_storage_args(endpoint), *SUBSET
+        directory, *SUBSET, "--default-storage-provider", "s3", *_storage_args(endpoint)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (directory / "results").exists()  # every output went to the bucket
