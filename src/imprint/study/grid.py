@@ -130,12 +130,16 @@ def expand_grid(spec: Mapping[str, Sequence[Any]], rules: str = "spec") -> pd.Da
     first_lambda = float(axes["lambda_reg"][0])
     reduce = RULES[rules]
     rows: dict[tuple, dict[str, Any]] = {}
+    reduced: set[str] = set()  # the rules map many combinations to one run: validate it once
     for combination in itertools.product(*axes.values()):
         run = reduce(dict(zip(known, combination, strict=True)))
         if run is None:
             continue
         if run["gen"] not in LAMBDA_GENS:
             run["lambda_reg"] = first_lambda
+        if (key := repr(tuple(run.values()))) in reduced:
+            continue
+        reduced.add(key)
         run = validate_params(run)
         rows.setdefault(tuple(run[c] for c in known), run)
     table = pd.DataFrame(list(rows.values()), columns=list(known))
