@@ -9,7 +9,14 @@ import pytest
 import torch
 import yaml
 
-from tests.workflow_runs import ROOT, copy_workflow, snakemake, sweep_jobs
+from tests.workflow_runs import (
+    DEMO_SWEEP_JOBS,
+    PAPER_SWEEP_JOBS,
+    PAPER_SWEEP_JOBS_WITHOUT_IMAGENET,
+    ROOT,
+    copy_workflow,
+    snakemake,
+)
 
 pytestmark = pytest.mark.e2e  # every test plans the workflow with Snakemake
 
@@ -59,7 +66,8 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet, request):
     assert planned["download_data"] == 6  # one job per data set: its splits share files
     assert planned["gather_runs"] == len(experiments)
     # Small shards packed into jobs, the largest split into parts (imprint.study.cost).
-    assert planned["sweep_shard"] == sweep_jobs(config, list(experiments))
+    jobs = PAPER_SWEEP_JOBS if imagenet else PAPER_SWEEP_JOBS_WITHOUT_IMAGENET
+    assert planned["sweep_shard"] == jobs
     assert planned["sweep_shard"] < shards
     assert planned["nc1"] == 16 + (4 if imagenet else 0)  # one per FM, data set and split
     skipped = "ImageNet skipped" in result.stdout + result.stderr
@@ -100,8 +108,7 @@ def test_local_sweeps_on_cuda_share_one_gpu_and_cluster_sweeps_ask_for_one(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = result.stdout.split("\nrule ")[1:]
     sweeps = [job for job in jobs if job.startswith("sweep_shard:")]
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    assert len(sweeps) == sweep_jobs(config, list(config["experiments"]))
+    assert len(sweeps) == DEMO_SWEEP_JOBS
     for job in sweeps:
         resources = re.search(r"resources: (.*)", job).group(1)
         assert "gpu_share=1" in resources and "gpu=" not in resources

@@ -10,9 +10,6 @@ from pathlib import Path
 import pandas as pd
 
 from imprint.method.engine import TIMING_COLUMNS
-from imprint.study.config import sweep_setup
-from imprint.study.cost import load_budget
-from imprint.study.experiments import experiment_packs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,26 +45,10 @@ def without_timings(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).drop(columns=list(TIMING_COLUMNS))
 
 
-def results_without_timings(directory: Path) -> dict[str, pd.DataFrame]:
-    """Every runs table of a finished workflow, keyed by experiment, minus the timing columns."""
-    return {
-        path.stem: without_timings(path)
-        for path in sorted((directory / "results/runs").glob("*.parquet"))
-    }
-
-
-def sweep_jobs(config: dict, experiments: list[str]) -> int:
-    """The sweep jobs planned for ``experiments`` of ``config`` under the default job budget:
-    packs of whole shards and every part of a split one (``imprint.study.cost``), at each
-    experiment's device and threads."""
-    lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
-    return sum(
-        len(
-            experiment_packs(
-                config["experiments"][name],
-                lambdas,
-                load_budget(30, None, *sweep_setup(config, name))[0],
-            )
-        )
-        for name in experiments
-    )
+# Sweep jobs under the default 30-minute job budget with the shipped rates (README: the cost
+# table's `jobs` column): the paper configuration's, with and without ImageNet, and the
+# embedded default's (one pack per experiment). A changed packing, or a shard lost from a pack,
+# changes them.
+PAPER_SWEEP_JOBS = 125
+PAPER_SWEEP_JOBS_WITHOUT_IMAGENET = 54  # all but subsec3_imagenet (46) and its kls (25)
+DEMO_SWEEP_JOBS = 6
