@@ -132,7 +132,9 @@ def test_bad_input_is_rejected_with_a_clear_message(task, params, fit_input, mes
 def test_test_dimension_mismatch_is_rejected(task):
     x, y, x_test, _ = task
     clf = ImprintingClassifier(k=2).fit(x, y)
-    with pytest.raises(ValueError, match="X has 5 features but the classifier was fitted on 8"):
+    with pytest.raises(
+        ValueError, match="X has 5 features, but ImprintingClassifier is expecting 8"
+    ):
         clf.predict(x_test[:, :5])
     with pytest.raises(ValueError, match="NaN or infinite"):
         clf.predict(np.full_like(x_test, np.nan))

@@ -100,8 +100,12 @@ def test_calibration_is_kept_renamed_and_refitted_as_classes_come():
     rng = np.random.default_rng(3)
     x, y, _ = _classes(rng, 30)
     clf = ImprintingClassifier(k=2, seed=4).fit(x, y)
-    with pytest.raises(NotFittedError, match="not calibrated; call calibrate"):
+    assert not hasattr(clf, "predict_proba")  # scikit-learn's way: there once it can answer
+    with pytest.raises(AttributeError, match="has no attribute 'predict_proba'") as refused:
         clf.predict_proba(x)
+    assert "not calibrated; call calibrate" in str(refused.value.__cause__)
+    with pytest.raises(NotFittedError, match="not calibrated; call calibrate"):
+        clf.predict_unknown(x)
     clf.calibrate()
     copy = ImprintingClassifier.from_kept_state(clf.kept_state())
     np.testing.assert_array_equal(copy.predict_proba(x), clf.predict_proba(x))

@@ -102,7 +102,9 @@ def test_a_first_partial_fit_may_hold_one_class_and_bad_additions_are_refused(da
     x, y, x_test = data
     clf = ImprintingClassifier(gen="mean").partial_fit(x[y == "ant"], y[y == "ant"])
     assert set(clf.predict(x_test)) == {"ant"}
-    with pytest.raises(ValueError, match="X has 3 features but the classifier was fitted on 6"):
+    with pytest.raises(
+        ValueError, match="X has 3 features, but ImprintingClassifier is expecting 6"
+    ):
         clf.partial_fit(x[:4, :3], y[:4])
     with pytest.raises(ValueError, match=r"y holds numbers .* but the training labels are text"):
         clf.partial_fit(x[:4], np.arange(4))

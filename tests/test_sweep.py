@@ -123,7 +123,7 @@ def test_sweep_rejects_missing_columns_and_bad_values(task):
         sweep(x, y, x_test, y_test, runs.drop(columns="seed"))
     with pytest.raises(ValueError, match="gen='means' is not valid"):
         sweep(x, y, x_test, y_test, runs.assign(gen="means"))
-    with pytest.raises(ValueError, match="X has 3 features"):
+    with pytest.raises(ValueError, match="X_test has 3 features"):
         sweep(x, y, x_test[:, :3], y_test, runs)
     with_nan = pd.concat([runs, runs.assign(gen="kmeans", k=np.nan)], ignore_index=True)
     with pytest.raises(ValueError, match="k=nan is not valid; it must be an integer"):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
@@ -158,10 +159,12 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             self.__dict__.pop(fitted, None)
         return self._add(X, y, min_classes=2)
 
-    def partial_fit(self, X: Any, y: Any) -> ImprintingClassifier:
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> ImprintingClassifier:
         """Add training embeddings ``X`` (N, D) with labels ``y``: classes not seen before, more
         samples of known ones, or both. Afterwards the classifier predicts as one ``fit`` on all
-        the rows seen so far, in the order seen (same parameters and seed).
+        the rows seen so far, in the order seen (same parameters and seed). ``classes``
+        (scikit-learn's argument, optional): the labels ``y`` may hold; classes need not be
+        declared in advance here, since each is imprinted when its rows first come.
 
         Kept (memory): every class's training rows, the rows its NORMpre, Weibull and few-shot
         steps left, and its proxies before NORMpost: about twice the training embeddings.
@@ -171,6 +174,10 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         ``kls`` (O(N D² + D³)), NORMpost (quantile: a sort of the pooled proxy values),
         Mahalanobis' covariance (O(N D²)) and a baseline's fit. A calibrated classifier is
         calibrated again, at the same false-rejection rate, on all its rows."""
+        if classes is not None:
+            unknown = np.setdiff1d(np.asarray(y), np.asarray(classes))
+            if unknown.size:
+                raise ValueError(f"y holds labels {unknown.tolist()} that classes does not list")
         before = dict(self.__dict__)
         self._add(X, y, min_classes=1)
         if hasattr(self, "calibration_"):
@@ -242,8 +249,11 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return self.classes_[self._predict_index(X)]
 
+    @available_if(lambda self: self._calibration() is not None)
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Calibrated class probabilities (rows of ``X``, ``classes_``); needs ``calibrate``."""
+        """Calibrated class probabilities (rows of ``X``, ``classes_``); there once the
+        classifier is calibrated (``calibrate``), as scikit-learn's classifiers have it only
+        where they can compute it (the AttributeError says why it is not)."""
         scores = torch.as_tensor(self.decision_function(X))
         return self._calibration().confidence(scores).numpy()
 

@@ -147,7 +147,7 @@ class _Task:
     def of(cls, X_train: Any, y_train: Any, X_test: Any, y_test: Any, device: str) -> _Task:
         x_train = as_embeddings(X_train, "X_train", device)
         x_test = as_embeddings(X_test, "X_test", device)
-        check_dimensions(x_train.shape[1], x_test)
+        check_dimensions(x_train.shape[1], x_test, "X_test")
         classes, train_index = encode_labels(y_train, x_train.shape[0])
         truth = index_labels(classes, y_test, x_test.shape[0])
         labels = torch.as_tensor(train_index, device=x_train.device)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import sparse
+from sklearn.exceptions import DataConversionWarning
 from torch import Tensor
 
 from imprint.method.aggregation import whitening
@@ -30,15 +33,30 @@ def as_embeddings(
     if isinstance(x, Tensor):
         tensor = x
     else:
+        if sparse.issparse(x):
+            raise TypeError(
+                f"{name} is a sparse matrix; sparse input is not supported: pass {name}.toarray()"
+            )
         array = np.asarray(x)
+        if array.dtype.kind == "O":  # numbers held as Python objects; anything else raises
+            array = array.astype(np.float64)
+        if array.dtype.kind == "c":
+            raise ValueError(f"{name} is {array.dtype}: Complex data not supported; pass real rows")
         if not np.issubdtype(array.dtype, np.number):
-            raise ValueError(f"{name} must be numeric, got an array of {array.dtype}")
+            raise ValueError(f"{name} must hold real numbers, got an array of {array.dtype}")
         tensor = torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)
-    if tensor.ndim != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
+    shape = tuple(tensor.shape)
+    if tensor.ndim != 2:
         raise ValueError(
-            f"{name} must be a non-empty 2-D array (samples x features), "
-            f"got shape {tuple(tensor.shape)}"
+            f"{name} must be a 2-D array (samples x features), got shape {shape}. Reshape your "
+            f"data: {name}.reshape(-1, 1) if it holds one feature, {name}.reshape(1, -1) if one "
+            "sample"
         )
+    for axis, what in enumerate(("sample(s)", "feature(s)")):
+        if shape[axis] == 0:
+            raise ValueError(
+                f"{name} has 0 {what} (shape={shape}) while a minimum of 1 is required."
+            )
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains NaN or infinite values; clean or drop those rows first")
     converted = tensor.to(device=device, dtype=dtype)
@@ -53,7 +71,17 @@ def as_embeddings(
 def _labels_array(y: Any, name: str, n_rows: int) -> np.ndarray:
     """Labels as a 1-D array, one per row; NaN or missing labels are rejected (NaN is no class:
     it would be a class of its own in training and never equal itself in testing)."""
+    if y is None:
+        raise ValueError(f"this classifier requires {name} to be passed, but the target y is None")
     labels = y.cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
+    if labels.shape == (n_rows, 1):
+        warnings.warn(
+            f"A column-vector y was passed when a 1d array was expected ({name} of shape "
+            f"{labels.shape}): it is read as 1-D labels; pass {name}.ravel()",
+            DataConversionWarning,
+            stacklevel=4,
+        )
+        labels = labels.ravel()
     if labels.ndim != 1 or len(labels) != n_rows:
         raise ValueError(
             f"{name} must be 1-D with one label per row of X ({n_rows}), got shape {labels.shape}"
@@ -81,8 +109,15 @@ def _label_kind(labels: np.ndarray) -> str:
 
 
 def encode_labels(y: Any, n_rows: int, min_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct labels and each label's index among them (labels need not be 0..C-1)."""
+    """The sorted distinct labels and each label's index among them (labels need not be 0..C-1;
+    floats must be whole numbers: fractional ones are a regression target)."""
     labels = _labels_array(y, "y", n_rows)
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+        raise ValueError(
+            "y holds continuous values (Unknown label type: continuous), e.g. "
+            f"{labels[labels != np.round(labels)][0]}; a classifier needs class labels: "
+            "integers or names"
+        )
     try:
         classes, index = np.unique(labels, return_inverse=True)
     except TypeError:
@@ -93,7 +128,8 @@ def encode_labels(y: Any, n_rows: int, min_classes: int = 2) -> tuple[np.ndarray
         ) from None
     if len(classes) < min_classes:
         raise ValueError(
-            f"y must hold at least {min_classes} classes, got {len(classes)}: {classes.tolist()}"
+            f"y must hold at least {min_classes} classes, got {len(classes)} "
+            f"class{'' if len(classes) == 1 else 'es'}: {classes.tolist()}"
         )
     return classes, index
 
@@ -136,11 +172,13 @@ def index_labels(classes: np.ndarray, y: Any, n_rows: int) -> np.ndarray:
     return position
 
 
-def check_dimensions(n_train: int, x: Tensor) -> None:
+def check_dimensions(n_train: int, x: Tensor, name: str = "X") -> None:
+    """``x`` (rows to score) has the training rows' ``n_train`` features."""
     if x.shape[1] != n_train:
         raise ValueError(
-            f"X has {x.shape[1]} features but the classifier was fitted on {n_train}; "
-            "use embeddings from the same backbone for training and test"
+            f"{name} has {x.shape[1]} features, but ImprintingClassifier is expecting {n_train} "
+            "features as input (the training embeddings' dimension); use embeddings from the "
+            "same backbone for training and test"
         )
 
 
