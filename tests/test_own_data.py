@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from imprint.fms.backbones import Preprocessing
-from imprint.fms.embed import ImageFolderDataModule, embed_images
+from imprint.fms.embed import ImageArrayDataModule, ImageFolderDataModule, embed_images
 from imprint.fms.own_data import (
     embeddings_shape,
     image_folder,
@@ -24,6 +24,8 @@ from imprint.fms.own_data import (
 from imprint.fms.store import open_embeddings
 from imprint.study.catalog import Catalog
 from imprint.study.config import check_experiments, check_references, resolve_config
+from imprint.study.images import split_images
+from imprint.study.tasks import imagenet_classes
 from tests.own_files import CLASSES, embedding_arrays
 from tests.own_files import image_folder as make_image_folder
 from tests.workflow_runs import ROOT
@@ -177,6 +179,32 @@ def test_every_image_is_opened_before_any_is_embedded(tmp_path):
     data.setup()
     with pytest.raises(ValueError, match=r"cannot read image .*pets/test/dog/fake\.png"):
         data.check()
+
+
+def test_the_embed_step_reads_your_folder_imagenet_or_decoded_arrays(tmp_path):
+    preprocessing = Preprocessing(resize=32, crop=28, mean=(0.5,) * 3, std=(0.25,) * 3)
+    make_image_folder(tmp_path / "pets", classes=("cat", "dog"), train=2, test=3)
+    for name in ("n01", "n02"):
+        make_image_folder(tmp_path / "imagenet", classes=(name,), train=1, test=1)
+    (tmp_path / "imagenet/test").rename(tmp_path / "imagenet/val")
+    datasets = {"pets": {"folder": str(tmp_path / "pets")}}
+
+    def read(dataset, split, **where):
+        return split_images(dataset, split, datasets, preprocessing, 8, 0, **where)
+
+    own, on_device = read("pets", "test")
+    assert isinstance(own, ImageFolderDataModule) and own.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert (on_device.resize, on_device.crop, on_device.mean) == (None, None, (0.5,) * 3)
+    net, _ = read("imagenet", "test", imagenet_root=tmp_path / "imagenet")
+    assert net.folder == tmp_path / "imagenet/val" and net.classes == imagenet_classes()
+    with pytest.raises(FileNotFoundError, match="set `imagenet_root`"):
+        read("imagenet", "train")
+    arrays, as_given = read("cifar10", "train", arrays=tmp_path / "train.npz")
+    assert isinstance(arrays, ImageArrayDataModule) and arrays.path == tmp_path / "train.npz"
+    assert as_given is preprocessing
+    (tmp_path / "pets/train/dog/fake.png").write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match=r"cannot read image .*fake\.png"):
+        read("pets", "train")  # opened before any split is embedded
 
 
 def test_a_file_that_is_no_npz_is_named(tmp_path):
