@@ -12,7 +12,7 @@ import yaml
 from imprint.fms.data import digits
 from imprint.fms.store import open_embeddings, save_embeddings
 from imprint.method.aggregation import DISTANCES
-from imprint.method.engine import sweep
+from imprint.method.classifier import ImprintingClassifier
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM_POST
 from imprint.study.catalog import Catalog
@@ -36,6 +36,7 @@ from imprint.study.experiments import (
     shard_runs,
 )
 from imprint.study.grid import expand_grid
+from imprint.study.methods import NAMED_METHODS
 from imprint.study.tasks import select_task
 from tests.workflow_runs import ROOT
 
@@ -114,9 +115,9 @@ def test_shards_pack_in_one_order_whatever_the_configs():
     assert [fm for fm, *_ in keys] == ["a"] * 6 + ["b"] * 6
 
 
-def test_a_pack_of_shards_gives_each_shards_runs_as_one_sweep_would(tmp_path):
-    """``run_pack`` over shards of two FMs = ``sweep`` of each shard's runs on its own, in
-    order, with each FM's λ."""
+def test_a_pack_of_shards_gives_each_shards_runs_as_the_classifier_would(tmp_path):
+    """``run_pack`` over shards of two FMs: each shard's runs in order (methods, then seeds),
+    each with its FM's λ and the accuracy ``ImprintingClassifier`` gets on the shard's task."""
     files = {}
     for fm, scale in (("a", 255), ("b", 16)):
         for split_name in ("train", "test"):
@@ -134,14 +135,18 @@ def test_a_pack_of_shards_gives_each_shards_runs_as_one_sweep_would(tmp_path):
     paths = {(fm, "digits"): ([str(files[fm, "train"])], [str(files[fm, "test"])]) for fm in "ab"}
     table = run_pack("e", experiment, members, paths)
     for fm, task, lam in shards:
-        chosen = table[(table["fm"] == fm) & (table["task"] == task)].reset_index(drop=True)
+        chosen = table[(table["fm"] == fm) & (table["task"] == task)]
+        assert list(zip(chosen["method"], chosen["seed"], strict=True)) == [
+            ("qi", 1), ("qi", 2), ("oracle", 1), ("oracle", 2)
+        ]  # fmt: skip
         tr = select_task(*open_embeddings(files[fm, "train"]), "none", task)
         te = select_task(*open_embeddings(files[fm, "test"]), "none", task)
-        expected = sweep(*tr, *te, shard_runs(experiment, lam))
-        assert list(chosen["accuracy"]) == list(expected["accuracy"])
+        for method, seed, accuracy in chosen[["method", "seed", "accuracy"]].itertuples(False):
+            params = {**NAMED_METHODS[method], "lambda_reg": lam, "seed": seed}
+            score = ImprintingClassifier(**params).fit(*tr).score(*te)
+            assert accuracy == pytest.approx(100 * score, abs=1e-9), (fm, task, method)
         assert set(chosen["lambda_reg"]) == {lam}
-    runs = len(shard_runs(experiment, 1e-4))
-    assert list(table["task"]) == ["even"] * runs + ["short"] * runs + ["even"] * runs
+    assert list(table["task"]) == ["even"] * 4 + ["short"] * 4 + ["even"] * 4
     assert set(table["experiment"]) == {"e"} and set(table["dataset"]) == {"digits"}
 
 
