@@ -90,8 +90,8 @@ def test_rule_graph_stays_readable(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a CUDA GPU")
 def test_sweeps_on_cuda_without_a_gpu_stop_before_any_job(tmp_path):
-    directory = copy_workflow(tmp_path)
-    result = snakemake(directory, "--configfile", "config/paper.yaml")
+    directory = copy_workflow(tmp_path)  # the paper's sweep_device, on the demo (quicker to plan)
+    result = snakemake(directory, "--config", "sweep_device=cuda")
     assert result.returncode != 0
     assert "sweep_device is cuda, but PyTorch finds no CUDA GPU on this machine" in result.stderr
     assert "--config sweep_device=cpu" in result.stderr
