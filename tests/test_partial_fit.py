@@ -100,8 +100,10 @@ def test_adding_a_class_leaves_the_other_classes_proxies_as_they_were(data):
 
 def test_a_first_partial_fit_may_hold_one_class_and_bad_additions_are_refused(data):
     x, y, x_test = data
-    clf = ImprintingClassifier(gen="mean").partial_fit(x[y == "ant"], y[y == "ant"])
+    clf = ImprintingClassifier(gen="mean").partial_fit(x[y == "ant"], y[y == "ant"], NAMES)
     assert set(clf.predict(x_test)) == {"ant"}
+    with pytest.raises(ValueError, match=r"y holds labels \['cat'\] that classes does not list"):
+        clf.partial_fit(x[y == "cat"], y[y == "cat"], classes=["ant", "dog"])
     with pytest.raises(
         ValueError, match="X has 3 features, but ImprintingClassifier is expecting 6"
     ):

@@ -175,9 +175,11 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         Mahalanobis' covariance (O(N D²)) and a baseline's fit. A calibrated classifier is
         calibrated again, at the same false-rejection rate, on all its rows."""
         if classes is not None:
-            unknown = np.setdiff1d(np.asarray(y), np.asarray(classes))
-            if unknown.size:
-                raise ValueError(f"y holds labels {unknown.tolist()} that classes does not list")
+            listed = set(np.asarray(classes).tolist())
+            given = y.cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
+            unknown = [v for v in dict.fromkeys(given.tolist()) if v not in listed]
+            if unknown:
+                raise ValueError(f"y holds labels {unknown} that classes does not list")
         before = dict(self.__dict__)
         self._add(X, y, min_classes=1)
         if hasattr(self, "calibration_"):
