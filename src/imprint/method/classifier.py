@@ -174,14 +174,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         ``kls`` (O(N D² + D³)), NORMpost (quantile: a sort of the pooled proxy values),
         Mahalanobis' covariance (O(N D²)) and a baseline's fit. A calibrated classifier is
         calibrated again, at the same false-rejection rate, on all its rows."""
-        if classes is not None:
-            listed = set(np.asarray(classes).tolist())
-            given = y.cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
-            unknown = [v for v in dict.fromkeys(given.tolist()) if v not in listed]
-            if unknown:
-                raise ValueError(f"y holds labels {unknown} that classes does not list")
         before = dict(self.__dict__)
-        self._add(X, y, min_classes=1)
+        self._add(X, y, min_classes=1, classes=classes)
         if hasattr(self, "calibration_"):
             try:
                 self.calibrate(self.calibration_.false_rejection)
@@ -200,7 +194,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_ = calibrate(self, x, self.classes_[index.cpu().numpy()], false_rejection)
         return self
 
-    def _add(self, X: Any, y: Any, min_classes: int) -> ImprintingClassifier:
+    def _add(self, X: Any, y: Any, min_classes: int, classes: Any = None) -> ImprintingClassifier:
         p = validate_params(self.get_params())
         fitted = hasattr(self, "store_")
         if fitted and p != self.params_:
@@ -211,6 +205,11 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         if fitted:
             check_dimensions(self.n_features_in_, x)
         new_classes, index = encode_labels(y, x.shape[0], min_classes)
+        if classes is not None:  # partial_fit's: the labels y may hold
+            listed = set(np.asarray(classes).tolist())
+            unknown = [label for label in new_classes.tolist() if label not in listed]
+            if unknown:
+                raise ValueError(f"y holds labels {unknown} that classes does not list")
         if fitted:
             check_label_kind(new_classes, self.classes_, "y")
         store = dict(self.store_) if fitted else {}
