@@ -56,6 +56,7 @@ from imprint.method.params import validate_params
 from imprint.method.pipeline import distance_metric, prepare_classes
 from imprint.method.randomness import ClassStreams
 from imprint.study.catalog import Catalog
+from imprint.study.config import job_owner, sweep_group
 from imprint.study.cost import (
     Budget,
     TaskSize,
@@ -65,7 +66,13 @@ from imprint.study.cost import (
     part_seconds,
     units,
 )
-from imprint.study.experiments import experiment_jobs, experiment_packs, shard_keys, shard_runs
+from imprint.study.experiments import (
+    experiment_jobs,
+    experiment_packs,
+    group_runs,
+    shard_keys,
+    shard_runs,
+)
 from imprint.study.tasks import expand_mappings
 
 DISTANCES = ("euclidean", "cosine", "manhattan", "chebyshev", "mahalanobis")
@@ -251,18 +258,27 @@ def gpu_targets(paper: dict, device: str) -> None:
         print(f"   {name}: {len(runs)} runs in {time.perf_counter() - start:.1f} s", flush=True)
 
 
+def job_groups(config: dict) -> dict[str, dict]:
+    """The experiments that share sweep jobs, by a label naming them all (``a + b``)."""
+    experiments = config["experiments"]
+    owners = [name for name in experiments if job_owner(experiments, name) == name]
+    groups = [sweep_group(experiments, owner) for owner in owners]
+    return {" + ".join(group): group for group in groups}
+
+
 def project(config: dict, budget: Budget) -> pd.DataFrame:
-    """Projected work and jobs of every experiment of ``config`` (ImageNet included), for jobs as
-    the workflow plans them (small shards packed, large ones in parts)."""
+    """Projected work and jobs of every experiment of ``config`` (ImageNet included; those that
+    share sweep jobs together), for jobs as the workflow plans them (small shards packed, large
+    ones in parts)."""
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     rows = []
-    for name, experiment in config["experiments"].items():
-        counts = [count for _, count, _ in experiment_jobs(experiment, lambdas, budget)]
+    for label, group in job_groups(config).items():
+        counts = [count for _, count, _ in experiment_jobs(group, lambdas, budget)]
         shards, n_runs = len(counts), sum(counts)
-        jobs = [sum(s for *_, s in job) for job in experiment_packs(experiment, lambdas, budget)]
+        jobs = [sum(s for *_, s in job) for job in experiment_packs(group, lambdas, budget)]
         rows.append(
             {
-                "experiment": name,
+                "experiment": label,
                 "shards": shards,
                 "runs": n_runs,
                 "jobs": len(jobs),
@@ -310,21 +326,23 @@ def kmeans_at_size(
 
 
 def family_hours(config: dict, rates: dict[str, float], slowdown: float) -> pd.DataFrame:
-    """Hours per experiment (rows) and step family (columns) of every shard of ``config`` at
-    ``rates`` times ``slowdown``, each shard's view work once (as one job)."""
+    """Hours per experiment (rows; those that share sweep jobs together) and step family
+    (columns) of every shard of ``config`` at ``rates`` times ``slowdown``, each shard's view
+    work once (as one job)."""
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     catalog, rows = Catalog(), {}
-    for name, experiment in config["experiments"].items():
+    for label, group in job_groups(config).items():
+        experiment = next(iter(group.values()))
         timing = experiment.get("time_every_seed", False)
         shard_units = {
-            fm: units(shard_runs(experiment, lambdas[fm]), timing) for fm in experiment["fms"]
+            fm: units(group_runs(group, lambdas[fm]), timing) for fm in experiment["fms"]
         }
         total: dict[str, float] = {}
         for fm, dataset, mapping, task in shard_keys(experiment):
             size = catalog.task_size(fm, dataset, mapping, task)
             for family, s in family_seconds(shard_units[fm], size, rates).items():
                 total[family] = total.get(family, 0.0) + s * slowdown / 3600
-        rows[name] = total
+        rows[label] = total
     return pd.DataFrame(rows).T.fillna(0.0)
 
 

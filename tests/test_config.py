@@ -126,6 +126,45 @@ def test_references_between_sections_are_checked(change, message):
         check_references(config)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda e: e["merged"].update(share_jobs_with="nope"),
+            r"experiments.merged.share_jobs_with names 'nope', not another experiment",
+        ),
+        (
+            lambda e: e["merged"].update(share_jobs_with="merged"),
+            "names 'merged', not another experiment",
+        ),
+        (
+            lambda e: e.update(
+                one={**e["fig6"], "share_jobs_with": "fig6"},
+                two={**e["fig6"], "share_jobs_with": "one"},
+            ),
+            "experiments.two.share_jobs_with names 'one', which shares the jobs of 'fig6'",
+        ),
+        (
+            lambda e: e["merged"].update(share_jobs_with="fig6"),
+            r"merged and fig6 differ in mappings \(\['mod5', 'none'\] against \['none'\]\)",
+        ),
+        (
+            lambda e: e["fewshot_baselines"].update(share_jobs_with="fewshot"),
+            r"fewshot_baselines and fewshot differ in kind \(methods against grid\)",
+        ),
+        (
+            lambda e: e["sec51"].update(tasks=["all"], share_jobs_with="fig6"),
+            "sec51 and fig6 differ in time_every_seed",
+        ),
+    ],
+)
+def test_experiments_share_sweep_jobs_only_with_one_alike(change, message):
+    config = copy.deepcopy(_config())
+    change(config["experiments"])
+    with pytest.raises(ValueError, match=message):
+        resolve_config(config)
+
+
 def test_imagenet_parts_are_skipped_without_imagenet_root_with_one_note():
     config = _config("paper.yaml")
     validate(config, SCHEMA)

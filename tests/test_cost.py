@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -16,6 +17,7 @@ from imprint.method.classifier import ImprintingClassifier
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM_POST
 from imprint.study.catalog import Catalog
+from imprint.study.config import job_owner, sweep_group
 from imprint.study.cost import (
     RATES,
     TaskSize,
@@ -30,6 +32,7 @@ from imprint.study.cost import (
 )
 from imprint.study.experiments import (
     experiment_packs,
+    group_runs,
     pack_members,
     run_pack,
     shard_keys,
@@ -115,16 +118,22 @@ def test_shards_pack_in_one_order_whatever_the_configs():
     assert [fm for fm, *_ in keys] == ["a"] * 6 + ["b"] * 6
 
 
-def test_a_pack_of_shards_gives_each_shards_runs_as_the_classifier_would(tmp_path):
-    """``run_pack`` over shards of two FMs: each shard's runs in order (methods, then seeds),
-    each with its FM's λ and the accuracy ``ImprintingClassifier`` gets on the shard's task."""
+def _digit_files(directory) -> dict[tuple[str, str], object]:
+    """The digits' pixels as embeddings of two FMs, ``a`` and ``b`` (scaled differently)."""
     files = {}
     for fm, scale in (("a", 255), ("b", 16)):
         for split_name in ("train", "test"):
             images, labels = digits(split_name)
-            files[fm, split_name] = tmp_path / f"{fm}_{split_name}.npy"
+            files[fm, split_name] = directory / f"{fm}_{split_name}.npy"
             flat = images.reshape(len(images), -1).astype(np.float32) / scale
             save_embeddings(files[fm, split_name], flat, labels)
+    return files
+
+
+def test_a_pack_of_shards_gives_each_shards_runs_as_the_classifier_would(tmp_path):
+    """``run_pack`` over shards of two FMs: each shard's runs in order (methods, then seeds),
+    each with its FM's λ and the accuracy ``ImprintingClassifier`` gets on the shard's task."""
+    files = _digit_files(tmp_path)
     experiment = {"methods": ["qi", "oracle"], "seeds": [1, 2]}
     shards = [("a", "even", 1e-4), ("a", "short", 1e-4), ("b", "even", 0.5)]
     members = [
@@ -133,7 +142,7 @@ def test_a_pack_of_shards_gives_each_shards_runs_as_the_classifier_would(tmp_pat
         for fm, task, lam in shards
     ]  # fmt: skip
     paths = {(fm, "digits"): ([str(files[fm, "train"])], [str(files[fm, "test"])]) for fm in "ab"}
-    table = run_pack("e", experiment, members, paths)
+    table = run_pack({"e": experiment}, members, paths)
     for fm, task, lam in shards:
         chosen = table[(table["fm"] == fm) & (table["task"] == task)]
         assert list(zip(chosen["method"], chosen["seed"], strict=True)) == [
@@ -148,6 +157,37 @@ def test_a_pack_of_shards_gives_each_shards_runs_as_the_classifier_would(tmp_pat
         assert set(chosen["lambda_reg"]) == {lam}
     assert list(table["task"]) == ["even"] * 4 + ["short"] * 4 + ["even"] * 4
     assert set(table["experiment"]) == {"e"} and set(table["dataset"]) == {"digits"}
+
+
+def test_experiments_that_share_jobs_get_their_own_rows_and_cluster_once(tmp_path, monkeypatch):
+    """k-means and k-least-squares swept in one job: each experiment's rows are the ones it gets
+    alone (but for timings), under its own provenance, and every (k, seed) is clustered once."""
+    from imprint.method import generators
+
+    files = _digit_files(tmp_path)
+    paths = {("a", "digits"): ([str(files["a", "train"])], [str(files["a", "test"])])}
+    member = {"fm": "a", "lambda_reg": 1e-3, "dataset": "digits", "mapping": "none",
+              "task": "odd", "part": None, "label_table": None}  # fmt: skip
+    grid = {"norm_pre": ["none"], "k": [1, 3], "norm_post": ["none"], "norm_inf": ["none"]}
+    kmeans = {"grid": {**grid, "gen": ["kmeans"]}, "seeds": [1, 2]}
+    kls = {"grid": {**grid, "gen": ["kls"]}, "seeds": [1, 2]}
+    clustered = []
+    original = generators.clustering.kmeans_together
+
+    def counted(x, mask, ks, streams, *args):
+        clustered.extend(ks)
+        return original(x, mask, ks, streams, *args)
+
+    monkeypatch.setattr(generators.clustering, "kmeans_together", counted)
+    shared = run_pack({"km": kmeans, "kl": kls}, [member], paths)
+    assert sorted(clustered) == [1, 1, 3, 3]  # k = 1 and 3 under two seeds, once each
+    alone = pd.concat([run_pack({"km": kmeans}, [member], paths),
+                       run_pack({"kl": kls}, [member], paths)], ignore_index=True)  # fmt: skip
+    assert len(clustered) == 4 + 2 * 4  # alone, each experiment clusters them again
+    assert list(shared["experiment"]) == ["km"] * 4 + ["kl"] * 4
+    assert list(shared.columns) == list(alone.columns)
+    varying = ["gen_time_s", "time_s"]
+    pd.testing.assert_frame_equal(shared.drop(columns=varying), alone.drop(columns=varying))
 
 
 def test_a_unit_costs_its_operations_at_the_rates():
@@ -320,24 +360,36 @@ PAPER_GROUPS = {
 }  # fmt: skip
 
 
+# The experiments whose runs lie in another's sweep jobs (config/paper.yaml: share_jobs_with).
+PAPER_SHARING = {
+    "subsec1_aggfixed_kls": "subsec1_aggfixed", "subsec1_aggfocus_kls": "subsec1_aggfocus",
+    "subsec3_combidigits_kls": "subsec3_combidigits", "subsec3_imagenet_kls": "subsec3_imagenet",
+    "subsec3_nonimagenet_kls": "subsec3_nonimagenet",
+}  # fmt: skip
+
+
 def test_the_paper_configs_jobs_hold_each_of_its_groups_once():
-    """Every group of every paper experiment lies in exactly one sweep job, whole or as all of
-    its parts, and the groups and runs are the paper's (a pack that drops or repeats a group,
-    or a grid that drifts, fails here)."""
+    """Every group of every paper experiment lies in exactly one sweep job (its own, or those of
+    the experiment it shares jobs with), whole or as all of its parts, and the groups and runs
+    are the paper's (a pack that drops or repeats a group, or a grid that drifts, fails here)."""
     config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    experiments = config["experiments"]
     lambdas = {fm: spec["lambda_reg"] for fm, spec in config["fms"].items()}
     budget, _ = load_budget(30, None, "cpu")
     for name, (groups, runs) in PAPER_GROUPS.items():
-        experiment = config["experiments"][name]
+        owner = PAPER_SHARING.get(name, name)
+        assert job_owner(experiments, name) == owner
+        group = sweep_group(experiments, owner)
         held = defaultdict(list)
-        for job in experiment_packs(experiment, lambdas, budget):
+        for job in experiment_packs(group, lambdas, budget):
             for key, part, of, _ in job:
                 held[key].append((part, of))
         assert len(held) == groups, name
         for key, parts in held.items():
             assert sorted(parts) == [(i, parts[0][1]) for i in range(1, parts[0][1] + 1)], key
-        per_fm = {fm: len(shard_runs(experiment, lambdas[fm])) for fm in experiment["fms"]}
-        assert sum(per_fm[key[0]] for key in held) == runs, name
+        per_fm = {fm: group_runs(group, lambdas[fm]) for fm in experiments[name]["fms"]}
+        mine = {fm: int((r["experiment"] == name).sum()) for fm, r in per_fm.items()}
+        assert sum(mine[key[0]] for key in held) == runs, name
 
 
 def test_pack_members_say_where_a_jobs_runs_are():
@@ -348,7 +400,7 @@ def test_pack_members_say_where_a_jobs_runs_are():
     catalog = Catalog()
     for minutes, splits in ((30, False), (0.001, True)):
         budget, _ = load_budget(minutes, None, "cpu")
-        jobs = experiment_packs(config["experiments"]["sec51"], lambdas, budget, catalog)
+        jobs = experiment_packs({"sec51": config["experiments"]["sec51"]}, lambdas, budget, catalog)
         members = [m for job in jobs for m in pack_members(job, lambdas, budget, catalog)]
         assert {m["fm"] for m in members} == {"demo_cnn", "demo_narrow", "demo_wide"}
         assert all(

@@ -36,6 +36,9 @@ CONFIG = {
     "experiments": {
         "own": {"methods": ["qi", "ours"], "fms": ["vit", "mobile"], "datasets": ["pets"],
                 "mappings": ["none", "pairs"], "tasks": ["all"], "seeds": [1]},
+        "more": {"methods": ["janson"], "fms": ["vit", "mobile"], "datasets": ["pets"],
+                 "mappings": ["none", "pairs"], "tasks": ["all"], "seeds": [1],
+                 "share_jobs_with": "own"},
     },
     "collapse": [{"fms": ["vit"], "datasets": ["pets"], "mappings": ["pairs"], "tasks": ["all"]}],
     "keep": [{"fm": "mobile", "dataset": "pets", "method": "ours", "seed": 1}],
@@ -59,9 +62,15 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
     (directory / "data/pairs.csv").write_text("class,task\ncat,0\ndog,0\n2,1\nyak,1\n")
     (directory / "config/own.yaml").write_text(yaml.safe_dump(CONFIG))
     targets = ["results/runs/own.parquet", "results/collapse/vit/pets/train.csv", f"{MODEL}.pt"]
+    targets.append("results/runs/more.parquet")
     result = snakemake(directory, *targets, "--configfile", "config/own.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
     _check_kept_model(directory)
+    # `more` shares own's sweep jobs: no jobs of its own, its rows only in its table
+    assert not (directory / "results/runs/more").exists()
+    more = pd.read_parquet(directory / "results/runs/more.parquet")
+    assert set(more["experiment"]) == {"more"} and set(more["method"]) == {"janson"}
+    assert len(more) == 2 * 2  # two FMs, two mappings
 
     for fm, dim in (("vit", 64), ("mobile", 1024)):
         x, y = open_embeddings(directory / f"results/embeddings/{fm}/pets/train.npy")
@@ -71,6 +80,7 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
         )
     runs = pd.read_parquet(directory / "results/runs/own.parquet")
     assert set(runs["fm"]) == {"vit", "mobile"} and set(runs["mapping"]) == {"none", "pairs"}
+    assert set(runs["experiment"]) == {"own"} and set(runs["method"]) == {"qi", "ours"}
     nc1 = pd.read_csv(directory / "results/collapse/vit/pets/train.csv")
     assert nc1[["mapping", "task"]].values.tolist() == [["pairs", "all"]]
     assert np.isfinite(nc1["nc1"]).all() and nc1["warning"].isna().all()
@@ -87,6 +97,7 @@ def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
         config["fms"]["pre" if name == "vit" else name] = {
             "lambda_reg": 1e-3, "embeddings": {"pets": files}
         }  # fmt: skip
+    del config["experiments"]["more"]
     config["experiments"]["pre"] = {**config["experiments"]["own"], "fms": ["pre"]}
     config["experiments"]["own"]["fms"] = ["vit"]
     config["collapse"].append({"fms": ["flat"], "datasets": ["pets"], "mappings": ["none"],

@@ -74,6 +74,8 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet, request):
     assert skipped != imagenet
     for name in experiments:
         assert f"results/runs/{name}.parquet" in result.stdout  # a final target each
+        shares = "share_jobs_with" in experiments[name]  # its runs in the other's jobs
+        assert (f"results/runs/{name}/pack1.parquet" in result.stdout) != shares, name
     figures = set(re.findall(r"results/figures/(\w+)\.pdf", result.stdout))
     assert len(figures) >= 9
     for figure in figures:  # declared, so a failed job leaves neither behind

@@ -18,9 +18,11 @@ from imprint.study.config import (
     figure_experiments,
     figure_settings,
     image_source,
+    job_owner,
+    job_spec,
     kept_models,
     resolve_config,
-    shard_spec,
+    sweep_group,
     sweep_setup,
 )
 from imprint.environment import prepend_pythonpath
@@ -97,9 +99,11 @@ def split_embeddings(wildcards):
 
 
 def shards(experiment):
-    """The run tables of an experiment: one per sweep job (``sweep_packs``)."""
-    count = len(sweep_packs(experiment))
-    return [f"results/runs/{experiment}/pack{i}.parquet" for i in range(1, count + 1)]
+    """The run tables that hold an experiment's runs: one per sweep job (``sweep_packs``) of
+    the experiment, or of the one whose jobs it shares (``share_jobs_with``)."""
+    owner = job_owner(config["experiments"], experiment)
+    count = len(sweep_packs(owner))
+    return [f"results/runs/{owner}/pack{i}.parquet" for i in range(1, count + 1)]
 
 
 @functools.cache
@@ -114,18 +118,26 @@ def job_budget(experiment):
 
 @functools.cache
 def sweep_packs(experiment):
-    """An experiment's sweep jobs: consecutive whole shards (in ``shard_keys`` order) share a
-    job within the job budget, a shard the budget splits has a job per part
+    """An experiment's sweep jobs, which also hold the runs of the experiments that share them
+    (``imprint.study.config.sweep_group``): consecutive whole shards (in ``shard_keys`` order)
+    share a job within the job budget, a shard the budget splits has a job per part
     (``imprint.study.experiments.experiment_packs``); each job lists ((FM, data set, mapping,
     task), part, of, seconds)."""
     from imprint.study.experiments import experiment_packs
 
-    e = config["experiments"][experiment]
-    lambdas = {fm: config["fms"][fm]["lambda_reg"] for fm in e["fms"]}
-    return experiment_packs(e, lambdas, job_budget(experiment), catalog())
+    group = sweep_group(config["experiments"], experiment)
+    lambdas = {fm: config["fms"][fm]["lambda_reg"] for fm in group[experiment]["fms"]}
+    return experiment_packs(group, lambdas, job_budget(experiment), catalog())
 
 
 def _sweep_pack(wildcards):
+    owner = job_owner(config["experiments"], wildcards.experiment)
+    if owner != wildcards.experiment:
+        raise ValueError(
+            f"{wildcards.experiment} shares the sweep jobs of {owner} (share_jobs_with): its "
+            f"runs are in results/runs/{owner}/pack*.parquet; ask for "
+            f"results/runs/{wildcards.experiment}.parquet"
+        )
     packs = sweep_packs(wildcards.experiment)
     if not 1 <= int(wildcards.pack) <= len(packs):
         raise ValueError(

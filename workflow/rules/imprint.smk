@@ -1,6 +1,8 @@
 # Sweeps: a shard is the runs of one (experiment, FM, data set, label mapping, task split). One
 # job sweeps a pack of an experiment's shards (in a canonical order) that fit the job budget
 # together (config job_budget, imprint.study.cost), or one part of a shard the budget splits.
+# Experiments that name it under share_jobs_with have their runs swept in its jobs, in the same
+# sweep as its own (what they share is computed once); each one's runs table takes its rows.
 
 
 rule sweep_shard:
@@ -20,7 +22,7 @@ rule sweep_shard:
         mem_mb=8000,
     params:
         experiment=lambda wildcards: canonical(
-            shard_spec(config["experiments"][wildcards.experiment])
+            job_spec(config["experiments"], wildcards.experiment)
         ),
         device=lambda wildcards: sweep_setup(config, wildcards.experiment)[0],
         members=sweep_members,
@@ -36,6 +38,8 @@ rule gather_runs:
     log:
         "logs/imprint/{experiment}_gather.log",
     localrule: True
+    params:
+        rows=lambda wildcards: {"experiment": wildcards.experiment},
     conda:
         "../../envs/report.yaml"
     script:

@@ -23,6 +23,77 @@ def shard_spec(experiment: Mapping[str, Any]) -> dict[str, Any]:
     return {key: experiment[key] for key in SHARD_KEYS if key in experiment}
 
 
+# The key under which a sweep job's params hold the shard specs of the experiments that share
+# its jobs (``job_spec``).
+_SHARED = "jobs_shared_by"
+
+
+def job_owner(experiments: Mapping[str, Any], name: str) -> str:
+    """The experiment whose sweep jobs hold ``name``'s runs: the one it names under
+    ``share_jobs_with``, else itself."""
+    return experiments[name].get("share_jobs_with", name)
+
+
+def sweep_group(experiments: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """The experiments whose runs ``owner``'s sweep jobs hold: ``owner`` first, then in config
+    order every experiment that shares its jobs."""
+    sharing = {n: e for n, e in experiments.items() if e.get("share_jobs_with") == owner}
+    return {owner: experiments[owner], **sharing}
+
+
+def job_spec(experiments: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """What a sweep job of ``owner`` depends on (its ``params``): ``owner``'s ``shard_spec``,
+    and under ``jobs_shared_by`` those of the experiments that share its jobs (absent when none
+    does, so that an experiment's jobs keep their params when sharing is added elsewhere)."""
+    group = sweep_group(experiments, owner)
+    spec = shard_spec(group.pop(owner))
+    if group:
+        spec[_SHARED] = {name: shard_spec(e) for name, e in group.items()}
+    return spec
+
+
+def job_group(owner: str, spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The shard spec of every experiment of a sweep job, by name, from its ``job_spec``."""
+    own = {key: value for key, value in spec.items() if key != _SHARED}
+    return {owner: own, **spec.get(_SHARED, {})}
+
+
+def check_sharing(experiments: Mapping[str, Any]) -> None:
+    """An experiment that shares another's sweep jobs (``share_jobs_with``) must name one that
+    shares none itself, of the same kind (grids or named methods), with the same shards (FMs,
+    data sets, mappings, tasks) and sweep setup (``sweep_device``, ``sweep_threads``,
+    ``time_every_seed``); raise ``ValueError`` naming the key otherwise."""
+
+    def setup(e: Mapping[str, Any]) -> dict[str, Any]:
+        shards = {key: sorted(e[key]) for key in ("fms", "datasets", "mappings", "tasks")}
+        kind = {"kind": "methods" if "methods" in e else "grid"}
+        timing = {"time_every_seed": bool(e.get("time_every_seed"))}
+        device = {key: e.get(key) for key in ("sweep_device", "sweep_threads")}
+        return {**kind, **shards, **device, **timing}
+
+    for name, experiment in experiments.items():
+        owner = experiment.get("share_jobs_with")
+        if owner is None:
+            continue
+        where = f"experiments.{name}.share_jobs_with"
+        if owner not in experiments or owner == name:
+            others = sorted(set(experiments) - {name})
+            raise ValueError(f"{where} names {owner!r}, not another experiment; defined: {others}")
+        if "share_jobs_with" in experiments[owner]:
+            raise ValueError(
+                f"{where} names {owner!r}, which shares the jobs of "
+                f"{experiments[owner]['share_jobs_with']!r}; name that one"
+            )
+        mine, theirs = setup(experiment), setup(experiments[owner])
+        for key in mine:
+            if mine[key] != theirs[key]:
+                raise ValueError(
+                    f"{where}: {name} and {owner} differ in {key} ({mine[key]} against "
+                    f"{theirs[key]}); experiments that share sweep jobs need the same kind, "
+                    "shards and sweep setup"
+                )
+
+
 def as_list(value: str | list[str]) -> list[str]:
     """A config entry that names one item or a list of them, as a list."""
     return [value] if isinstance(value, str) else list(value)
@@ -138,6 +209,7 @@ def resolve_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
                 "a folder with train/ and val/ (one sub-folder per class) to run these"
             )
     check_references(resolved)
+    check_sharing(resolved["experiments"])
     return resolved, notes
 
 

@@ -89,7 +89,8 @@ def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
     deterministic GEN is run again alone (its view's shared steps included) for every further
     seed, as ``sweep`` does."""
     records = [
-        validate_params(r) for r in runs.drop(columns="method", errors="ignore").to_dict("records")
+        validate_params(r)
+        for r in runs.drop(columns=["experiment", "method"], errors="ignore").to_dict("records")
     ]
     out: dict[tuple, tuple[list[int], int, list, int, list]] = {}
     for view, (data_key, gens) in enumerate(plan_runs(records).items()):

@@ -60,6 +60,16 @@ def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame
     return expand_grid(grid, rules=experiment.get("rules", "spec"))
 
 
+def group_runs(group: Mapping[str, Mapping[str, Any]], lambda_reg: float) -> pd.DataFrame:
+    """The runs of one shard of a sweep job's experiments (``group``: each one's spec by name,
+    as ``imprint.study.config.sweep_group`` gives them): each experiment's ``shard_runs`` in
+    turn, named in a first column ``experiment``."""
+    tables = [shard_runs(e, lambda_reg) for e in group.values()]
+    runs = pd.concat(tables, ignore_index=True)
+    runs.insert(0, "experiment", np.repeat(list(group), [len(t) for t in tables]))
+    return runs
+
+
 def natural_key(name: str) -> list[Any]:
     """A sort key that orders the numbers inside names by value (d2 before d10)."""
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
@@ -82,33 +92,37 @@ def shard_keys(experiment: Mapping[str, Any]) -> list[tuple[str, str, str, str]]
 
 
 def experiment_jobs(
-    experiment: Mapping[str, Any],
+    group: Mapping[str, Mapping[str, Any]],
     lambdas: Mapping[str, float],
     budget: Budget,
     catalog: Catalog | None = None,
 ) -> Iterator[tuple[tuple[str, str, str, str], int, list[tuple[np.ndarray, float]]]]:
-    """Every shard of an experiment (``shard_keys``), mapping patterns expanded: its (FM, data
-    set, mapping, task), its number of runs, and its jobs under ``budget`` (``lambdas``: each
-    FM's λ; sizes from ``catalog``, by default the built-in FMs and data sets)."""
+    """Every shard of the experiments that share sweep jobs (``group``, as
+    ``imprint.study.config.sweep_group`` gives them; they have the same shards), mapping patterns
+    expanded: its (FM, data set, mapping, task), its number of runs, and its jobs under
+    ``budget`` (``lambdas``: each FM's λ; sizes from ``catalog``, by default the built-in FMs
+    and data sets)."""
     catalog = catalog or Catalog()
-    runs = {fm: shard_runs(experiment, lambdas[fm]) for fm in experiment["fms"]}
-    timing = experiment.get("time_every_seed", False)
+    first = next(iter(group.values()))
+    runs = {fm: group_runs(group, lambdas[fm]) for fm in first["fms"]}
+    timing = first.get("time_every_seed", False)
     shard_units = {fm: units(r, timing) for fm, r in runs.items()}
-    for fm, dataset, mapping, task in shard_keys(experiment):
+    for fm, dataset, mapping, task in shard_keys(first):
         jobs = budget.jobs(shard_units[fm], catalog.task_size(fm, dataset, mapping, task))
         yield (fm, dataset, mapping, task), len(runs[fm]), jobs
 
 
 def experiment_packs(
-    experiment: Mapping[str, Any],
+    group: Mapping[str, Mapping[str, Any]],
     lambdas: Mapping[str, float],
     budget: Budget,
     catalog: Catalog | None = None,
 ) -> list[list[tuple]]:
-    """An experiment's sweep jobs: its shards packed under ``budget``
-    (``imprint.study.cost.pack``), each job a list of ((FM, data set, mapping, task), part, of,
-    seconds)."""
-    shards = experiment_jobs(experiment, lambdas, budget, catalog)
+    """The sweep jobs of experiments that share them (``group``; one experiment alone, or an
+    owner and those that name it under ``share_jobs_with``): their shards packed under
+    ``budget`` (``imprint.study.cost.pack``), each job a list of ((FM, data set, mapping, task),
+    part, of, seconds)."""
+    shards = experiment_jobs(group, lambdas, budget, catalog)
     return pack([(key, [s for _, s in jobs]) for key, _, jobs in shards], budget.minutes * 60)
 
 
@@ -147,16 +161,16 @@ def pack_members(
 
 
 def run_pack(
-    experiment_name: str,
-    experiment: Mapping[str, Any],
+    group: Mapping[str, Mapping[str, Any]],
     members: list[Mapping[str, Any]],
     files: Mapping[tuple[str, str], tuple[list[str], list[str]]],
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """Every run of a sweep job: its shards (``members``: ``fm``, ``lambda_reg``, ``dataset``,
-    ``mapping``, ``task``, ``part`` and ``label_table`` each, as ``run_shard`` takes them) one
-    after the other, each FM's data set embeddings (``files``: its train and test embeddings
-    files per (FM, data set)) read once; the rows in the members' order."""
+    """Every run of a sweep job of the experiments ``group`` (each one's shard spec by name):
+    its shards (``members``: ``fm``, ``lambda_reg``, ``dataset``, ``mapping``, ``task``,
+    ``part`` and ``label_table`` each, as ``run_shard`` takes them) one after the other, each
+    FM's data set embeddings (``files``: its train and test embeddings files per (FM, data
+    set)) read once; the rows in the members' order."""
     loaded: dict[tuple[str, str], tuple] = {}
     tables = []
     for m in members:
@@ -165,15 +179,14 @@ def run_pack(
             train_files, test_files = files[key]
             precision = embeddings_precision(train_files[0])
             loaded[key] = load_embeddings(train_files), load_embeddings(test_files), precision
-        shard = (experiment_name, experiment, m["fm"], m["lambda_reg"], m["dataset"])
+        shard = (group, m["fm"], m["lambda_reg"], m["dataset"])
         shard += (m["mapping"], m["task"], *loaded[key], device, m["part"], m["label_table"])
         tables.append(run_shard(*shard))
     return pd.concat(tables, ignore_index=True)
 
 
 def run_shard(
-    experiment_name: str,
-    experiment: Mapping[str, Any],
+    group: Mapping[str, Mapping[str, Any]],
     fm: str,
     lambda_reg: float,
     dataset: str,
@@ -186,15 +199,17 @@ def run_shard(
     part: Mapping[str, Any] | None = None,
     label_table: dict[int, int] | None = None,
 ) -> pd.DataFrame:
-    """Every run of one (experiment, FM, data set, mapping, task) on the data set's embeddings
-    and labels per split (``load_embeddings``) of the given ``precision``: a tidy table with
-    provenance. ``part`` (``index`` of ``of``, the ``minutes``, ``rates`` and ``slowdown`` of an
+    """Every run of one (FM, data set, mapping, task) of the experiments ``group`` (each one's
+    shard spec by name), in one ``sweep``, so that they compute what they share once, on the
+    data set's embeddings and labels per split (``load_embeddings``) of the given
+    ``precision``: a tidy table, each experiment's rows with its provenance. ``part``
+    (``index`` of ``of``, the ``minutes``, ``rates`` and ``slowdown`` of an
     ``imprint.study.cost.Budget`` and the shard's ``size`` as planned) keeps one job's runs;
     ``label_table`` is your own mapping's."""
     train = select_task(*train, mapping, task, label_table)
     test = select_task(*test, mapping, task, label_table)
-    runs = shard_runs(experiment, lambda_reg)
-    timing = experiment.get("time_every_seed", False)
+    runs = group_runs(group, lambda_reg)
+    timing = next(iter(group.values())).get("time_every_seed", False)
     which = ""
     if part:
         budget = Budget(part["minutes"], part["rates"], part["slowdown"])
@@ -208,17 +223,20 @@ def run_shard(
         which = f" (part {part['index']} of {part['of']})"
     log.info(
         "%s/%s/%s/%s/%s%s: %d runs, %d train and %d test samples",
-        experiment_name, fm, dataset, mapping, task, which, len(runs), len(train[1]),
+        "+".join(group), fm, dataset, mapping, task, which, len(runs), len(train[1]),
         len(test[1]),
     )  # fmt: skip
     result = sweep(*train, *test, runs, device=device, time_every_seed=timing)
-    result.insert(0, "experiment", experiment_name)
     result.insert(1, "fm", fm)
     result.insert(2, "dataset", dataset)
     result.insert(3, "mapping", mapping)
     result.insert(4, "task", task)
     result["embedding_precision"] = precision
-    slice_ = {"experiment": dict(experiment), "lambda_reg": lambda_reg}
-    if label_table is not None:
-        slice_["label_table"] = label_table
-    return with_provenance(result, slice_)
+    tables = []
+    for name, experiment in group.items():
+        rows = result[result["experiment"] == name]
+        slice_ = {"experiment": dict(experiment), "lambda_reg": lambda_reg}
+        if label_table is not None:
+            slice_["label_table"] = label_table
+        tables.append(with_provenance(rows, slice_))
+    return pd.concat(tables, ignore_index=True)
