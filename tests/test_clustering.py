@@ -11,7 +11,14 @@ import torch
 from sklearn.cluster import KMeans
 
 from imprint.method.batch import ClassBatch
-from imprint.method.clustering import farthest_point_sampling, kmeans, kmedoids, kmedoids_pam
+from imprint.method.clustering import (
+    _nearest_centres,
+    farthest_point_sampling,
+    kmeans,
+    kmedoids,
+    kmedoids_pam,
+    squared_distances,
+)
 from imprint.method.randomness import ClassStreams
 from tests.conftest import make_task
 
@@ -210,3 +217,32 @@ def test_kmedoids_imprinting_on_digits_is_the_references(device):
     ).fit(x_train.astype(np.float32), y_train)
     assert clf.score(x_test.astype(np.float32), y_test) == pytest.approx(expected)
     assert expected == pytest.approx(0.8185, abs=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nearest_centres_of_stacked_clusterings_are_the_first_least_distances(dtype):
+    """The CPU kernel's nearest centres, per clustering of a stack, are the first argmin of
+    each clustering's squared distances as torch computes them (ties included: a duplicated
+    centre loses to its first copy), and the nearest by exact float64 distances where no two
+    centres are near-equidistant."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 50, 16, generator=generator, dtype=dtype)
+    ks = [1, 4, 2, 6]
+    centres = torch.randn(3, sum(ks), 16, generator=generator, dtype=dtype)
+    centres[:, 3] = centres[:, 2]  # a tie inside the second clustering
+    norms = x.pow(2).sum(-1)
+    found = _nearest_centres(centres, x, norms, ks)
+    exact = torch.cdist(x.double(), centres.double()).square()  # (C, n, K)
+    for (lo, hi), nearest in zip(itertools.pairwise(np.cumsum([0, *ks])), found, strict=True):
+        block = centres[:, lo:hi]
+        torch_way = squared_distances(block, x, None, norms).argmin(1)
+        assert torch.equal(nearest, torch_way)
+        ordered = exact[..., lo:hi].sort(-1).values
+        clear = ordered[..., 1:2].sub(ordered[..., :1]).squeeze(-1) > 1e-3 if hi - lo > 1 else None
+        best = exact[..., lo:hi].argmin(-1)
+        if clear is not None:
+            assert torch.equal(nearest[clear], best[clear])
+        else:
+            assert (nearest == 0).all()
+    # rows 2 and 3 of the stack are the second clustering's centres 1 and 2: the first wins
+    assert (found[1] == 1).any() and not (found[1] == 2).any()

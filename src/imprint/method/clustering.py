@@ -70,6 +70,26 @@ def _first_argmin(distances: Tensor) -> Tensor:
     return index
 
 
+def _nearest_centres(
+    centres: Tensor, x: Tensor, x_norms: Tensor, ks: Sequence[int]
+) -> list[Tensor]:
+    """Of several clusterings whose centres (C, k, D) are stacked in ``centres`` (C, sum ks,
+    D): every row of x's (C, n, D) nearest centre in each, (C, n), by ``squared_distances``,
+    the first of equals. On the CPU one product with every centre, then one pass over it (a
+    numba kernel rounding as ``squared_distances`` does)."""
+    offsets = np.cumsum([0, *ks])
+    if x.device.type != "cpu":
+        distances = squared_distances(centres, x, None, x_norms)  # (C, K, n)
+        return [_first_argmin(distances[:, lo:hi]) for lo, hi in itertools.pairwise(offsets)]
+    from imprint.method.kernels import first_least_rows, on_torch_threads
+
+    products = np.ascontiguousarray(_product(centres, x.transpose(1, 2)).numpy())
+    out = np.empty((len(ks), *x_norms.shape), dtype=np.int64)
+    row_norms = squared_norms(centres).numpy()
+    on_torch_threads(first_least_rows, products, row_norms, x_norms.numpy(), offsets, out)
+    return list(torch.from_numpy(out))
+
+
 def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
     """x (C, n, D), index (C, m) -> (C, m, D)."""
     return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
@@ -171,12 +191,10 @@ def kmeans_together(
     steps = [0] * len(ks)
     moving = list(range(len(ks)))
     for _ in range(max_iter):
-        bounds = np.cumsum([0] + [ks[j] for j in moving])
-        # (C, K, n): every moving clustering's centres against x, one row per centre
-        distances = squared_distances(torch.cat([centres[j] for j in moving], 1), xc, None, norms)
+        stacked = torch.cat([centres[j] for j in moving], 1)
+        nearest = _nearest_centres(stacked, xc, norms, [ks[j] for j in moving])
         still = []
-        for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
-            assign = _first_argmin(distances[:, lo:hi])
+        for j, assign in zip(moving, nearest, strict=True):
             if previous[j] is None or not bool(((assign == previous[j]) | ~mask).all()):
                 previous[j] = assign
                 still.append(j)

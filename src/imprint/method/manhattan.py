@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from imprint.method.kernels import on_torch_threads
+
 # The tile: test rows by proxies whose sums stay in registers.
 _ROWS, _COLS = 4, 2
 # Tiles of test rows a thread keeps in its cache while the proxies stream past (8 tiles of
@@ -77,12 +79,7 @@ def manhattan_to(w: Tensor) -> Callable[[Tensor], Tensor]:
     def distances(x: Tensor) -> Tensor:
         rows = _padded(x.to(w.dtype), _ROWS)
         out = np.empty((rows.shape[0], proxies.shape[0]), dtype=rows.dtype)
-        threads = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        try:
-            _l1_tiles(rows, proxies, out)
-        finally:
-            numba.set_num_threads(threads)
+        on_torch_threads(_l1_tiles, rows, proxies, out)
         return torch.from_numpy(out)[: x.shape[0], : w.shape[0]]
 
     return distances

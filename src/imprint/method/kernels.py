@@ -1,0 +1,57 @@
+"""numba kernels of the CPU's hot loops, and how they are run: on the threads PyTorch uses.
+
+numba's import and a kernel's first load take most of a second, so callers import this module
+where a run asks for one of its kernels, not at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+
+
+def on_torch_threads(kernel: Any, *args: Any) -> None:
+    """Run ``kernel(*args)`` on as many threads as PyTorch uses (within numba's pool)."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
+
+
+@numba.njit(boundscheck=False, parallel=True, cache=True)
+def first_least_rows(
+    products: np.ndarray,
+    row_norms: np.ndarray,
+    column_norms: np.ndarray,
+    offsets: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover
+    """For every block j of rows ``offsets[j]:offsets[j + 1]`` of ``products`` (C, K, n): each
+    column's first row of the least ``max(row_norm - 2 product + column_norm, 0)``, its index
+    within the block, into ``out[j]`` (C, n). The sum is rounded in the dtype of ``products`` in
+    the order ``imprint.method.clustering.squared_distances`` rounds it (-2·p is exact), so the
+    rows are those of its distances, read once instead of in several passes."""
+    n = column_norms.shape[1]
+    blocks = offsets.shape[0] - 1
+    for task in numba.prange(column_norms.shape[0] * blocks):
+        c, j = task // blocks, task % blocks
+        lo, hi = offsets[j], offsets[j + 1]
+        zero = products[c, lo, 0] * 0
+        least = np.empty(n, dtype=products.dtype)
+        index = np.zeros(n, dtype=np.int64)
+        for r in range(lo, hi):
+            row_norm = row_norms[c, r]
+            for i in range(n):
+                p = products[c, r, i]
+                value = (row_norm - (p + p)) + column_norms[c, i]
+                if value < zero:
+                    value = zero
+                if r == lo or value < least[i]:
+                    least[i] = value
+                    index[i] = r - lo
+        out[j, c] = index
