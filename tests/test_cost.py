@@ -17,7 +17,7 @@ from imprint.method.classifier import ImprintingClassifier
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM_POST
 from imprint.study.catalog import Catalog
-from imprint.study.config import job_owner, sweep_group
+from imprint.study.config import job_owner, job_spec, sweep_group
 from imprint.study.cost import (
     RATES,
     TaskSize,
@@ -142,7 +142,7 @@ def test_a_pack_of_shards_gives_each_shards_runs_as_the_classifier_would(tmp_pat
         for fm, task, lam in shards
     ]  # fmt: skip
     paths = {(fm, "digits"): ([str(files[fm, "train"])], [str(files[fm, "test"])]) for fm in "ab"}
-    table = run_pack({"e": experiment}, members, paths)
+    table = run_pack("e", experiment, members, paths)
     for fm, task, lam in shards:
         chosen = table[(table["fm"] == fm) & (table["task"] == task)]
         assert list(zip(chosen["method"], chosen["seed"], strict=True)) == [
@@ -179,10 +179,11 @@ def test_experiments_that_share_jobs_get_their_own_rows_and_cluster_once(tmp_pat
         return original(x, mask, ks, streams, *args)
 
     monkeypatch.setattr(generators.clustering, "kmeans_together", counted)
-    shared = run_pack({"km": kmeans, "kl": kls}, [member], paths)
+    experiments = {"km": kmeans, "kl": {**kls, "share_jobs_with": "km"}}
+    shared = run_pack("km", job_spec(experiments, "km"), [member], paths)
     assert sorted(clustered) == [1, 1, 3, 3]  # k = 1 and 3 under two seeds, once each
-    alone = pd.concat([run_pack({"km": kmeans}, [member], paths),
-                       run_pack({"kl": kls}, [member], paths)], ignore_index=True)  # fmt: skip
+    alone = pd.concat([run_pack("km", kmeans, [member], paths),
+                       run_pack("kl", kls, [member], paths)], ignore_index=True)  # fmt: skip
     assert len(clustered) == 4 + 2 * 4  # alone, each experiment clusters them again
     assert list(shared["experiment"]) == ["km"] * 4 + ["kl"] * 4
     assert list(shared.columns) == list(alone.columns)

@@ -1,11 +1,9 @@
 """Run every configuration of a pack of sweep shards (whole shards, or one part of a split
-one), of the job's experiment and those that share its jobs, and write their tidy Parquet
-table."""
+one) and write their tidy Parquet table."""
 
 import torch
 
 from imprint.io import log_to, write_table
-from imprint.study.config import job_group
 from imprint.study.experiments import run_pack
 
 torch.set_num_threads(snakemake.threads)  # the CPUs the scheduler gave this job, no more
@@ -17,7 +15,8 @@ with log_to(snakemake.log[0]):
         for m in snakemake.params.members
     }
     table = run_pack(
-        job_group(snakemake.wildcards.experiment, snakemake.params.experiment),
+        snakemake.wildcards.experiment,
+        snakemake.params.experiment,
         snakemake.params.members,
         files,
         device=snakemake.params.device,

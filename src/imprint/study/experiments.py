@@ -18,6 +18,7 @@ from imprint.io import with_provenance
 from imprint.method.engine import sweep
 from imprint.method.params import RUN_COLUMNS
 from imprint.study.catalog import Catalog
+from imprint.study.config import job_group
 from imprint.study.cost import Budget, TaskSize, pack, units
 from imprint.study.grid import expand_grid
 from imprint.study.methods import NAMED_METHODS
@@ -161,16 +162,19 @@ def pack_members(
 
 
 def run_pack(
-    group: Mapping[str, Mapping[str, Any]],
+    experiment_name: str,
+    spec: Mapping[str, Any],
     members: list[Mapping[str, Any]],
     files: Mapping[tuple[str, str], tuple[list[str], list[str]]],
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """Every run of a sweep job of the experiments ``group`` (each one's shard spec by name):
-    its shards (``members``: ``fm``, ``lambda_reg``, ``dataset``, ``mapping``, ``task``,
-    ``part`` and ``label_table`` each, as ``run_shard`` takes them) one after the other, each
-    FM's data set embeddings (``files``: its train and test embeddings files per (FM, data
-    set)) read once; the rows in the members' order."""
+    """Every run of a sweep job of an experiment (``spec``: the job's params,
+    ``imprint.study.config.job_spec``: its shard spec, with those of the experiments that share
+    its jobs): its shards (``members``: ``fm``, ``lambda_reg``, ``dataset``, ``mapping``,
+    ``task``, ``part`` and ``label_table`` each, as ``run_shard`` takes them) one after the
+    other, each FM's data set embeddings (``files``: its train and test embeddings files per
+    (FM, data set)) read once; the rows in the members' order."""
+    group = job_group(experiment_name, spec)
     loaded: dict[tuple[str, str], tuple] = {}
     tables = []
     for m in members:
