@@ -38,9 +38,9 @@ rule gather_runs:
     log:
         "logs/imprint/{experiment}_gather.log",
     localrule: True
-    params:
-        rows=lambda wildcards: {"experiment": wildcards.experiment},
     conda:
         "../../envs/report.yaml"
+    params:
+        rows=lambda wildcards: {"experiment": wildcards.experiment},
     script:
         "../scripts/gather_tables.py"
