@@ -41,7 +41,7 @@ from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
 from imprint.method.baselines import BASELINES, fit_baseline
 from imprint.method.batch import ClassBatch
-from imprint.method.clustering import kmeans_together, reference_distances
+from imprint.method.clustering import kmeans_together, kmedoids, reference_distances
 from imprint.method.collapse import nearest_class_centre
 from imprint.method.engine import plan_runs
 from imprint.method.generators import (
@@ -325,6 +325,16 @@ def kmeans_at_size(
     return rate, np.average(steps, weights=weights), np.average(trials, weights=weights)
 
 
+def kmedoids_rounds(device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20)) -> float:
+    """The reference k-medoids' alternate rounds on a CIFAR-10-sized task (10 classes × 5,000
+    samples, 512-d), weighted by k as its work is."""
+    x, y = _tensors(5000, 10, 512, 1, device)
+    batch = ClassBatch.from_labels(x, y, 10)
+    distances = reference_distances(batch.x, batch.mask)
+    rounds = [kmedoids(batch.x, batch.mask, k, distances=distances)[2] for k in ks]
+    return float(np.average(rounds, weights=ks))
+
+
 def family_hours(config: dict, rates: dict[str, float], slowdown: float) -> pd.DataFrame:
     """Hours per experiment (rows; those that share sweep jobs together) and step family
     (columns) of every shard of ``config`` at ``rates`` times ``slowdown``, each shard's view
@@ -351,15 +361,18 @@ def arithmetic_floor(
 ) -> None:
     """Print the projection beside its floor, per experiment and per step family: each
     distinct result once, its least arithmetic at this machine's GEMM rates (k-means at
-    ``steps`` Lloyd steps and ``trials`` seeding candidates a step)."""
+    ``steps`` Lloyd steps and ``trials`` seeding candidates a step, k-medoids at the rounds
+    ``kmedoids_rounds`` measures)."""
     gemm32, gemm64 = gemm_rates(device)
+    rounds = kmedoids_rounds(device)
     print(
         f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64); "
-        f"k-means {steps:.1f} Lloyd steps, {trials:.1f} seeding candidates a step (k-weighted)"
+        f"k-means {steps:.1f} Lloyd steps, {trials:.1f} seeding candidates a step, k-medoids "
+        f"{rounds:.1f} rounds (k-weighted)"
     )
     slowdown = 1.0 if device.startswith("cuda") else threads
     projected = family_hours(config, rates, slowdown)
-    least = family_hours(config, floor_rates(gemm32, gemm64, steps, trials), slowdown)
+    least = family_hours(config, floor_rates(gemm32, gemm64, steps, trials, rounds), slowdown)
     for title, axis in (("experiment", 1), ("family", 0)):
         table = pd.DataFrame(
             {"projected_h": projected.sum(axis=axis), "floor_h": least.sum(axis=axis)}

@@ -94,7 +94,7 @@ def test_kmedoids_pam_reaches_the_exhaustive_optimum_within_one_percent():
 def test_kmedoids_medoids_minimise_distance_within_their_clusters(variant):
     batch, x, y = _batch(n_classes=2, per_class=50, dim=5, modes=4, seed=6)
     if variant == "kmedoids":
-        index, _ = kmedoids(batch.x, batch.mask, 4)
+        index, _, _ = kmedoids(batch.x, batch.mask, 4)
     else:
         index, _ = kmedoids_pam(batch.x, batch.mask, 4, _streams(batch, 2))
     for c in range(2):
@@ -173,7 +173,7 @@ def test_kmedoids_is_the_references_algorithm(ties):
     y = np.repeat(np.arange(3), 40)
     batch = ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 3)
     for k in (1, 3, 7):
-        index, objective = kmedoids(batch.x, batch.mask, k)
+        index, objective, _ = kmedoids(batch.x, batch.mask, k)
         for c in range(3):
             rows = x[y == c].astype(np.float64)
             expected = _reference_kmedoids(rows, k)
@@ -190,7 +190,7 @@ def test_kmedoids_decides_ties_as_numpy_does_on_integer_data_with_duplicates():
     y = np.repeat(np.arange(3), sizes)
     batch = ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 3)
     for k in range(1, 21):
-        index, _ = kmedoids(batch.x, batch.mask, k)
+        index, _, _ = kmedoids(batch.x, batch.mask, k)
         for c in range(3):
             assert index[c].tolist() == _reference_kmedoids(x[y == c], k), (k, c)
 

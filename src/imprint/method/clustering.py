@@ -290,26 +290,28 @@ def reference_distances(x: Tensor, mask: Tensor) -> Tensor:
 
 def kmedoids(
     x: Tensor, mask: Tensor, k: int, max_iter: int = 300, distances: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, int]:
     """The reference's k-medoids (scikit-learn-extra 0.3 ``KMedoids`` defaults, PAPER.md §F.1),
     per class, Euclidean, deterministic.
 
     float64 distances of the samples as given (not centred; ``distances``: their
     ``reference_distances``, when the caller has them), the heuristic start, then
     ``_alternate`` until no medoid moves or ``max_iter`` rounds; ties are decided as the
-    reference's NumPy code decides them. Returns medoid indices (C, k) into the rows of ``x`` and
-    the objective (C,): distances to the nearest medoid, summed."""
+    reference's NumPy code decides them. Returns medoid indices (C, k) into the rows of ``x``,
+    the objective (C,): distances to the nearest medoid, summed, and the alternate rounds taken
+    (the most of any chunk of classes)."""
     chunks = (
         _class_distances(x, mask, centre=False) if distances is None else [(slice(None), distances)]
     )
-    medoids, objective = [], []
+    medoids, objective, rounds = [], [], 0
     for part, chunk in chunks:
         chunk_mask = mask[part]
         start = _heuristic_start(chunk, chunk_mask, k)
-        chosen = _alternate(chunk, chunk_mask, start, max_iter)
+        chosen, taken = _alternate(chunk, chunk_mask, start, max_iter)
         medoids.append(chosen)
         objective.append((_to_medoids(chunk, chosen).amin(-1) * chunk_mask).sum(1))
-    return torch.cat(medoids), torch.cat(objective)
+        rounds = max(rounds, taken)
+    return torch.cat(medoids), torch.cat(objective), rounds
 
 
 def kmedoids_pam(
@@ -324,7 +326,7 @@ def kmedoids_pam(
         chunk_mask = mask[part]
         xc, _ = _centred(x[part], chunk_mask)
         chosen = plus_plus_init(xc, chunk_mask, k, streams.subset(part), power=1.0)
-        chosen = _alternate(distances, chunk_mask, chosen, max_iter)
+        chosen, _ = _alternate(distances, chunk_mask, chosen, max_iter)
         if k > 1:
             chosen = _swap(distances, chunk_mask, chosen, max_passes=max_iter)
         medoids.append(chosen)
@@ -337,7 +339,9 @@ def _to_medoids(distances: Tensor, medoids: Tensor) -> Tensor:
     return torch.gather(distances, 2, medoids[:, None, :].expand(-1, distances.shape[1], -1))
 
 
-def _alternate(distances: Tensor, mask: Tensor, medoids: Tensor, max_iter: int) -> Tensor:
+def _alternate(
+    distances: Tensor, mask: Tensor, medoids: Tensor, max_iter: int
+) -> tuple[Tensor, int]:
     """The alternate step of scikit-learn-extra's ``KMedoids``, every class at once: assign each
     sample to its nearest medoid (ties to the first), then in every non-empty cluster move the
     medoid to the member with the least total distance to the cluster (ties to the lowest index),
@@ -345,10 +349,13 @@ def _alternate(distances: Tensor, mask: Tensor, medoids: Tensor, max_iter: int) 
     medoid have been assigned elsewhere); repeat until no medoid moves.
 
     Totals are summed on the device; where several members lie within rounding distance of the
-    least, those are summed again as the reference's NumPy summed them and compared exactly."""
+    least, those are summed again as the reference's NumPy summed them and compared exactly.
+    Returns the medoids and the rounds taken (the last one, which moves none, included)."""
     k = medoids.shape[1]
     valid = mask.to(distances.dtype)[..., None]
+    rounds = 0
     for _ in range(max_iter):
+        rounds += 1
         assign = _to_medoids(distances, medoids).argmin(-1)
         onehot = torch.nn.functional.one_hot(assign, k).to(distances.dtype) * valid
         within = torch.bmm(distances, onehot).masked_fill_(onehot == 0, math.inf)
@@ -368,7 +375,7 @@ def _alternate(distances: Tensor, mask: Tensor, medoids: Tensor, max_iter: int) 
         if torch.equal(updated, medoids):
             break
         medoids = updated
-    return medoids
+    return medoids, rounds
 
 
 def _decide_near_ties(

@@ -168,8 +168,9 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
 # The least floating-point work behind one operation of each family as ``operations`` counts
 # them, and whether it runs at the float64 rate: what any implementation must do for that
 # result, priced at the machine's GEMM rate (``floor_rates``). k-means' depends on the Lloyd
-# steps (4 flops per step: distances and update) and seeding (2 per candidate, 2 + ln k a step);
-# the linear probe's holds its fits (6 fits of 100 L-BFGS steps, loss and gradient).
+# steps (4 flops per step: distances and update) and seeding (2 per candidate, 2 + ln k a step),
+# k-medoids' on its alternate rounds (2 flops each: the members' total distances); the linear
+# probe's holds its fits (6 fits of 100 L-BFGS steps, loss and gradient).
 FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "prepare": (2, False),
     "ncc": (2, True),
@@ -184,7 +185,7 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "gen_gram": (1, True),  # the symmetric X^T X and an LU of (2/3) D^3
     "gen_ls": (2, True),
     "gen_kmedoids_distances": (2, True),
-    "gen_kmedoids": (2, True),  # one assignment round
+    "gen_kmedoids": (2, True),  # one alternate round; floor_rates counts the rounds
     "gen_kmedoids_pam": (2, True),
     "search_max": (2, False),
     "search_cosine": (2, False),
@@ -200,12 +201,16 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
 }
 
 
-def floor_rates(gemm32: float, gemm64: float, lloyd_steps: float, trials: float) -> dict:
+def floor_rates(
+    gemm32: float, gemm64: float, lloyd_steps: float, trials: float, kmedoids_rounds: float = 1.0
+) -> dict:
     """Seconds per operation of every family at the arithmetic floor: ``FLOOR_FLOPS`` at
     ``gemm32`` / ``gemm64`` flop/s; k-means with ``lloyd_steps`` Lloyd steps and ``trials``
-    seeding candidates per step (measured); no fixed cost per step."""
+    seeding candidates per step, k-medoids with ``kmedoids_rounds`` alternate rounds (both
+    measured); no fixed cost per step."""
     rates = {f: flops / (gemm64 if wide else gemm32) for f, (flops, wide) in FLOOR_FLOPS.items()}
     rates["gen_kmeans"] = (4 * lloyd_steps + 2 * trials) / gemm32
+    rates["gen_kmedoids"] *= kmedoids_rounds
     rates["overhead"] = 0.0
     return rates
 
