@@ -179,9 +179,9 @@ def kmeans_together(
 ) -> tuple[list[Tensor], list[Tensor], list[int]]:
     """``kmeans`` of several clusterings (one per k and streams) of the same classes, each
     seeded and stopped as alone, in one pass over x per Lloyd step: one product with the centres
-    of every clustering still moving, one with their assignments (on the CPU each clustering is
-    bit for bit as alone: see ``_ROWS``). Returns each clustering's centroids, inertia and Lloyd
-    steps."""
+    of every clustering still moving (``_nearest_centres``), one with their assignments (on the
+    CPU each clustering is bit for bit as alone: see ``_ROWS``). Returns each clustering's
+    centroids, inertia and Lloyd steps."""
     xc, shift = _centred(x, mask)
     norms = squared_norms(xc)
     starts = seed_together(xc, mask, ks, streams, norms=norms)
