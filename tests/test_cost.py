@@ -343,7 +343,7 @@ def test_the_floor_prices_each_step_at_its_least_arithmetic():
         ("gen", "gram", 0, None): (10 * 1000 * 64 * 64 + 64**3) / 5e10,
         ("gen", "kmedoids", 5, None): 10 * 1000 * 1000 * 5 * 2 * 4 / 5e10,
         ("search", "kmeans", 5, "max"): 2 * 500 * (10 * 5) * 64 / 1e11,
-        ("search", "kmeans", 5, "manhattan"): 3 * 500 * (10 * 5) * 64 / 1e11,
+        ("search", "kmeans", 5, "manhattan"): 2 * 500 * (10 * 5) * 64 / 1e11,
     }
     for step, seconds in expected.items():
         family, count = operations(step, -1, size)

@@ -3,7 +3,9 @@
 An L1 distance has no product form, so no BLAS routine computes it; ``torch.cdist(p=1)`` reads
 both rows of every pair from memory and reaches about a tenth of the GEMM rate. The kernel here
 keeps a 4 × 2 tile of (test row, proxy) sums in registers, so every value it loads serves two or
-four pairs, and the compiler vectorises the sum over the embedding dimension. Rows are padded to
+four pairs, and the compiler vectorises the sum over the embedding dimension. The sums are kept in
+the rows' dtype (float32 rows: eight lanes a vector, each summing every eighth dimension; a
+float64 sum of float32 terms would halve the width and convert every term). Rows are padded to
 the tile with zeros, and the tiles of test rows are shared out among the threads PyTorch uses.
 """
 
@@ -37,7 +39,7 @@ def _l1_tiles(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:  # pragma:
         for j in range(0, w.shape[0], 2):
             for tile in range(group * _GROUP, min(tiles, (group + 1) * _GROUP)):
                 i = 4 * tile
-                zero = x[i, 0] * 0
+                zero = x.dtype.type(0)  # sums in the rows' dtype: float32 vectors twice as wide
                 s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = zero
                 for k in range(dim):
                     b0, b1 = w[j, k], w[j + 1, k]

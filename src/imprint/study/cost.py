@@ -191,8 +191,8 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "search_cosine": (2, False),
     "search_euclidean": (2, False),
     "search_mahalanobis": (2, False),
-    "search_manhattan": (3, False),  # difference, absolute value, sum: no product form
-    "search_chebyshev": (3, False),
+    "search_manhattan": (2, False),  # difference and sum (|.| clears a sign bit): no product form
+    "search_chebyshev": (2, False),  # difference and maximum
     "post_none": (0, False),
     "post_l2": (3, False),
     "post_quantile": (10, False),
