@@ -17,6 +17,7 @@ from imprint.method.clustering import (
     kmeans,
     kmedoids,
     kmedoids_pam,
+    reference_distances,
     squared_distances,
 )
 from imprint.method.randomness import ClassStreams
@@ -246,3 +247,28 @@ def test_nearest_centres_of_stacked_clusterings_are_the_first_least_distances(dt
             assert (nearest == 0).all()
     # rows 2 and 3 of the stack are the second clustering's centres 1 and 2: the first wins
     assert (found[1] == 1).any() and not (found[1] == 2).any()
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 70, 150])
+def test_distance_matrices_are_the_whole_matrix_steps_and_exact_distances(n):
+    """The kernel's one pass gives the bits of the steps written out on whole matrices
+    (distance expansion, mean with the transpose, zero diagonal, square root), is exactly
+    symmetric, and matches float64 pairwise distances; duplicate rows give exact zeros."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(3, n, 9)) * 4 + 2
+    x[1, -1] = x[1, 0]
+    mask = torch.ones(3, n, dtype=torch.bool)
+    got = reference_distances(torch.tensor(x), mask)
+    rows = torch.tensor(x)
+    norms = (rows**2).sum(-1)
+    steps = (torch.bmm(rows, rows.transpose(1, 2)) * -2 + norms[..., None]) + norms[:, None, :]
+    steps = steps.clamp_min(0)
+    steps = (steps + steps.transpose(1, 2)) / 2
+    steps.diagonal(dim1=1, dim2=2).zero_()
+    assert torch.equal(got, steps.sqrt())
+    assert torch.equal(got, got.transpose(1, 2))
+    for c in range(3):
+        exact = np.sqrt(((x[c][:, None] - x[c][None]) ** 2).sum(-1))
+        np.testing.assert_allclose(got[c].numpy(), exact, rtol=1e-10, atol=1e-10)
+    if n > 1:
+        assert got[1, 0, n - 1] == 0

@@ -221,21 +221,44 @@ def kmeans_together(
     return [c + shift for c in centres], inertia, steps
 
 
-def _class_distances(x: Tensor, mask: Tensor, centre: bool = True, per_chunk_entries: int = 2**26):
+def _class_distances(
+    x: Tensor,
+    mask: Tensor,
+    centre: bool = True,
+    per_chunk_entries: int = 2**26,
+    out: Tensor | None = None,
+):
     """Per chunk of classes: the chunk's slice and its Euclidean distance matrices (C', n, n) in
     float64, computed as scikit-learn does (||a||^2 - 2<a, b> + ||b||^2, zero diagonal), of the
-    samples as they are or centred per class. A chunk's matrices hold at most
-    ``per_chunk_entries`` entries together."""
+    samples as they are or centred per class (into ``out[chunk]`` when given). A chunk's
+    matrices hold at most ``per_chunk_entries`` entries together."""
     per_chunk = max(1, per_chunk_entries // max(x.shape[1] ** 2, 1))
     for i in range(0, x.shape[0], per_chunk):
         part = slice(i, i + per_chunk)
         rows = x[part].double()
         if centre:
             rows, _ = _centred(rows, mask[part])
+        yield part, _distance_matrices(rows, None if out is None else out[part])
+
+
+def _distance_matrices(rows: Tensor, out: Tensor | None) -> Tensor:
+    """``squared_distances(rows, rows)`` made exactly symmetric (the mean of it and its
+    transpose), its diagonal zero, square-rooted: on the CPU, the product and one pass over it
+    (a numba kernel with the same rounding), in ``out`` when given."""
+    if rows.device.type != "cpu":
         distances = squared_distances(rows, rows)
         distances = (distances + distances.transpose(1, 2)) / 2  # d(a, b) = d(b, a) exactly
         distances.diagonal(dim1=1, dim2=2).zero_()  # exact zeros where rounding left crumbs
-        yield part, distances.sqrt_()
+        return distances.sqrt_() if out is None else out.copy_(distances.sqrt_())
+    from imprint.method.kernels import on_torch_threads, symmetric_distances
+
+    if rows.shape[1] >= _ROWS:
+        products = torch.bmm(rows, rows.transpose(1, 2), out=out)
+    else:
+        products = _product(rows, rows.transpose(1, 2)).contiguous()
+        products = products if out is None else out.copy_(products)
+    on_torch_threads(symmetric_distances, products.numpy(), squared_norms(rows).numpy())
+    return products.sqrt_()
 
 
 # Sums closer than this (relative) may compare differently when summed in another order.
@@ -283,8 +306,8 @@ def reference_distances(x: Tensor, mask: Tensor) -> Tensor:
     """Every class's Euclidean distance matrix (C, n, n) in float64, of the samples as given (not
     centred), as ``kmedoids`` computes them: the same for every k, so a sweep computes it once."""
     out = x.new_empty(x.shape[0], x.shape[1], x.shape[1], dtype=torch.float64)
-    for part, distances in _class_distances(x, mask, centre=False):
-        out[part] = distances
+    for _ in _class_distances(x, mask, centre=False, out=out):
+        pass  # each chunk's matrices are written into out
     return out
 
 

@@ -55,3 +55,30 @@ def first_least_rows(
                     least[i] = value
                     index[i] = r - lo
         out[j, c] = index
+
+
+_TILE = 64  # rows and columns of a tile of ``symmetric_distances``: two 32 KB float64 blocks
+
+
+@numba.njit(boundscheck=False, parallel=True, cache=True)
+def symmetric_distances(products: np.ndarray, norms: np.ndarray) -> None:  # pragma: no cover
+    """Squared Euclidean distances from the Gram matrices ``products`` (C, n, n) and squared
+    norms (C, n), in place: ``(s_ij + s_ji) / 2`` with ``s_ij = max(norm_i - 2 p_ij + norm_j,
+    0)`` rounded in that order, zero on the diagonal, so that d(a, b) = d(b, a) exactly whatever
+    rounding left the product unsymmetric. The same bits as those steps run one after another on
+    whole matrices (``imprint.method.clustering.squared_distances``), in one pass over them."""
+    n = norms.shape[1]
+    tiles = (n + _TILE - 1) // _TILE
+    for task in numba.prange(norms.shape[0] * tiles):
+        c, t = task // tiles, task % tiles
+        for i in range(t * _TILE, min(n, (t + 1) * _TILE)):
+            products[c, i, i] = 0.0
+        for u in range(t, tiles):
+            for i in range(t * _TILE, min(n, (t + 1) * _TILE)):
+                first = i + 1 if u == t else u * _TILE
+                for j in range(first, min(n, (u + 1) * _TILE)):
+                    a = (norms[c, i] + -2 * products[c, i, j]) + norms[c, j]
+                    b = (norms[c, j] + -2 * products[c, j, i]) + norms[c, i]
+                    d = (max(a, 0.0) + max(b, 0.0)) / 2
+                    products[c, i, j] = d
+                    products[c, j, i] = d
