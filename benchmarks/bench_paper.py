@@ -293,12 +293,14 @@ def project(config: dict, budget: Budget) -> pd.DataFrame:
     return table.astype({"shards": int, "runs": int, "jobs": int})
 
 
-def gemm_rates(device: str, size: int = 2048) -> tuple[float, float]:
-    """Flop/s of a square matrix product in float32 and float64 on ``device``."""
+def gemm_rates(device: str, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
+    """Flop/s of a square matrix product in float32 and float64 on ``device``: the median of
+    ``repeats`` products (a shared machine's rate moves from one call to the next)."""
     rates = []
     for dtype in (torch.float32, torch.float64):
         a = torch.randn(size, size, device=device, dtype=dtype)
-        rates.append(2 * size**3 / _clock(device, torch.mm, a, a))
+        seconds = [_clock(device, torch.mm, a, a) for _ in range(repeats)]
+        rates.append(2 * size**3 / float(np.median(seconds)))
     return rates[0], rates[1]
 
 
