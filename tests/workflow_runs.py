@@ -49,6 +49,6 @@ def without_timings(path: Path) -> pd.DataFrame:
 # table's `jobs` column): the paper configuration's, with and without ImageNet, and the
 # embedded default's (one pack per experiment). A changed packing, or a shard lost from a pack,
 # changes them. The paper's `*_kls` experiments run in their k-means siblings' jobs.
-PAPER_SWEEP_JOBS = 86
-PAPER_SWEEP_JOBS_WITHOUT_IMAGENET = 49  # all but subsec3_imagenet's with its kls (37)
+PAPER_SWEEP_JOBS = 74
+PAPER_SWEEP_JOBS_WITHOUT_IMAGENET = 41  # all but subsec3_imagenet's with its kls (33)
 DEMO_SWEEP_JOBS = 6
