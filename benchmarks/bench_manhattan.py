@@ -2,8 +2,8 @@
 
 Both compute the (test rows × proxies) L1 distances of a search in blocks, as ``nearest_proxies``
 does; the float32 GEMM of the same shape is the yardstick (an L1 term costs a difference and an
-addition, 2 flops like the GEMM's multiply-add; its absolute value clears a sign bit). Default sizes:
-a CIFAR-sized ``all`` proxy set (50,000 × 512) and 2,000 test rows, on every CPU thread.
+addition, 2 flops like the GEMM's multiply-add; its absolute value clears a sign bit). Default
+sizes: a CIFAR-sized ``all`` proxy set (50,000 × 512) and 2,000 test rows, on every CPU thread.
 
     python benchmarks/bench_manhattan.py
     python benchmarks/bench_manhattan.py --threads 1 --proxies 10000
