@@ -303,6 +303,8 @@ def test_task_sizes_follow_the_data_sets_and_mappings():
     assert size.n_classes == 10 and size.n_test == pytest.approx(len(test), rel=0.01)
     assert size.train_per_class * 10 == pytest.approx(len(train), rel=0.01)
     assert task_size("resnet18", "cifar10", "none", "even") == TaskSize(5, 5000, 5000, 512)
+    assert task_size("vit_b_16", "cifar100", "none", "all") == TaskSize(100, 500, 10000, 768)
+    assert task_size("resnet18", "cifar100", "mod10", "odd") == TaskSize(5, 5000, 5000, 512)
     merged = task_size("swin_b", "imagenet", "imagenet_merge_d3_r2", "all")
     assert (merged.n_classes, merged.train_per_class, merged.dim) == (10, 3 * 1281, 1024)
     combined = task_size("resnet50", "combidigits", "mod10", "short")

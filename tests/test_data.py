@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import pickle
 import struct
 import tarfile
 import threading
@@ -109,6 +110,59 @@ def test_a_damaged_torchvision_download_is_rejected(tmp_path, mnist, how):
     mnist[name] = _damage(mnist[name], how)
     with pytest.raises(RuntimeError, match=r"downloading mnist \(train\) from http://127\.0\.0\.1"):
         torchvision_dataset("mnist", "train", tmp_path / "root")
+
+
+def _pickled(entry: dict) -> bytes:
+    payload = io.BytesIO()
+    pickle.dump(entry, payload)
+    return payload.getvalue()
+
+
+@pytest.fixture
+def cifar100(http_files, monkeypatch):
+    """CIFAR-100's archive as torchvision reads it (python pickles of 3072-byte rows and fine
+    labels, a meta file of class names), with its MD5 sums; yields (files, train images, train
+    labels)."""
+    files, url = http_files
+    rng = np.random.default_rng(1)
+    members, images = {}, {}
+    for split, n in (("train", 7), ("test", 3)):
+        images[split] = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        rows = images[split].transpose(0, 3, 1, 2).reshape(n, -1)  # channel planes, as CIFAR
+        labels = (np.arange(n) * 37 % 100).tolist()
+        members[split] = _pickled({"data": rows, "fine_labels": labels, "coarse_labels": labels})
+    members["meta"] = _pickled({"fine_label_names": [f"class{i}" for i in range(100)]})
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(f"cifar-100-python/{name}")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    files["cifar-100-python.tar.gz"] = archive.getvalue()
+    md5 = {name: hashlib.md5(body).hexdigest() for name, body in members.items()}
+    monkeypatch.setattr(tvd.CIFAR100, "url", f"{url}/cifar-100-python.tar.gz")
+    monkeypatch.setattr(tvd.CIFAR100, "tgz_md5", hashlib.md5(archive.getvalue()).hexdigest())
+    monkeypatch.setattr(tvd.CIFAR100, "train_list", [["train", md5["train"]]])
+    monkeypatch.setattr(tvd.CIFAR100, "test_list", [["test", md5["test"]]])
+    meta = {"filename": "meta", "key": "fine_label_names", "md5": md5["meta"]}
+    monkeypatch.setattr(tvd.CIFAR100, "meta", meta)
+    return files, images["train"], np.arange(7) * 37 % 100
+
+
+def test_cifar100_download_decodes_images_and_fine_labels(tmp_path, cifar100):
+    _, images, labels = cifar100
+    got_images, got_labels = data.download("cifar100", "train", tmp_path)
+    assert got_images.dtype == np.uint8 and np.array_equal(got_images, images)
+    assert got_labels.tolist() == labels.tolist()
+
+
+@pytest.mark.parametrize("how", ["truncate", "corrupt"])
+def test_a_damaged_cifar100_download_names_the_url(tmp_path, cifar100, how):
+    files = cifar100[0]
+    files["cifar-100-python.tar.gz"] = _damage(files["cifar-100-python.tar.gz"], how)
+    with pytest.raises(RuntimeError, match=r"downloading cifar100 \(train\) from http://127"):
+        data.download("cifar100", "train", tmp_path)
+    assert not (tmp_path / "cifar-100-python").exists()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ rule download_data:
     log:
         "logs/data/{dataset}.log",
     wildcard_constraints:
-        dataset="mnist|fashionmnist|cifar10|usps|svhn|mnistm",
+        dataset="mnist|fashionmnist|cifar10|cifar100|usps|svhn|mnistm",
     retries: 3
     localrule: True
     conda:

@@ -23,6 +23,7 @@ TORCHVISION_DATASETS = {
     "mnist": ("MNIST", {"train": {"train": True}, "test": {"train": False}}),
     "fashionmnist": ("FashionMNIST", {"train": {"train": True}, "test": {"train": False}}),
     "cifar10": ("CIFAR10", {"train": {"train": True}, "test": {"train": False}}),
+    "cifar100": ("CIFAR100", {"train": {"train": True}, "test": {"train": False}}),
     "usps": ("USPS", {"train": {"train": True}, "test": {"train": False}}),
     "svhn": ("SVHN", {"train": {"split": "train"}, "test": {"split": "test"}}),
 }
@@ -65,7 +66,7 @@ def source_urls(cls: type, split: str) -> list[str]:
         return [cls.mirrors[0] + file for file, _ in cls.resources]
     if hasattr(cls, "split_list"):  # USPS and SVHN: one file per split
         return [cls.split_list[split][0]]
-    return [cls.url]  # CIFAR10: one archive
+    return [cls.url]  # CIFAR-10 and CIFAR-100: one archive
 
 
 def torchvision_dataset(

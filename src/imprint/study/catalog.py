@@ -28,12 +28,13 @@ SAMPLES_PER_CLASS: dict[str, tuple[int, int]] = {
     "mnist": (6000, 1000),
     "fashionmnist": (6000, 1000),
     "cifar10": (5000, 1000),
+    "cifar100": (500, 100),
     "mnistm": (5900, 900),
     "usps": (729, 201),
     "svhn": (7326, 2603),
     "imagenet": (1281, 50),
 }
-ORIGINAL_CLASSES = {"imagenet": 1000}  # the others: 10
+ORIGINAL_CLASSES = {"cifar100": 100, "imagenet": 1000}  # the others: 10
 BUILTIN_DATASETS = (*SAMPLES_PER_CLASS, "combidigits")
 
 # Embedding dimension of the paper's FMs (with their own weights) and of the demo CNNs.
