@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,19 +221,31 @@ def _priced(
 ) -> Iterator[tuple[str, float]]:
     """Each step's rate family and seconds at ``rates``, its fixed cost as ``overhead``."""
     for step in steps:
-        family, count = operations(step, fewshot, size)
-        if family not in rates:
-            raise ValueError(
-                f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
-            )
-        yield family, count * rates[family]
+        yield _step_work(step, fewshot, size, rates)
         yield "overhead", rates.get("overhead", 0.0)
+
+
+def _step_work(
+    step: Step, fewshot: int, size: TaskSize, rates: Mapping[str, float]
+) -> tuple[str, float]:
+    """A step's rate family and the seconds of its work at ``rates``."""
+    family, count = operations(step, fewshot, size)
+    if family not in rates:
+        raise ValueError(
+            f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
+        )
+    return family, count * rates[family]
 
 
 def _steps_seconds(
     steps: Sequence[Step], fewshot: int, size: TaskSize, rates: Mapping[str, float]
 ) -> float:
-    return sum(seconds for _, seconds in _priced(steps, fewshot, size, rates))
+    """The seconds of ``steps``, each distinct step priced once (a unit repeats its votes)."""
+    fixed = rates.get("overhead", 0.0)
+    return sum(
+        times * (_step_work(step, fewshot, size, rates)[1] + fixed)
+        for step, times in Counter(steps).items()
+    )
 
 
 def unit_seconds(unit: Unit, size: TaskSize, rates: Mapping[str, float]) -> float:

@@ -108,9 +108,12 @@ def experiment_jobs(
     runs = {fm: group_runs(group, lambdas[fm]) for fm in first["fms"]}
     timing = first.get("time_every_seed", False)
     shard_units = {fm: units(r, timing) for fm, r in runs.items()}
+    priced: dict[tuple, list[tuple[np.ndarray, float]]] = {}  # shards of one size price alike
     for fm, dataset, mapping, task in shard_keys(first):
-        jobs = budget.jobs(shard_units[fm], catalog.task_size(fm, dataset, mapping, task))
-        yield (fm, dataset, mapping, task), len(runs[fm]), jobs
+        size = catalog.task_size(fm, dataset, mapping, task)
+        if (fm, size) not in priced:
+            priced[fm, size] = budget.jobs(shard_units[fm], size)
+        yield (fm, dataset, mapping, task), len(runs[fm]), priced[fm, size]
 
 
 def experiment_packs(

@@ -7,6 +7,7 @@ classes it lists. CombiDigits and the ImageNet remaps are mappings over embeddin
 from __future__ import annotations
 
 import fnmatch
+import functools
 import random
 import re
 from collections.abc import Callable, Iterable
@@ -29,25 +30,28 @@ SPLITS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def imagenet_random_tasks() -> list[list[int]]:
-    """Five random 10-class ImageNet tasks, drawn as the paper drew them."""
-    random.seed(42)
-    drawn = random.sample(range(1000), 50)
-    return [drawn[10 * j : 10 * j + 10] for j in range(5)]
+@functools.cache
+def imagenet_random_tasks() -> tuple[tuple[int, ...], ...]:
+    """Five random 10-class ImageNet tasks, drawn as the paper drew them (Python's generator
+    seeded with 42)."""
+    drawn = random.Random(42).sample(range(1000), 50)
+    return tuple(tuple(drawn[10 * j : 10 * j + 10]) for j in range(5))
 
 
-def imagenet_merge_tables() -> list[list[dict[int, int]]]:
+@functools.cache
+def imagenet_merge_tables() -> tuple[tuple[dict[int, int], ...], ...]:
     """For each of ten repetitions and each d = 1..10, the map sending B[10 j + i] to class j
-    (i < d): ten 10-class tasks whose classes merge d ImageNet classes each."""
-    random.seed(420)
-    pool = random.sample(range(1000), 100)
+    (i < d): ten 10-class tasks whose classes merge d ImageNet classes each (Python's generator
+    seeded with 420, as the paper drew them). Drawn once; read, do not change."""
+    rng = random.Random(420)
+    pool = rng.sample(range(1000), 100)
     tables = []
     for _ in range(10):
-        random.shuffle(pool)
+        rng.shuffle(pool)
         tables.append(
-            [{pool[10 * j + i]: j for j in range(10) for i in range(d)} for d in range(1, 11)]
+            tuple({pool[10 * j + i]: j for j in range(10) for i in range(d)} for d in range(1, 11))
         )
-    return tables
+    return tuple(tables)
 
 
 def imagenet_classes() -> list[int]:
