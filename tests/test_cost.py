@@ -313,14 +313,21 @@ def test_task_sizes_follow_the_data_sets_and_mappings():
         task_size("my_model", "cifar10", "none", "all")
 
 
-def test_the_shipped_rates_price_every_step_and_stand_in_for_a_gpu():
-    rates = json.loads(RATES.read_text())["cpu"]["seconds_per_op"]
+def test_the_shipped_rates_price_every_step_on_both_devices(tmp_path):
+    shipped = json.loads(RATES.read_text())
     wanted = {f"gen_{g}" for g in GEN} - {"gen_kls"}  # k-means plus the joint solve of ls
     wanted |= {f"post_{p}" for p in NORM_POST} | {f"search_{d}" for d in DISTANCES}
     wanted |= {"search_max", "prepare", "vote", "overhead", "gen_gram", "gen_kmedoids_distances"}
-    assert wanted <= set(rates) and all(v >= 0 for v in rates.values())
+    for kind in ("cpu", "cuda"):
+        rates = shipped[kind]["seconds_per_op"]
+        assert wanted <= set(rates) and all(v >= 0 for v in rates.values()), kind
     budget, device = load_budget(30, None, "cuda", job_threads=1)
-    assert device == "cpu" and budget.slowdown == json.loads(RATES.read_text())["cpu"]["threads"]
+    assert (device, budget.slowdown) == ("cuda", 1.0)
+    assert budget.rates == shipped["cuda"]["seconds_per_op"]
+    cpu_only = tmp_path / "rates.json"  # where no GPU was measured, the CPU's rates stand in
+    cpu_only.write_text(json.dumps({"cpu": {"threads": 4, "seconds_per_op": {"prepare": 1e-9}}}))
+    budget, device = load_budget(30, cpu_only, "cuda", job_threads=1)
+    assert (device, budget.slowdown) == ("cpu", 4.0)
 
 
 def test_missing_rates_say_how_to_measure_them(tmp_path):

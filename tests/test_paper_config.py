@@ -11,7 +11,7 @@ import yaml
 
 from tests.workflow_runs import (
     DEMO_SWEEP_JOBS,
-    PAPER_SWEEP_JOBS,
+    PAPER_SWEEP_JOBS_ON_CPU,
     PAPER_SWEEP_JOBS_WITHOUT_IMAGENET,
     ROOT,
     copy_workflow,
@@ -42,7 +42,8 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet, request):
         (tmp_path / "imagenet/train").mkdir(parents=True)
         (tmp_path / "imagenet/val").mkdir()
         imagenet_root = f"imagenet_root={tmp_path / 'imagenet'}"
-        args = ["-n", "--configfile", "config/paper.yaml", "--config", imagenet_root]
+        on_cpu = "sweep_device=cpu"  # the CPU's many jobs: a shard lost from a pack shows
+        args = ["-n", "--configfile", "config/paper.yaml", "--config", imagenet_root, on_cpu]
         result = snakemake(copy_workflow(tmp_path), *args)
         assert result.returncode == 0, result.stderr[-3000:]
     else:
@@ -66,7 +67,7 @@ def test_dry_run_plans_every_experiment(tmp_path, imagenet, request):
     assert planned["download_data"] == 6  # one job per data set: its splits share files
     assert planned["gather_runs"] == len(experiments)
     # Small shards packed into jobs, the largest split into parts (imprint.study.cost).
-    jobs = PAPER_SWEEP_JOBS if imagenet else PAPER_SWEEP_JOBS_WITHOUT_IMAGENET
+    jobs = PAPER_SWEEP_JOBS_ON_CPU if imagenet else PAPER_SWEEP_JOBS_WITHOUT_IMAGENET
     assert planned["sweep_shard"] == jobs
     assert planned["sweep_shard"] < shards
     assert planned["nc1"] == 16 + (4 if imagenet else 0)  # one per FM, data set and split

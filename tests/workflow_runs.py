@@ -45,10 +45,12 @@ def without_timings(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).drop(columns=list(TIMING_COLUMNS))
 
 
-# Sweep jobs under the default 30-minute job budget with the shipped rates (README: the cost
-# table's `jobs` column): the paper configuration's, with and without ImageNet, and the
-# embedded default's (one pack per experiment). A changed packing, or a shard lost from a pack,
-# changes them. The paper's `*_kls` experiments run in their k-means siblings' jobs.
-PAPER_SWEEP_JOBS = 74
-PAPER_SWEEP_JOBS_WITHOUT_IMAGENET = 41  # all but subsec3_imagenet's with its kls (33)
+# Sweep jobs under the default 30-minute job budget with the shipped rates: the paper
+# configuration's on the CPU with ImageNet (README: the cost table's `jobs` column), on its own
+# device (`sweep_device: cuda`, GPU rates: one job per experiment but the GEN-time ones' CPU jobs)
+# without ImageNet, and the embedded default's (one pack per experiment). A changed packing, or a
+# shard lost from a pack, changes them. The paper's `*_kls` experiments run in their k-means
+# siblings' jobs.
+PAPER_SWEEP_JOBS_ON_CPU = 74
+PAPER_SWEEP_JOBS_WITHOUT_IMAGENET = 11
 DEMO_SWEEP_JOBS = 6
