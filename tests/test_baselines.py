@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from imprint import NAMED_METHODS, ImprintingClassifier, expand_grid, sweep
 from imprint.method.baselines import (
+    PROBE_GPU_MIN_ENTRIES,
     cache_scores,
     fit_linear_probe,
     fit_logistic,
@@ -214,3 +215,21 @@ def test_baselines_on_the_gpu_agree_with_the_cpu(task):
     cpu = sweep(x, y, x_test, y_test, runs)
     gpu = sweep(x, y, x_test, y_test, runs, device="cuda")
     assert (np.abs(cpu["accuracy"] - gpu["accuracy"]) <= 100 / len(y_test) * 2).all()
+
+
+@pytest.mark.cuda
+def test_small_probes_are_fitted_on_the_cpu_and_large_ones_on_the_gpu():
+    """Below PROBE_GPU_MIN_ENTRIES the CPU's fit, bit for bit, handed back on the GPU; above it a
+    float32 fit on the GPU that predicts as the CPU's float64 fit (but for rows rounding tips)."""
+    for per_class, on_gpu in ((50, False), (PROBE_GPU_MIN_ENTRIES // (4 * 64) + 1, True)):
+        x, y = (torch.from_numpy(a) for a in make_task(per_class=per_class, dim=64, seed=2))
+        cpu_weight, cpu_bias, cpu_c = fit_linear_probe(x, y, 4, seed=1)
+        weight, bias, c = fit_linear_probe(x.cuda(), y.cuda(), 4, seed=1)
+        assert weight.device.type == bias.device.type == "cuda"
+        assert (weight.dtype == torch.float32) == on_gpu
+        if not on_gpu:
+            assert c == cpu_c and torch.equal(weight.cpu(), cpu_weight)
+            assert torch.equal(bias.cpu(), cpu_bias)
+        cpu_scores = x.double() @ cpu_weight.T + cpu_bias
+        scores = (x.cuda().to(weight.dtype) @ weight.T + bias).cpu()
+        assert (scores.argmax(1) == cpu_scores.argmax(1)).double().mean() >= 0.99
