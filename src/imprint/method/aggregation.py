@@ -25,18 +25,20 @@ def _blocks(n_rows: int, n_cols: int) -> list[slice]:
 
 
 def ledoit_wolf_covariance(x: Tensor) -> Tensor:
-    """Ledoit–Wolf shrinkage of the covariance of the rows of ``x`` (N, D), in float64.
-
-    Shrinks the empirical covariance S towards μ I (μ = tr S / D) with intensity
-    min(b², d²) / d², where d² = ||S - μ I||²_F / D and b² = (Σ_n ||x_n||⁴ / N - ||S||²_F) / (N D)
-    (Ledoit & Wolf, 2004).
-    """
+    """Ledoit–Wolf shrinkage of the covariance of the rows of ``x`` (N, D), in float64
+    (``ledoit_wolf_shrink`` of their empirical covariance)."""
     xd = x.double() - x.double().mean(0)
-    n, dim = xd.shape
-    emp = xd.T @ xd / n
+    return ledoit_wolf_shrink(xd.T @ xd / len(xd), (xd.pow(2).sum(1) ** 2).sum(), len(xd))
+
+
+def ledoit_wolf_shrink(emp: Tensor, fourth: Tensor, n: int) -> Tensor:
+    """The empirical covariance S (D, D) of n rows, shrunk towards μ I (μ = tr S / D) with
+    intensity min(b², d²) / d², where d² = ||S - μ I||²_F / D and b² = (Σ_n ||x_n - mean||⁴ / N -
+    ||S||²_F) / (N D) (Ledoit & Wolf, 2004); ``fourth`` is that sum of fourth powers."""
+    dim = emp.shape[0]
     mu = emp.diagonal().sum() / dim
     d2 = ((emp - mu * torch.eye(dim, dtype=emp.dtype, device=emp.device)) ** 2).sum() / dim
-    b2 = ((xd.pow(2).sum(1) ** 2).sum() / n - (emp**2).sum()) / (n * dim)
+    b2 = (fourth / n - (emp**2).sum()) / (n * dim)
     shrinkage = 0.0 if float(d2) == 0 else float(torch.clamp(b2, max=d2) / d2)
     shrunk = (1 - shrinkage) * emp
     shrunk.diagonal().add_(shrinkage * mu)
@@ -45,10 +47,16 @@ def ledoit_wolf_covariance(x: Tensor) -> Tensor:
 
 def whitening(x: Tensor) -> Tensor:
     """A (D, D) map A with ||(u - v) A|| the Mahalanobis distance under the Ledoit–Wolf covariance
-    of ``x``: A = L^-T for the Cholesky factor L L^T of that covariance."""
-    chol = torch.linalg.cholesky(ledoit_wolf_covariance(x))
-    eye = torch.eye(x.shape[1], dtype=chol.dtype, device=chol.device)
-    return torch.linalg.solve_triangular(chol, eye, upper=False).T.to(x.dtype)
+    of ``x``."""
+    return whitening_of(ledoit_wolf_covariance(x)).to(x.dtype)
+
+
+def whitening_of(covariance: Tensor) -> Tensor:
+    """A = L^-T for the Cholesky factor L L^T of ``covariance``: ||(u - v) A|| is the
+    Mahalanobis distance under it."""
+    chol = torch.linalg.cholesky(covariance)
+    eye = torch.eye(covariance.shape[0], dtype=chol.dtype, device=chol.device)
+    return torch.linalg.solve_triangular(chol, eye, upper=False).T
 
 
 def proxy_distances(distance: str, w: Tensor, metric: Tensor | None) -> Callable[[Tensor], Tensor]:

@@ -33,6 +33,7 @@ from imprint.method.pipeline import (
     prepare_classes,
 )
 from imprint.method.randomness import class_keys
+from imprint.method.statistics import KEEP, KeptSums, refusal
 
 if TYPE_CHECKING:
     from imprint.method.head import ImprintedHead
@@ -42,11 +43,20 @@ if TYPE_CHECKING:
 class KeptClass:
     """What the classifier keeps of one class: its training rows (in the order seen), the rows
     NORMpre, Weibull and few-shot sampling left, and its proxies before NORMpost (k-means
-    clusters for ``kls``; none for ``ls`` and the baselines, which use all classes at once)."""
+    clusters for ``kls``; none for ``ls`` and the baselines, which use all classes at once).
+    Exemplar-free (``keep="statistics"``): no rows, but the count of prepared rows and, for
+    ``ls``, their mean (``imprint.method.statistics``)."""
 
-    rows: Tensor
-    prepared: Tensor
+    rows: Tensor | None
+    prepared: Tensor | None
     proxies: Tensor | None
+    count: int = 0
+    mean: Tensor | None = None
+
+    def without_rows(self) -> KeptClass:
+        """What ``keep="statistics"`` keeps of this class."""
+        mean = None if self.proxies is not None else self.prepared.mean(0)
+        return KeptClass(None, None, self.proxies, len(self.prepared), mean)
 
 
 def _stacked(parts: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -56,8 +66,11 @@ def _stacked(parts: list[Tensor]) -> tuple[Tensor, Tensor]:
     return x, torch.repeat_interleave(torch.arange(len(parts)), sizes).to(x.device)
 
 
-def _imprint_classes(rows: dict[Any, Tensor], p: dict[str, Any]) -> dict[Any, KeptClass]:
-    """The per-class steps for the classes in ``rows`` (label -> training rows), batched."""
+def _imprint_classes(
+    rows: dict[Any, Tensor], p: dict[str, Any]
+) -> tuple[dict[Any, KeptClass], ClassBatch]:
+    """The per-class steps for the classes in ``rows`` (label -> training rows), batched; and
+    their prepared rows."""
     labels = list(rows)
     x, index = _stacked(list(rows.values()))
     batch = prepare_classes(
@@ -69,7 +82,7 @@ def _imprint_classes(rows: dict[Any, Tensor], p: dict[str, Any]) -> dict[Any, Ke
         proxies = GenContext(p["seed"], p["lambda_reg"]).kmeans(batch, p["k"])
     elif p["gen"] not in COUPLED_GENS and p["gen"] not in BASELINES:
         proxies = GEN[p["gen"]](batch, p["k"], GenContext(p["seed"], p["lambda_reg"]))
-    return {
+    kept = {
         label: KeptClass(
             rows[label],
             batch.x[c][batch.mask[c]],
@@ -77,15 +90,22 @@ def _imprint_classes(rows: dict[Any, Tensor], p: dict[str, Any]) -> dict[Any, Ke
         )
         for c, label in enumerate(labels)
     }
+    return kept, batch
 
 
 def _couple(
-    store: dict[Any, KeptClass], classes: np.ndarray, p: dict[str, Any]
+    store: dict[Any, KeptClass], classes: np.ndarray, p: dict[str, Any], sums: KeptSums | None
 ) -> tuple[ProxySet | None, Tensor | None, FittedBaseline | None]:
-    """The steps that couple classes, from every class's kept rows and proxies: ``ls`` and
-    ``kls``' joint solve, NORMpost, Mahalanobis' whitening, a baseline's fit. Returns the
-    proxies, the whitening and the baseline (None where they do not apply)."""
+    """The steps that couple classes, from every class's kept rows and proxies (or, exemplar-free,
+    from ``sums``): ``ls`` and ``kls``' joint solve, NORMpost, Mahalanobis' whitening, a
+    baseline's fit. Returns the proxies, the whitening and the baseline (None where they do not
+    apply)."""
     kept = [store[label] for label in classes.tolist()]
+    if sums is not None:
+        proxies = sums.proxies(
+            [c.proxies for c in kept], [c.mean for c in kept], [c.count for c in kept], p
+        )
+        return NORM_POST[p["norm_post"]](proxies), sums.whitening(proxies.weights.dtype), None
     x, labels = _stacked([c.prepared for c in kept])
     batch = ClassBatch.from_labels(x, labels, len(kept), class_keys(classes))
     if p["gen"] in BASELINES:
@@ -118,6 +138,10 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
     ``imprint.method.baselines``): it is fitted on the same NORMpre'd, presampled rows and
     predicts the class of the highest score (NORMpost and AGG do not apply; ``k`` is the k-NN's
     neighbours).
+
+    ``keep="statistics"`` makes it exemplar-free: it keeps no training rows, only what later
+    calls need (``imprint.method.statistics``), so that classes can keep coming
+    (class-incremental learning) at a cost that does not grow with the rows seen.
     """
 
     def __init__(
@@ -136,6 +160,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         seed: int = DEFAULTS["seed"],
         device: str = "cpu",
         weibull: tuple[float, float] | None = DEFAULTS["weibull"],
+        keep: str = "rows",
     ) -> None:
         self.norm_pre = norm_pre
         self.gen = gen
@@ -151,11 +176,18 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.device = device
         self.weibull = weibull
+        self.keep = keep
+
+    def _params(self) -> dict[str, Any]:
+        """The run's parameters, checked (``keep`` and ``device`` are the estimator's own)."""
+        if self.keep not in KEEP:
+            raise ValueError(f"keep={self.keep!r} is not valid; choose one of {list(KEEP)}")
+        return validate_params({k: v for k, v in self.get_params().items() if k != "keep"})
 
     def fit(self, X: Any, y: Any) -> ImprintingClassifier:
         """Generate every class's proxies from training embeddings ``X`` (N, D) and labels ``y``;
         forgets any earlier fit."""
-        for fitted in ("classes_", "store_", "params_", "n_features_in_", "calibration_"):
+        for fitted in ("classes_", "store_", "sums_", "params_", "n_features_in_", "calibration_"):
             self.__dict__.pop(fitted, None)
         return self._add(X, y, min_classes=2)
 
@@ -167,7 +199,9 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         declared in advance here, since each is imprinted when its rows first come.
 
         Kept (memory): every class's training rows, the rows its NORMpre, Weibull and few-shot
-        steps left, and its proxies before NORMpost: about twice the training embeddings.
+        steps left, and its proxies before NORMpost: about twice the training embeddings. With
+        ``keep="statistics"``: the proxies and sums over rows alone (each call then brings new
+        classes only; ``imprint.method.statistics`` says what is kept and what is refused).
         Cost: NORMpre, presampling and GEN of the classes in ``y`` only (each class draws from
         its own random stream, so the others stay as they were); then the steps that couple
         classes, over all classes from what is kept: the least-squares solve of ``ls`` and
@@ -190,14 +224,23 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         temperature and a threshold from 5-fold cross-fitting), flagging at most about
         ``false_rejection`` of the rows of known classes. Costs five more fits."""
         self._check_fitted()
+        if self.keep == "statistics":
+            raise ValueError(
+                "calibrate refits on the training rows, which keep='statistics' does not keep; "
+                "use keep='rows'"
+            )
         x, index = _stacked([self.store_[label].rows for label in self.classes_.tolist()])
         self.calibration_ = calibrate(self, x, self.classes_[index.cpu().numpy()], false_rejection)
         return self
 
     def _add(self, X: Any, y: Any, min_classes: int, classes: Any = None) -> ImprintingClassifier:
-        p = validate_params(self.get_params())
+        p = self._params()
         fitted = hasattr(self, "store_")
-        if fitted and p != self.params_:
+        if self.keep == "statistics" and refusal(p):
+            raise ValueError(
+                f"keep='statistics' cannot serve gen={p['gen']!r}: {refusal(p)}; use keep='rows'"
+            )
+        if fitted and (p != self.params_ or self.keep != self._kept()):
             raise ValueError(
                 "the parameters changed since the classifier was fitted; call fit to start again"
             )
@@ -213,22 +256,33 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         if fitted:
             check_label_kind(new_classes, self.classes_, "y")
         store = dict(self.store_) if fitted else {}
+        sums = (self.sums_ if fitted else KeptSums()) if self.keep == "statistics" else None
+        known = [label for label in new_classes.tolist() if label in store]
+        if known and sums is not None:
+            raise ValueError(
+                f"y holds classes {known} that are already kept; keep='statistics' keeps no rows "
+                "to imprint them again with more: add new classes only, or use keep='rows'"
+            )
         rows = {}
         for i, label in enumerate(new_classes.tolist()):
             added = x[torch.as_tensor(index == i, device=x.device)]
             rows[label] = added if label not in store else torch.cat([store[label].rows, added])
-        store.update(_imprint_classes(rows, p))
+        imprinted, batch = _imprint_classes(rows, p)
+        if sums is not None:
+            sums = sums.added(batch, p)
+            imprinted = {label: kept.without_rows() for label, kept in imprinted.items()}
+        store.update(imprinted)
         if fitted:
             new_classes = np.unique(np.concatenate([self.classes_, new_classes]))
-        coupled = _couple(store, new_classes, p)  # all computed before any attribute changes
-        self.store_, self.classes_, self.n_features_in_, self.params_ = (
-            store,
-            new_classes,
-            x.shape[1],
-            p,
-        )
+        coupled = _couple(store, new_classes, p, sums)  # computed before any attribute changes
+        self.store_, self.sums_, self.classes_ = store, sums, new_classes
+        self.n_features_in_, self.params_ = x.shape[1], p
         self.proxies_, self.metric_, self.baseline_ = coupled
         return self
+
+    def _kept(self) -> str:
+        """What the fitted classifier keeps: ``rows`` or ``statistics``."""
+        return "rows" if self.sums_ is None else "statistics"
 
     def _check_fitted(self) -> None:
         """Fitted, and with the parameters it was fitted with: every parameter takes effect at
@@ -236,8 +290,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "proxies_")
         changed = {
             name: value
-            for name, value in validate_params(self.get_params()).items()
-            if self.params_.get(name) != value
+            for name, value in {**self._params(), "keep": self.keep}.items()
+            if {**self.params_, "keep": self._kept()}.get(name) != value
         }
         if changed:
             raise ValueError(
@@ -320,33 +374,69 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         p = self.params_
         presampled = p["fewshot"] != -1 or p["weibull"] is not None
         kept = [self.store_[label] for label in self.classes_.tolist()]
-        return {
+
+        def cpu(values: list[Tensor | None]) -> list[Tensor | None]:
+            return [None if v is None else v.cpu() for v in values]
+
+        state = {
             "params": {**p, "weibull": None if p["weibull"] is None else list(p["weibull"])},
             "classes": label_record(self.classes_),
-            "rows": [c.rows.cpu() for c in kept],
-            "prepared": [c.prepared.cpu() for c in kept] if presampled else None,
-            "proxies": [None if c.proxies is None else c.proxies.cpu() for c in kept],
+            "proxies": cpu([c.proxies for c in kept]),
             "calibration": (self.calibration_.state() if hasattr(self, "calibration_") else None),
+        }
+        if self.sums_ is None:
+            state["rows"] = cpu([c.rows for c in kept])
+            state["prepared"] = cpu([c.prepared for c in kept]) if presampled else None
+            return state
+        sums = {
+            key: value.cpu() if isinstance(value, Tensor) else value
+            for key, value in self.sums_.state().items()
+        }
+        if sums["moments"] is not None:
+            sums["moments"] = {
+                key: value.cpu() if isinstance(value, Tensor) else value
+                for key, value in sums["moments"].items()
+            }
+        counts = [c.count for c in kept]
+        return {
+            **state,
+            "keep": "statistics",
+            "counts": counts,
+            "means": cpu([c.mean for c in kept]),
+            "sums": sums,
         }
 
     @classmethod
     def from_kept_state(cls, state: dict[str, Any], device: str = "cpu") -> ImprintingClassifier:
         """The classifier ``kept_state`` describes, fitted as it was (``device``: where it runs)."""
-        clf = cls(**state["params"], device=device)
-        p = validate_params(clf.get_params())
-        prepared = state["prepared"] or [NORM[p["norm_pre"]](r) for r in state["rows"]]
+        keep = state.get("keep", "rows")
+        clf = cls(**state["params"], device=device, keep=keep)
+        p = clf._params()
         clf.classes_ = labels_from(state["classes"])
-        clf.store_ = {
-            label: KeptClass(
-                rows.to(device), ready.to(device), None if proxies is None else proxies.to(device)
-            )
-            for label, rows, ready, proxies in zip(
-                clf.classes_.tolist(), state["rows"], prepared, state["proxies"], strict=True
-            )
-        }
-        clf.n_features_in_ = state["rows"][0].shape[1]
+
+        def moved(values: list[Tensor | None]) -> list[Tensor | None]:
+            return [None if v is None else v.to(device) for v in values]
+
+        proxies = moved(state["proxies"])
+        if keep == "statistics":
+            clf.sums_ = KeptSums.from_state(state["sums"], device)
+            kept = [
+                KeptClass(None, None, w, count, mean)
+                for w, count, mean in zip(
+                    proxies, state["counts"], moved(state["means"]), strict=True
+                )
+            ]
+            features = next(t for t in proxies + moved(state["means"]) if t is not None)
+            clf.n_features_in_ = features.shape[-1]
+        else:
+            clf.sums_ = None
+            rows = moved(state["rows"])
+            prepared = moved(state["prepared"] or [NORM[p["norm_pre"]](r) for r in state["rows"]])
+            kept = [KeptClass(*values) for values in zip(rows, prepared, proxies, strict=True)]
+            clf.n_features_in_ = state["rows"][0].shape[1]
+        clf.store_ = dict(zip(clf.classes_.tolist(), kept, strict=True))
         clf.params_ = p
-        clf.proxies_, clf.metric_, clf.baseline_ = _couple(clf.store_, clf.classes_, p)
+        clf.proxies_, clf.metric_, clf.baseline_ = _couple(clf.store_, clf.classes_, p, clf.sums_)
         if state.get("calibration") is not None:
             clf.calibration_ = Calibration.from_state(state["calibration"])
         return clf
@@ -364,7 +454,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         def ordered(values: list | None) -> list | None:
             return None if values is None else [values[i] for i in order]
 
-        renamed = {key: ordered(state[key]) for key in ("rows", "prepared", "proxies")}
+        listed = ("rows", "prepared", "proxies", "counts", "means")
+        renamed = {key: ordered(state[key]) for key in listed if key in state}
         classes = label_record(np.array([renamed_to[i] for i in order]))
         if hasattr(self, "calibration_"):
             renamed["calibration"] = self.calibration_.reordered(order).state()

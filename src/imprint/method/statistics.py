@@ -1,0 +1,157 @@
+"""Exemplar-free state: what ``ImprintingClassifier(keep="statistics")`` keeps instead of the
+training rows, and which configurations it serves.
+
+Each ``partial_fit`` call brings classes not seen before. Their per-class steps (NORMpre,
+presampling, GEN) run on their rows as in ``fit``; then the rows are dropped. What the steps that
+couple classes need is kept as sums over rows, which add up from call to call:
+
+- every GEN: each class's proxies before NORMpost (``kls``: its k-means clusters); ``ls``: each
+  class's mean and row count instead;
+- ``ls`` and ``kls``: X^T X over the rows of the joint solve (``kls``: the classes with at least
+  k rows, as the reference leaves the others out);
+- NORMpost (``none``, ``l2``, ``quantile``, ``quantile_sequential``) and AGG: the proxies alone;
+- ``mahalanobis``: the moments of ``RowMoments``, from which the Ledoit–Wolf covariance of all
+  rows follows.
+
+So every GEN, NORMpost, NORMinf and AGG predicts as one ``fit`` on all the rows, but for the
+order of float sums (the scores agree to rounding). Refused, with the reason: the baselines (the
+linear probe refits on every row; k-NN and the cache score against every row), more rows for a
+class already kept (its per-class steps would need its earlier rows) and ``calibrate``
+(cross-fitting refits on rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imprint.method.aggregation import ledoit_wolf_shrink, whitening_of
+from imprint.method.baselines import BASELINES
+from imprint.method.batch import ClassBatch, ProxySet
+from imprint.method.generators import least_squares_weights, ridge_factor
+
+KEEP = ("rows", "statistics")
+
+
+def refusal(p: dict[str, Any]) -> str | None:
+    """Why the configuration ``p`` cannot run exemplar-free, or None where it can."""
+    if p["gen"] == "linear_probe":
+        return "the linear probe refits on every row seen so far"
+    if p["gen"] in BASELINES:
+        return f"{p['gen']} scores test rows against every training row: its model is the rows"
+    return None
+
+
+@dataclass(frozen=True)
+class RowMoments:
+    """Sums over rows x in float64, about a fixed ``origin`` o (the first rows' mean, which keeps
+    the sums small): the count n, Σ z, Σ z zᵀ, Σ ||z||² z and Σ ||z||⁴ for z = x - o."""
+
+    origin: Tensor
+    count: int
+    total: Tensor
+    gram: Tensor
+    weighted: Tensor
+    fourth: Tensor
+
+    @classmethod
+    def of(cls, x: Tensor, origin: Tensor | None = None) -> RowMoments:
+        xd = x.double()
+        origin = xd.mean(0) if origin is None else origin
+        z = xd - origin
+        norms = z.pow(2).sum(1)
+        return cls(origin, len(z), z.sum(0), z.T @ z, norms @ z, norms.pow(2).sum())
+
+    def add(self, x: Tensor) -> RowMoments:
+        """These moments with the rows ``x`` added."""
+        more = RowMoments.of(x, self.origin)
+        return RowMoments(
+            self.origin,
+            self.count + more.count,
+            *(getattr(self, f) + getattr(more, f) for f in ("total", "gram", "weighted", "fourth")),
+        )
+
+    def covariance(self) -> Tensor:
+        """The Ledoit–Wolf covariance of the rows (``ledoit_wolf_shrink``), from the moments: with
+        m = Σ z / n, Σ ||z - m||⁴ = Σ ||z||⁴ - 4 m·Σ ||z||² z + 4 mᵀ (Σ z zᵀ) m
+        + 2 ||m||² Σ ||z||² - 3 n ||m||⁴."""
+        n, m = self.count, self.total / self.count
+        c = m @ m
+        fourth = (
+            self.fourth
+            - 4 * (m @ self.weighted)
+            + 4 * (m @ self.gram @ m)
+            + 2 * c * self.gram.trace()
+            - 3 * n * c**2
+        )
+        return ledoit_wolf_shrink(self.gram / n - torch.outer(m, m), fourth, n)
+
+    def state(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class KeptSums:
+    """The sums over every class added so far that the coupled steps need: X^T X (float64) and
+    the row count of the joint solve (``ls``, ``kls``), and the rows' moments (``mahalanobis``);
+    None where the configuration needs none."""
+
+    gram: Tensor | None = None
+    gram_rows: int = 0
+    moments: RowMoments | None = None
+
+    def added(self, batch: ClassBatch, p: dict[str, Any]) -> KeptSums:
+        """These sums with the prepared rows of ``batch`` (new classes) added."""
+        sums = self
+        if p["gen"] in ("ls", "kls"):
+            solved = batch if p["gen"] == "ls" else batch.subset(batch.counts >= p["k"])
+            x = solved.flat()[0].double()
+            gram = x.T @ x if self.gram is None else self.gram + x.T @ x
+            sums = replace(sums, gram=gram, gram_rows=self.gram_rows + len(x))
+        if p["distance"] == "mahalanobis":
+            x = batch.flat()[0]
+            moments = RowMoments.of(x) if self.moments is None else self.moments.add(x)
+            sums = replace(sums, moments=moments)
+        return sums
+
+    def proxies(
+        self, proxies: list[Tensor], means: list[Tensor], counts: list[int], p: dict[str, Any]
+    ) -> ProxySet:
+        """Every class's proxies before NORMpost, from what was kept of each (``proxies``, or
+        ``means`` and ``counts`` for ``ls``), as one fit on all rows computes them."""
+        if p["gen"] == "ls":
+            factor = ridge_factor(self.gram, self.gram_rows, p["lambda_reg"])
+            weights = least_squares_weights(factor, torch.stack(means))
+            return ProxySet(weights, torch.arange(len(means), device=weights.device))
+        labels = torch.repeat_interleave(
+            torch.arange(len(proxies)), torch.tensor([len(w) for w in proxies])
+        )
+        kept = ProxySet(torch.cat(proxies), labels.to(proxies[0].device))
+        if p["gen"] != "kls" or self.gram_rows == 0:
+            return kept
+        solved = (torch.tensor(counts, device=labels.device) >= p["k"])[kept.labels]
+        weights = kept.weights.clone()
+        factor = ridge_factor(self.gram, self.gram_rows, p["lambda_reg"])
+        weights[solved] = least_squares_weights(factor, kept.weights[solved])
+        return kept.replace(weights)
+
+    def whitening(self, dtype: torch.dtype) -> Tensor | None:
+        """Mahalanobis' whitening map of all rows (``whitening_of``), where it is needed."""
+        return None if self.moments is None else whitening_of(self.moments.covariance()).to(dtype)
+
+    def state(self) -> dict[str, Any]:
+        moments = None if self.moments is None else self.moments.state()
+        return {"gram": self.gram, "gram_rows": self.gram_rows, "moments": moments}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: str) -> KeptSums:
+        def moved(value: Any) -> Any:
+            return value.to(device) if isinstance(value, Tensor) else value
+
+        moments = state["moments"]
+        if moments is not None:
+            moments = RowMoments(**{key: moved(value) for key, value in moments.items()})
+        return cls(moved(state["gram"]), state["gram_rows"], moments)
