@@ -388,15 +388,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             state["rows"] = cpu([c.rows for c in kept])
             state["prepared"] = cpu([c.prepared for c in kept]) if presampled else None
             return state
-        sums = {
-            key: value.cpu() if isinstance(value, Tensor) else value
-            for key, value in self.sums_.state().items()
-        }
-        if sums["moments"] is not None:
-            sums["moments"] = {
-                key: value.cpu() if isinstance(value, Tensor) else value
-                for key, value in sums["moments"].items()
-            }
+        sums = self.sums_.to("cpu").state()
         counts = [c.count for c in kept]
         return {
             **state,
@@ -419,7 +411,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
 
         proxies = moved(state["proxies"])
         if keep == "statistics":
-            clf.sums_ = KeptSums.from_state(state["sums"], device)
+            clf.sums_ = KeptSums.from_state(state["sums"]).to(device)
             kept = [
                 KeptClass(None, None, w, count, mean)
                 for w, count, mean in zip(

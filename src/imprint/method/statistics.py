@@ -147,11 +147,19 @@ class KeptSums:
         return {"gram": self.gram, "gram_rows": self.gram_rows, "moments": moments}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], device: str) -> KeptSums:
+    def from_state(cls, state: dict[str, Any]) -> KeptSums:
+        moments = state["moments"]
+        return cls(
+            state["gram"], state["gram_rows"], None if moments is None else RowMoments(**moments)
+        )
+
+    def to(self, device: str) -> KeptSums:
+        """These sums on ``device``."""
+
         def moved(value: Any) -> Any:
             return value.to(device) if isinstance(value, Tensor) else value
 
-        moments = state["moments"]
+        moments = self.moments
         if moments is not None:
-            moments = RowMoments(**{key: moved(value) for key, value in moments.items()})
-        return cls(moved(state["gram"]), state["gram_rows"], moments)
+            moments = RowMoments(**{key: moved(value) for key, value in moments.state().items()})
+        return KeptSums(moved(self.gram), self.gram_rows, moments)
