@@ -106,6 +106,9 @@ def _couple(
             [c.proxies for c in kept], [c.mean for c in kept], [c.count for c in kept], p
         )
         return NORM_POST[p["norm_post"]](proxies), sums.whitening(proxies.weights.dtype), None
+    rows_needed = p["gen"] in BASELINES or p["gen"] in COUPLED_GENS
+    if not rows_needed and p["distance"] != "mahalanobis":  # the proxies alone
+        return NORM_POST[p["norm_post"]](ProxySet(*_stacked([c.proxies for c in kept]))), None, None
     x, labels = _stacked([c.prepared for c in kept])
     batch = ClassBatch.from_labels(x, labels, len(kept), class_keys(classes))
     if p["gen"] in BASELINES:
