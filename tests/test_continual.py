@@ -1,0 +1,92 @@
+"""Class-incremental runs (``imprint.study.continual``): steps, the field's metrics, and NCM's
+zero gap to its joint fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.neighbors import NearestCentroid
+
+from imprint.study.continual import (
+    class_groups,
+    class_order,
+    forgetting,
+    incremental_runs,
+    summarize,
+)
+from tests.conftest import make_task
+
+NCM = {
+    "gen": "mean", "norm_pre": "none", "norm_post": "none", "norm_inf": "none",
+    "agg": "max", "distance": "euclidean",
+}  # fmt: skip
+
+
+def test_groups_are_the_base_then_increments():
+    order = np.array([3, 1, 4, 0, 2, 5])
+    assert [g.tolist() for g in class_groups(order, 2, 2)] == [[3, 1], [4, 0], [2, 5]]
+    assert [g.tolist() for g in class_groups(order, 4, 3)] == [[3, 1, 4, 0], [2, 5]]
+    assert [g.tolist() for g in class_groups(order, 6, 1)] == [[3, 1, 4, 0, 2, 5]]
+    with pytest.raises(ValueError, match="increment=0 is not valid"):
+        class_groups(order, 2, 0)
+    with pytest.raises(ValueError, match="base=7 is not valid: the task has 6 classes"):
+        class_groups(order, 7, 1)
+
+
+def test_orders_are_seeded_permutations():
+    assert class_order(range(10), 0).tolist() == [4, 6, 2, 7, 3, 5, 9, 0, 8, 1]
+    assert sorted(class_order(range(10), 1).tolist()) == list(range(10))
+    assert class_order(range(10), 1).tolist() != class_order(range(10), 0).tolist()
+
+
+def test_forgetting_is_each_earlier_groups_best_minus_its_last():
+    # group 0: best 90 before the last step, 60 at it; group 1: 70, then 65; the last group none
+    assert forgetting([[90.0], [80.0, 70.0], [60.0, 65.0, 50.0]]) == pytest.approx(17.5)
+    assert forgetting([[90.0]]) == 0.0
+
+
+def test_summaries_per_method():
+    runs = pd.DataFrame(
+        {
+            "method": ["a", "a", "b", "b"],
+            "step": [1, 0, 0, 1],
+            "accuracy": [60.0, 90.0, 80.0, 70.0],
+            "group_accuracy": [[50.0, 70.0], [90.0], [80.0], [75.0, 65.0]],
+            "gap_to_joint": [2.0, 0.0, 0.0, 1.0],
+        }
+    )
+    summary = summarize(runs, ["method"]).set_index("method")
+    assert summary.loc["a"].tolist() == [75.0, 60.0, 40.0, 1.0]
+    assert summary.loc["b"].tolist() == [75.0, 70.0, 5.0, 0.5]
+
+
+def test_ncm_in_steps_is_its_joint_fit_and_the_nearest_centroid():
+    x, y = make_task(n_classes=6, per_class=30, dim=8, seed=4)
+    x_test, y_test = make_task(n_classes=6, per_class=20, dim=8, seed=4, sample_seed=8)
+    groups = class_groups(class_order(range(6), 3), 2, 2)
+    runs = incremental_runs((x, y), (x_test, y_test), NCM, groups)
+    assert runs["step"].tolist() == [0, 1, 2] and runs["classes_seen"].tolist() == [2, 4, 6]
+    assert (runs["gap_to_joint"] == 0).all()
+    centroid = NearestCentroid().fit(x, y)
+    assert runs["accuracy"].iloc[-1] == pytest.approx(centroid.score(x_test, y_test) * 100)
+    first = np.isin(y_test, groups[0])
+    expected = NearestCentroid().fit(x[np.isin(y, groups[0])], y[np.isin(y, groups[0])])
+    assert runs["accuracy"].iloc[0] == pytest.approx(
+        expected.score(x_test[first], y_test[first]) * 100
+    )
+    last = runs.iloc[-1]
+    assert last["group_accuracy"][-1] == pytest.approx(last["accuracy_new"])
+    assert runs["kept_bytes"].is_monotonic_increasing  # a mean per class, no rows
+
+
+def test_few_shot_steps_feed_n_rows_per_class():
+    x, y = make_task(n_classes=4, per_class=30, dim=8, seed=4)
+    test = make_task(n_classes=4, per_class=10, dim=8, seed=4, sample_seed=8)
+    groups = class_groups(np.arange(4), 2, 1)
+    all_rows = incremental_runs((x, y), test, NCM, groups, keep="rows")
+    few = incremental_runs((x, y), test, NCM, groups, shots=2, keep="rows")
+    assert few["kept_bytes"].iloc[0] == all_rows["kept_bytes"].iloc[0]  # the base step: all rows
+    grown = all_rows["kept_bytes"].diff().iloc[1:]
+    assert (few["kept_bytes"].diff().iloc[1:] < grown).all()
+    assert (few["gap_to_joint"] == 0).all()
