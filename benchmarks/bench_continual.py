@@ -62,7 +62,10 @@ def main() -> None:
         f"{args.step} classes a step",
         flush=True,
     )
-    print("| configuration | keep | first step (s) | last step (s) | last / first | steps after the first (s) |")
+    print(
+        "| configuration | keep | first step (s) | last step (s) | last / first "
+        "| steps after the first (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for name, params in CONFIGURATIONS.items():
         for keep in ("statistics", "rows"):

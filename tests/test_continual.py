@@ -8,13 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.neighbors import NearestCentroid
 
-from imprint.study.continual import (
-    class_groups,
-    class_order,
-    forgetting,
-    incremental_runs,
-    summarize,
-)
+from imprint.analysis.continual import forgetting, summarize
+from imprint.study.continual import check_continual, class_groups, class_order, incremental_runs
 from tests.conftest import make_task
 
 NCM = {
@@ -90,3 +85,22 @@ def test_few_shot_steps_feed_n_rows_per_class():
     grown = all_rows["kept_bytes"].diff().iloc[1:]
     assert (few["kept_bytes"].diff().iloc[1:] < grown).all()
     assert (few["gap_to_joint"] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"increment": 0}, r"continual \(demo_cnn on digits\): increment=0 is not valid"),
+        ({"base": 11}, r"base=11 is not valid: the task has 10 classes"),
+        ({"methods": ["ncm", "nearest"]}, r"no method named 'nearest'; choose from"),
+        ({"methods": ["linear_probe"]}, r"linear_probe cannot learn classes exemplar-free"),
+        ({"shots": 0}, r"continual.shots=0 is not valid"),
+    ],
+)
+def test_bad_studies_are_refused_with_the_key(change, message):
+    study = {
+        "fms": ["demo_cnn"], "datasets": ["digits"], "base": 2, "increment": 2,
+        "orders": [0], "methods": ["ncm", "ours"], **change,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        check_continual(study, lambda fm, dataset: 10)

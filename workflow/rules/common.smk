@@ -235,6 +235,8 @@ def final_targets():
     targets += expand(
         "results/models/{model}.{ext}", model=kept_models(config), ext=["pt", "json"]
     )
+    if "continual" in config:
+        targets += ["results/tables/continual.md", "results/figures/continual.pdf"]
     return targets
 
 
@@ -322,6 +324,18 @@ def precomputed_files(wildcards):
 
 def kept_entry(wildcards):
     return kept_models(config)[wildcards.model]
+
+
+def continual_inputs(wildcards):
+    """The class-incremental study's embeddings, named ``<fm>.<dataset>.<split>``."""
+    study = config["continual"]
+    data = [
+        (fm, dataset, split)
+        for fm in study["fms"]
+        for dataset in study["datasets"]
+        for split in ("train", "test")
+    ]
+    return embedding_files(data, lambda fm, dataset, split: f"{fm}.{dataset}.{split}")
 
 
 def keep_inputs(wildcards):

@@ -405,7 +405,8 @@ def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None)
     """Every FM's model must exist; every task must keep two classes or more of its data;
     every grid must expand to at least one run for every FM; every view of the statistics
     and Table 1 must compare at least two configurations over at least two groups; every figure's
-    experiments must hold what it draws. Raise ``ValueError`` naming the key otherwise.
+    experiments must hold what it draws; the class-incremental study must run
+    (``imprint.study.continual.check_continual``). Raise ``ValueError`` naming the key otherwise.
     ``catalog`` (default: a new one of ``config``) reads your own files; the planner passes
     the one it plans with, so each file is read once. (Imports PyTorch: planning only.)"""
     import pandas as pd
@@ -439,6 +440,11 @@ def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None)
                 f"figures.{figure} draws from {used}, which have {missing}; point it at "
                 "experiments that do"
             )
+    if "continual" in config:
+        from imprint.study.continual import check_continual
+
+        known = catalog or Catalog(config)
+        check_continual(config["continual"], lambda fm, d: len(known.classes(fm, d).names))
 
 
 def check_unique_keys(paths: list[str]) -> None:

@@ -1,19 +1,17 @@
 """Class-incremental learning on frozen embeddings: classes come in steps (a base group, then
 groups of ``increment``), each step's rows go to ``partial_fit``, and the classifier is tested on
 every class seen so far, beside the same method fitted once on those classes (the joint bound).
-
-``incremental_runs`` gives one row per step; ``summarize`` the field's numbers per method: the
-average incremental accuracy (the mean over steps of the accuracy on the classes seen), the last
-accuracy, forgetting (each earlier group's best accuracy at an earlier step minus its accuracy at
-the last, averaged over groups: it counts confusion with later classes too) and the mean gap to
-the joint fit.
+``incremental_runs`` gives one row per step; ``imprint.analysis.continual`` summarises them as
+the field does.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +19,43 @@ import pandas as pd
 import torch
 
 from imprint.method.classifier import ImprintingClassifier
+from imprint.method.params import validate_params
+from imprint.method.statistics import refusal
+from imprint.study.methods import NAMED_METHODS
+
+log = logging.getLogger(__name__)
+
+# The methods a class-incremental study may name: the field's nearest class mean (imprinting's
+# `mean` GEN under a Euclidean 1-NN vote: Janson et al.'s method, named as the field names it)
+# and the published imprinting methods; each runs exemplar-free.
+CONTINUAL_METHODS = {"ncm": NAMED_METHODS["janson"], **NAMED_METHODS}
+
+
+def check_continual(study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
+    """The config's ``continual`` section, before any job: known methods that can run
+    exemplar-free, at least one class a step, and base classes that every (FM, data set) has
+    (``n_classes``). Raises ``ValueError`` naming the key."""
+    for method in study["methods"]:
+        if method not in CONTINUAL_METHODS:
+            raise ValueError(
+                f"continual.methods: no method named {method!r}; choose from "
+                f"{sorted(CONTINUAL_METHODS)}"
+            )
+        why = refusal(validate_params(CONTINUAL_METHODS[method]))
+        if why:
+            raise ValueError(
+                f"continual.methods: {method} cannot learn classes exemplar-free ({why}); "
+                "leave it out of the class-incremental study"
+            )
+    shots = study.get("shots", -1)
+    if shots == 0 or shots < -1:
+        raise ValueError(f"continual.shots={shots} is not valid; use n >= 1 rows per class, or -1")
+    for fm in study["fms"]:
+        for dataset in study["datasets"]:
+            try:
+                class_groups(np.arange(n_classes(fm, dataset)), study["base"], study["increment"])
+            except ValueError as error:
+                raise ValueError(f"continual ({fm} on {dataset}): {error}") from None
 
 
 def class_order(classes: Sequence[Any], seed: int) -> np.ndarray:
@@ -112,32 +147,27 @@ def incremental_runs(
     return pd.DataFrame(rows)
 
 
-def forgetting(group_accuracy: Sequence[Sequence[float]]) -> float:
-    """The mean over every group but the last step's of its best accuracy before the last step
-    minus its accuracy at the last step (``group_accuracy``: per step, per group seen); 0 for a
-    single step."""
-    last = group_accuracy[-1]
-    drops = [
-        max(step[g] for step in group_accuracy[:-1] if len(step) > g) - last[g]
-        for g in range(len(last) - 1)
-    ]
-    return float(np.mean(drops)) if drops else 0.0
-
-
-def summarize(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Per ``by`` (e.g. method and class order): average incremental accuracy, last accuracy,
-    forgetting and the mean gap to the joint fit, from ``incremental_runs``' rows (``step`` in
-    order)."""
-
-    def one(steps: pd.DataFrame) -> pd.Series:
-        steps = steps.sort_values("step")
-        return pd.Series(
-            {
-                "average_accuracy": steps["accuracy"].mean(),
-                "last_accuracy": steps["accuracy"].iloc[-1],
-                "forgetting": forgetting(steps["group_accuracy"].tolist()),
-                "gap_to_joint": steps["gap_to_joint"].mean(),
-            }
-        )
-
-    return runs.groupby(list(by), sort=True).apply(one, include_groups=False).reset_index()
+def study_runs(
+    study: dict[str, Any],
+    load: Callable[[str, str, str], tuple[np.ndarray, np.ndarray]],
+    lambda_regs: dict[str, float],
+) -> pd.DataFrame:
+    """``incremental_runs`` of every FM, data set, class order and method of a ``continual``
+    config section (``load(fm, dataset, split)``: embeddings and labels; ``lambda_regs``: each
+    FM's λ), with those four as columns."""
+    tables = []
+    for fm, dataset in itertools.product(study["fms"], study["datasets"]):
+        train, test = load(fm, dataset, "train"), load(fm, dataset, "test")
+        for order, method in itertools.product(study["orders"], study["methods"]):
+            groups = class_groups(
+                class_order(np.unique(train[1]), order), study["base"], study["increment"]
+            )
+            params = {**CONTINUAL_METHODS[method], "lambda_reg": lambda_regs[fm]}
+            runs = incremental_runs(train, test, params, groups, study.get("shots", -1), seed=order)
+            log.info(
+                "%s on %s, order %d, %s: %d steps, last accuracy %.2f %%, gap to joint %.2f",
+                fm, dataset, order, method, len(runs), runs["accuracy"].iloc[-1],
+                runs["gap_to_joint"].iloc[-1],
+            )  # fmt: skip
+            tables.append(runs.assign(fm=fm, dataset=dataset, order=order, method=method))
+    return pd.concat(tables, ignore_index=True)

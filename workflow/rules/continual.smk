@@ -1,0 +1,47 @@
+# The class-incremental study (config continual; imprint.study.continual): every step's classes
+# fed to partial_fit exemplar-free, tested on every class seen, beside the joint fit.
+
+
+rule continual:
+    input:
+        unpack(continual_inputs),
+    output:
+        "results/continual/runs.parquet",
+    log:
+        "logs/continual/runs.log",
+    conda:
+        "../../envs/imprint.yaml"
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    params:
+        study=lambda wildcards: canonical(config["continual"]),
+        lambda_regs=lambda wildcards: {
+            fm: config["fms"][fm]["lambda_reg"] for fm in config["continual"]["fms"]
+        },
+    script:
+        "../scripts/continual.py"
+
+
+rule continual_report:
+    input:
+        "results/continual/runs.parquet",
+    output:
+        md=report(
+            "results/tables/continual.md",
+            caption="../report/continual.rst",
+            category="Tables",
+        ),
+        csv="results/tables/continual.csv",
+        pdf=report(
+            "results/figures/continual.pdf",
+            caption="../report/continual.rst",
+            category="Figures",
+        ),
+        png="results/figures/continual.png",
+    log:
+        "logs/plots/continual.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/continual_report.py"
