@@ -101,6 +101,7 @@ def test_every_planned_run_has_a_row(workflow_run):
 def test_every_results_table_records_versions_commit_and_config_hash(workflow_run):
     tables = sorted((workflow_run / "results/tables").glob("*.csv"))
     tables += sorted((workflow_run / "results/runs").glob("*.parquet"))
+    tables += sorted((workflow_run / "results/continual").glob("*.parquet"))
     assert len(tables) >= 10
     for path in tables:
         table = read_table(path)

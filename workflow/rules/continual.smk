@@ -43,5 +43,7 @@ rule continual_report:
         "logs/plots/continual.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        study=lambda wildcards: canonical(config["continual"]),
     script:
         "../scripts/continual_report.py"
