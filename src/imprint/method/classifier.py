@@ -59,6 +59,10 @@ class KeptClass:
         return KeptClass(None, None, self.proxies, len(self.prepared), mean)
 
 
+def _moved(values: list[Tensor | None], device: str) -> list[Tensor | None]:
+    return [None if v is None else v.to(device) for v in values]
+
+
 def _stacked(parts: list[Tensor]) -> tuple[Tensor, Tensor]:
     """The rows of ``parts`` stacked, and the index of the part each row came from."""
     sizes = torch.tensor([len(part) for part in parts])
@@ -101,14 +105,13 @@ def _couple(
     baseline's fit. Returns the proxies, the whitening and the baseline (None where they do not
     apply)."""
     kept = [store[label] for label in classes.tolist()]
+    per_class = p["gen"] not in BASELINES and p["gen"] != "ls"  # proxies kept per class
+    stacked = ProxySet(*_stacked([c.proxies for c in kept])) if per_class else None
     if sums is not None:
-        proxies = sums.proxies(
-            [c.proxies for c in kept], [c.mean for c in kept], [c.count for c in kept], p
-        )
+        proxies = sums.proxies(stacked, [c.mean for c in kept], [c.count for c in kept], p)
         return NORM_POST[p["norm_post"]](proxies), sums.whitening(proxies.weights.dtype), None
-    rows_needed = p["gen"] in BASELINES or p["gen"] in COUPLED_GENS
-    if not rows_needed and p["distance"] != "mahalanobis":  # the proxies alone
-        return NORM_POST[p["norm_post"]](ProxySet(*_stacked([c.proxies for c in kept]))), None, None
+    if per_class and p["gen"] != "kls" and p["distance"] != "mahalanobis":  # the proxies alone
+        return NORM_POST[p["norm_post"]](stacked), None, None
     x, labels = _stacked([c.prepared for c in kept])
     batch = ClassBatch.from_labels(x, labels, len(kept), class_keys(classes))
     if p["gen"] in BASELINES:
@@ -118,7 +121,7 @@ def _couple(
     if p["gen"] == "ls":
         proxies = GEN["ls"](batch, p["k"], context)
     else:
-        proxies = ProxySet(*_stacked([c.proxies for c in kept]))
+        proxies = stacked
         if p["gen"] == "kls":  # the proxies kept are each class's k-means clusters
             context.view["kmeans", p["k"], p["seed"]] = (proxies, 0.0)
             proxies = GEN["kls"](batch, p["k"], context)
@@ -378,27 +381,22 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         presampled = p["fewshot"] != -1 or p["weibull"] is not None
         kept = [self.store_[label] for label in self.classes_.tolist()]
 
-        def cpu(values: list[Tensor | None]) -> list[Tensor | None]:
-            return [None if v is None else v.cpu() for v in values]
-
         state = {
             "params": {**p, "weibull": None if p["weibull"] is None else list(p["weibull"])},
             "classes": label_record(self.classes_),
-            "proxies": cpu([c.proxies for c in kept]),
+            "proxies": _moved([c.proxies for c in kept], "cpu"),
             "calibration": (self.calibration_.state() if hasattr(self, "calibration_") else None),
         }
         if self.sums_ is None:
-            state["rows"] = cpu([c.rows for c in kept])
-            state["prepared"] = cpu([c.prepared for c in kept]) if presampled else None
+            state["rows"] = _moved([c.rows for c in kept], "cpu")
+            state["prepared"] = _moved([c.prepared for c in kept], "cpu") if presampled else None
             return state
-        sums = self.sums_.to("cpu").state()
-        counts = [c.count for c in kept]
         return {
             **state,
             "keep": "statistics",
-            "counts": counts,
-            "means": cpu([c.mean for c in kept]),
-            "sums": sums,
+            "counts": [c.count for c in kept],
+            "means": _moved([c.mean for c in kept], "cpu"),
+            "sums": self.sums_.to("cpu").state(),
         }
 
     @classmethod
@@ -408,25 +406,21 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         clf = cls(**state["params"], device=device, keep=keep)
         p = clf._params()
         clf.classes_ = labels_from(state["classes"])
-
-        def moved(values: list[Tensor | None]) -> list[Tensor | None]:
-            return [None if v is None else v.to(device) for v in values]
-
-        proxies = moved(state["proxies"])
+        proxies = _moved(state["proxies"], device)
         if keep == "statistics":
             clf.sums_ = KeptSums.from_state(state["sums"]).to(device)
+            means = _moved(state["means"], device)
             kept = [
                 KeptClass(None, None, w, count, mean)
-                for w, count, mean in zip(
-                    proxies, state["counts"], moved(state["means"]), strict=True
-                )
+                for w, count, mean in zip(proxies, state["counts"], means, strict=True)
             ]
-            features = next(t for t in proxies + moved(state["means"]) if t is not None)
-            clf.n_features_in_ = features.shape[-1]
+            clf.n_features_in_ = next(t for t in proxies + means if t is not None).shape[-1]
         else:
             clf.sums_ = None
-            rows = moved(state["rows"])
-            prepared = moved(state["prepared"] or [NORM[p["norm_pre"]](r) for r in state["rows"]])
+            rows = _moved(state["rows"], device)
+            prepared = _moved(
+                state["prepared"] or [NORM[p["norm_pre"]](r) for r in state["rows"]], device
+            )
             kept = [KeptClass(*values) for values in zip(rows, prepared, proxies, strict=True)]
             clf.n_features_in_ = state["rows"][0].shape[1]
         clf.store_ = dict(zip(clf.classes_.tolist(), kept, strict=True))

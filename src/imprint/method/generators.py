@@ -262,14 +262,23 @@ def generate_kls(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
 
     As the reference: a class with fewer than k samples keeps its samples as proxies, and
     neither they nor their samples enter the joint solve."""
-    clusters = context.kmeans(batch, k)
     solved_classes = batch.counts >= k
+    return solve_clusters(
+        context.kmeans(batch, k), solved_classes, lambda: context.ridge(batch, solved_classes)
+    )
+
+
+def solve_clusters(
+    clusters: ProxySet, solved_classes: Tensor, factor: Callable[[], tuple[Tensor, Tensor]]
+) -> ProxySet:
+    """``kls``' joint solve: the clusters of the ``solved_classes`` (a boolean per class) replaced
+    by their least-squares weights under ``factor()`` (the ``ridge_factor`` of those classes'
+    samples, asked for only where some class is solved); the others' clusters kept."""
     solved = solved_classes[clusters.labels]
     if not bool(solved.any()):
         return clusters
     weights = clusters.weights.clone()
-    factor = context.ridge(batch, solved_classes)
-    weights[solved] = least_squares_weights(factor, clusters.weights[solved])
+    weights[solved] = least_squares_weights(factor(), clusters.weights[solved])
     return clusters.replace(weights)
 
 

@@ -31,7 +31,7 @@ from torch import Tensor
 from imprint.method.aggregation import ledoit_wolf_shrink, whitening_of
 from imprint.method.baselines import BASELINES
 from imprint.method.batch import ClassBatch, ProxySet
-from imprint.method.generators import least_squares_weights, ridge_factor
+from imprint.method.generators import least_squares_weights, ridge_factor, solve_clusters
 
 KEEP = ("rows", "statistics")
 
@@ -118,25 +118,21 @@ class KeptSums:
         return sums
 
     def proxies(
-        self, proxies: list[Tensor], means: list[Tensor], counts: list[int], p: dict[str, Any]
+        self, kept: ProxySet | None, means: list[Tensor], counts: list[int], p: dict[str, Any]
     ) -> ProxySet:
-        """Every class's proxies before NORMpost, from what was kept of each (``proxies``, or
-        ``means`` and ``counts`` for ``ls``), as one fit on all rows computes them."""
+        """Every class's proxies before NORMpost, from what was kept of each (``kept``: their
+        proxies stacked in class order; ``means`` and ``counts`` for ``ls``), as one fit on all
+        rows computes them."""
         if p["gen"] == "ls":
-            factor = ridge_factor(self.gram, self.gram_rows, p["lambda_reg"])
-            weights = least_squares_weights(factor, torch.stack(means))
+            weights = least_squares_weights(self._factor(p), torch.stack(means))
             return ProxySet(weights, torch.arange(len(means), device=weights.device))
-        labels = torch.repeat_interleave(
-            torch.arange(len(proxies)), torch.tensor([len(w) for w in proxies])
-        )
-        kept = ProxySet(torch.cat(proxies), labels.to(proxies[0].device))
-        if p["gen"] != "kls" or self.gram_rows == 0:
+        if p["gen"] != "kls":
             return kept
-        solved = (torch.tensor(counts, device=labels.device) >= p["k"])[kept.labels]
-        weights = kept.weights.clone()
-        factor = ridge_factor(self.gram, self.gram_rows, p["lambda_reg"])
-        weights[solved] = least_squares_weights(factor, kept.weights[solved])
-        return kept.replace(weights)
+        solved_classes = torch.tensor(counts, device=kept.labels.device) >= p["k"]
+        return solve_clusters(kept, solved_classes, lambda: self._factor(p))
+
+    def _factor(self, p: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        return ridge_factor(self.gram, self.gram_rows, p["lambda_reg"])
 
     def whitening(self, dtype: torch.dtype) -> Tensor | None:
         """Mahalanobis' whitening map of all rows (``whitening_of``), where it is needed."""

@@ -122,7 +122,8 @@ def incremental_runs(
         update_s = time.perf_counter() - start
         seen = np.concatenate(groups[: step + 1])
         tested = np.isin(y_test, seen)
-        joint = ImprintingClassifier(**params).fit(x[np.concatenate(fed)], y[np.concatenate(fed)])
+        every = np.concatenate(fed)
+        joint = ImprintingClassifier(**params).fit(x[every], y[every])
         predicted = clf.predict(x_test[tested])
         truth = y_test[tested]
         correct = predicted == truth
