@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from imprint.method.batch import ProxySet
@@ -58,6 +59,25 @@ def test_quantile_sequential_keeps_first_class_and_chains_the_rest():
     got = NORM_POST["quantile_sequential"](proxies).weights.numpy()
     np.testing.assert_allclose(got, expected)
     np.testing.assert_array_equal(got[labels == 0], weights[labels == 0])
+
+
+@pytest.mark.parametrize("levels", [2, 40])
+def test_quantile_sequential_with_ties_and_an_empty_class_as_numpy_pools_them(levels):
+    """Equal values within and across classes (few or many levels), float32, an empty class:
+    the reference of each class is every earlier proxy as normalised, pooled and handed to
+    numpy.quantile."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat([0, 2, 3, 4, 5], [12, 1, 2, 1, 2])  # class 1 has no proxies
+    steps = rng.integers(-levels, levels + 1, size=(labels.size, 20))
+    weights = (steps / levels).astype(np.float32)
+    expected = weights.copy()
+    for c in (2, 3, 4, 5):
+        reference = expected[labels < c].ravel().astype(np.float64)
+        for i in np.flatnonzero(labels == c):
+            expected[i] = _rank_replace(weights[i], reference).astype(np.float32)
+    proxies = ProxySet(torch.tensor(weights), torch.tensor(labels))
+    got = NORM_POST["quantile_sequential"](proxies).weights.numpy()
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_l2_post_normalises_each_proxy():
