@@ -270,6 +270,18 @@ def test_a_views_shared_work_is_paid_once_and_retimed_gens_alone_per_seed():
     assert timed["kmedoids"].count(distances) == 1
 
 
+def test_a_views_farthest_point_samplings_are_paid_once_per_seed_at_the_largest_k():
+    """A sweep samples each seed's farthest points once, for the largest k of the view (the
+    others are its first k); timing every seed samples each k alone."""
+    runs = expand_grid({"gen": ["fps"], "k": [2, 5, 3], "seed": [1, 2], "norm_pre": ["none", "l2"]})
+    size = TaskSize(n_classes=4, train_per_class=100, n_test=50, dim=8)
+    rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 0.0)
+    rates.update(gen_fps=1.0)
+    assert sum(part_seconds(units(runs), size, rates)) == 2 * 2 * (4 * 100 * 5 * 8)
+    alone = sum(part_seconds(units(runs, time_every_seed=True), size, rates))
+    assert alone == 2 * 2 * 4 * 100 * (2 + 5 + 3) * 8
+
+
 def test_a_fewshot_view_prepares_its_drawn_rows_and_the_shard_its_rows_once():
     """Grouping the training rows and normalising the test rows (per NORMpre) are the shard's,
     paid once per job; each view normalises the rows its draw kept (every row under Weibull,

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from imprint.method.batch import ClassBatch
-from imprint.method.generators import GEN, RANDOM_GENS, GenContext, cluster_together
+from imprint.method.generators import (
+    GEN,
+    RANDOM_GENS,
+    GenContext,
+    cluster_together,
+    sample_together,
+)
 from tests.conftest import make_task
 
 
@@ -130,6 +136,25 @@ def test_clusterings_of_a_view_computed_together_are_each_one_alone():
         together = GEN["kmeans"](batch, k, GenContext(seed, view=view)).weights
         alone = GEN["kmeans"](batch, k, GenContext(seed)).weights
         assert torch.equal(together, alone)
+
+
+def test_farthest_point_samplings_of_a_view_sampled_once_per_seed_are_each_one_alone():
+    """Each seed's farthest points sampled once, for the largest k, give every k's proxies as
+    a sampling of k alone does (classes of fewer samples than k, and tied distances, among
+    them), each charged its share of the time by k."""
+    x, y = make_task(n_classes=4, per_class=30, dim=5, modes=3, offset=5.0, seed=12)
+    keep = np.concatenate([np.flatnonzero(y == c)[: (30, 4, 12, 30)[c]] for c in range(4)])
+    x, y = np.round(x[keep]), y[keep]  # rounded: many equal distances
+    batch = ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 4)
+    wanted = {(k, seed) for k in (1, 3, 5, 20) for seed in (0, 7)}
+    view: dict = {}
+    sample_together(batch, view, wanted)
+    assert view["fps", 5, 0][1] == pytest.approx(view["fps", 20, 0][1] / 4)
+    for k, seed in wanted:
+        together = GEN["fps"](batch, k, GenContext(seed, view=view))
+        alone = GEN["fps"](batch, k, GenContext(seed))
+        assert torch.equal(together.weights, alone.weights)
+        assert torch.equal(together.labels, alone.labels)
 
 
 def test_ls_and_kls_of_a_view_share_one_gram_matrix_and_equal_fresh_solves(data):

@@ -194,14 +194,38 @@ def generate_kmedoids_pam(batch: ClassBatch, k: int, context: GenContext) -> Pro
 
 
 def generate_fps(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
-    """Farthest-point sampling from a random first sample."""
+    """Farthest-point sampling from a random first sample: the first k samples of the view's
+    sampling for the seed (``sample_together``), or a sampling of k."""
+    large = batch.counts > k
 
     def choose(sub: ClassBatch) -> Tensor:
-        return _pick(
-            sub, clustering.farthest_point_sampling(sub.x, sub.mask, k, context.streams(sub))
-        )
+        def sample() -> Tensor:
+            streams = context.streams(batch)
+            return clustering.farthest_point_sampling(batch.x, batch.mask, k, streams)
+
+        return _pick(sub, context.shared(("fps", k, context.seed), sample)[large])
 
     return _select_per_class(batch, k, choose)
+
+
+def sample_together(
+    batch: ClassBatch, view: dict[Hashable, tuple[Any, float]], samplings: set[tuple[int, int]]
+) -> None:
+    """Every farthest-point sampling (k, seed) of ``samplings`` from one sampling per seed, of
+    the largest k (a sampling of k is the first k samples of any longer one from the same first
+    sample), into ``view`` for ``generate_fps``, each with its share of the time by k."""
+    for seed in {seed for _, seed in samplings}:
+        ks = sorted(k for k, s in samplings if s == seed and k > 0 and ("fps", k, s) not in view)
+        if len(ks) < 2:
+            continue
+        start = time.perf_counter()
+        streams = ClassStreams.keyed(seed, "gen", batch.keys)
+        longest = clustering.farthest_point_sampling(batch.x, batch.mask, ks[-1], streams)
+        if batch.x.is_cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        for k in ks:
+            view["fps", k, seed] = longest[:, :k], seconds * k / ks[-1]
 
 
 def covariance_column_sums(x: Tensor, mask: Tensor) -> Tensor:

@@ -85,6 +85,17 @@ def _view_steps(gen: str) -> list[Step]:
     }.get(gen, [])
 
 
+def _longest_samplings(gens: dict, time_every_seed: bool) -> dict[int, int]:
+    """The largest k of the view's farthest-point samplings per seed: the one sampling the
+    sweep computes for them all (``imprint.method.generators.sample_together``); none when every
+    seed is timed alone."""
+    longest: dict[int, int] = {}
+    for gen, k, _, seed in () if time_every_seed else gens:
+        if gen == "fps" and k > 0:
+            longest[seed] = max(k, longest.get(seed, 0))
+    return longest
+
+
 def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
     """The shard's units in the order ``sweep`` computes them. With ``time_every_seed`` a
     deterministic GEN is run again alone (its view's shared steps included) for every further
@@ -96,14 +107,18 @@ def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
     out: dict[tuple, tuple[list[int], int, list, int, list]] = {}
     for view, (data_key, gens) in enumerate(plan_runs(records).items()):
         fewshot, every_row = data_key[1], "weibull" if data_key[2] is not None else None
+        longest = _longest_samplings(gens, time_every_seed)
         for gen_key, posts in gens.items():
             gen, k, _, seed = gen_key
             key = (data_key, "clustering", k, seed) if gen in _CLUSTERING else (data_key, gen_key)
             members, _, steps, _, shared = out.setdefault(
                 key, ([], fewshot, [], view, _preparing(data_key[0], every_row))
             )
-            steps.extend(s for s in _gen_steps(gen, k) if s not in steps)
-            shared.extend(s for s in _view_steps(gen) if s not in shared)
+            own, of_view = _gen_steps(gen, k), _view_steps(gen)
+            if gen == "fps" and seed in longest and k > 0:
+                own, of_view = [], [("gen", "fps", longest[seed], seed)]
+            steps.extend(s for s in own if s not in steps)
+            shared.extend(s for s in of_view if s not in shared)
             seeds = {records[i]["seed"] for g in posts.values() for m in g.values() for i in m}
             if time_every_seed and gen not in RANDOM_GENS:
                 steps.extend((len(seeds) - 1) * (_view_steps(gen) + _gen_steps(gen, k)))
