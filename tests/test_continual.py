@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 from sklearn.neighbors import NearestCentroid
 
-from imprint.analysis.continual import forgetting, summarize
+from imprint.analysis.continual import continual_voters, forgetting, summarize
+from imprint.method.baselines import FineTunedProbe
+from imprint.method.classifier import ImprintingClassifier
+from imprint.study.config import continual_ranked
 from imprint.study.continual import check_continual, class_groups, class_order, incremental_runs
+from imprint.study.methods import NAMED_METHODS
 from tests.conftest import make_task
 
 NCM = {
@@ -79,8 +83,8 @@ def test_few_shot_steps_feed_n_rows_per_class():
     x, y = make_task(n_classes=4, per_class=30, dim=8, seed=4)
     test = make_task(n_classes=4, per_class=10, dim=8, seed=4, sample_seed=8)
     groups = class_groups(np.arange(4), 2, 1)
-    all_rows = incremental_runs((x, y), test, NCM, groups, keep="rows")
-    few = incremental_runs((x, y), test, NCM, groups, shots=2, keep="rows")
+    all_rows = incremental_runs((x, y), test, NCM, groups, learning="rows")
+    few = incremental_runs((x, y), test, NCM, groups, shots=2, learning="rows")
     assert few["kept_bytes"].iloc[0] == all_rows["kept_bytes"].iloc[0]  # the base step: all rows
     grown = all_rows["kept_bytes"].diff().iloc[1:]
     assert (few["kept_bytes"].diff().iloc[1:] < grown).all()
@@ -93,7 +97,7 @@ def test_few_shot_steps_feed_n_rows_per_class():
         ({"increment": 0}, r"continual \(demo_cnn on digits\): increment=0 is not valid"),
         ({"base": 11}, r"base=11 is not valid: the task has 10 classes"),
         ({"methods": ["ncm", "nearest"]}, r"no method named 'nearest'; choose from"),
-        ({"methods": ["linear_probe"]}, r"linear_probe cannot learn classes exemplar-free"),
+        ({"methods": ["knn"]}, r"knn cannot learn classes exemplar-free"),
         ({"shots": 0}, r"continual.shots=0 is not valid"),
     ],
 )
@@ -104,3 +108,69 @@ def test_bad_studies_are_refused_with_the_key(change, message):
     }  # fmt: skip
     with pytest.raises(ValueError, match=message):
         check_continual(study, lambda fm, dataset: 10)
+
+
+def _objective_gradient(weight, bias, x, labels, n_classes, C):
+    """The gradient of scikit-learn's objective C · Σ cross-entropy + ½ ‖W‖² over every class
+    (those without rows too), in NumPy, divided by C·N as the probe's stopping test reads it."""
+    logits = x @ weight.T + bias
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(x)), labels] -= 1
+    return (p.T @ x + weight / C) / len(x), p.sum(0) / len(x)
+
+
+def test_the_fine_tuned_probe_is_clips_probe_then_the_optimum_on_each_steps_rows_alone():
+    x, y = make_task(n_classes=6, per_class=30, dim=8, seed=5)
+    x_test, y_test = make_task(n_classes=6, per_class=20, dim=8, seed=5, sample_seed=9)
+    probe, base = FineTunedProbe(seed=3), np.isin(y, [4, 1, 2])
+    probe.partial_fit(x[base], y[base])
+    clip = ImprintingClassifier(**{**NAMED_METHODS["linear_probe"], "seed": 3})
+    clip.fit(x[base], y[base])
+    np.testing.assert_array_equal(probe.predict(x_test), clip.predict(x_test))
+    step = np.isin(y, [0, 5])
+    probe.partial_fit(x[step], y[step])
+    assert probe.classes_.tolist() == [1, 2, 4, 0, 5]
+    labels = np.array([{1: 0, 2: 1, 4: 2, 0: 3, 5: 4}[label] for label in y[step]])
+    weight, bias = (t.numpy() for t in probe.kept_state().values())
+    gradients = _objective_gradient(weight, bias, x[step].astype(np.float64), labels, 5, probe.C)
+    assert max(np.abs(g).max() for g in gradients) <= 1e-4
+    old = np.isin(y_test, [4, 1, 2])
+    assert (probe.predict(x_test[old]) == y_test[old]).mean() < 0.2  # the old classes forgotten
+
+
+def test_the_probe_retrained_has_no_gap_and_the_fine_tuned_one_forgets():
+    x, y = make_task(n_classes=6, per_class=30, dim=8, seed=4)
+    test = make_task(n_classes=6, per_class=20, dim=8, seed=4, sample_seed=8)
+    groups = class_groups(class_order(range(6), 3), 2, 2)
+    params = NAMED_METHODS["linear_probe"]
+    retrained = incremental_runs((x, y), test, params, groups, learning="rows")
+    tuned = incremental_runs((x, y), test, params, groups, learning="finetune")
+    assert (retrained["gap_to_joint"] == 0).all()
+    assert tuned["accuracy"].iloc[0] == retrained["accuracy"].iloc[0]  # the same base probe
+    assert (tuned["joint_accuracy"] == retrained["accuracy"]).all()
+    assert (tuned["gap_to_joint"].iloc[1:] > 20).all()
+    assert forgetting(tuned["group_accuracy"].tolist()) > 50
+    assert tuned["kept_bytes"].iloc[-1] < retrained["kept_bytes"].iloc[-1]  # no rows kept
+
+
+def test_the_cd_voters_are_each_groups_average_accuracy_per_method():
+    runs = pd.DataFrame(
+        {
+            "method": ["a", "a", "b", "b", "a", "b"],
+            "dataset": ["d"] * 6,
+            "fm": ["f"] * 4 + ["g"] * 2,
+            "order": [0] * 6,
+            "step": [0, 1, 0, 1, 0, 0],
+            "accuracy": [90.0, 70.0, 80.0, 76.0, 50.0, 60.0],
+            "group_accuracy": [[90.0], [70.0, 70.0], [80.0], [76.0, 76.0], [50.0], [60.0]],
+            "gap_to_joint": [0.0] * 6,
+        }
+    )
+    voters = continual_voters(runs)
+    assert voters.loc[("d", "f", 0)].tolist() == [80.0, 78.0]
+    assert voters.loc[("d", "g", 0)].tolist() == [50.0, 60.0]
+    study = {"fms": ["f"], "datasets": ["d"], "orders": [0, 1], "methods": ["a", "b"]}
+    assert continual_ranked(study)
+    assert not continual_ranked({**study, "methods": ["a"]})
+    assert not continual_ranked({**study, "orders": [0]})

@@ -58,6 +58,9 @@ def test_the_class_incremental_study_learns_exactly_as_one_fit(workflow_run):
     stated = {"ncm": 80.99, "ours": 85.19, "oracle": 92.84, "hosoda": 76.73}
     for method, accuracy in stated.items():
         assert table.loc[method, "last_accuracy_mean"] == pytest.approx(accuracy, abs=0.01)
+    assert (workflow_run / "results/figures/continual_cd.pdf").stat().st_size > 1000
+    pairs = pd.read_csv(workflow_run / "results/tables/continual_posthoc.csv")
+    assert len(pairs) == 6  # every pair of the four methods: Friedman rejects over 9 groups
 
 
 def test_the_demo_cd_diagrams_rank_the_baselines_and_separate_pairs(workflow_run):

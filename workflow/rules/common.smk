@@ -15,6 +15,7 @@ from imprint.study.config import (
     collapse_entries,
     check_sweep_device,
     check_unique_keys,
+    continual_ranked,
     figure_experiments,
     figure_settings,
     image_source,
@@ -237,6 +238,8 @@ def final_targets():
     )
     if "continual" in config:
         targets += ["results/tables/continual.md", "results/figures/continual.pdf"]
+        if continual_ranked(config["continual"]):
+            targets += ["results/figures/continual_cd.pdf"]
     return targets
 
 

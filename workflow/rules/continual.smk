@@ -47,3 +47,26 @@ rule continual_report:
         study=lambda wildcards: canonical(config["continual"]),
     script:
         "../scripts/continual_report.py"
+
+
+rule continual_cd:
+    input:
+        "results/continual/runs.parquet",
+    output:
+        figure=report(
+            "results/figures/continual_cd.pdf",
+            caption="../report/continual_cd.rst",
+            category="Figures",
+        ),
+        png="results/figures/continual_cd.png",
+        pvalues="results/tables/continual_posthoc.csv",
+    log:
+        "logs/stats/continual_cd.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        study=lambda wildcards: canonical(config["continual"]),
+        alpha=config["statistics"]["alpha"],
+        posthoc=config["statistics"]["posthoc"],
+    script:
+        "../scripts/continual_cd.py"

@@ -54,6 +54,12 @@ def continual_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def continual_voters(runs: pd.DataFrame, metric: str = "average_accuracy") -> pd.DataFrame:
+    """The CD diagram's voters: per (data set, FM, order), each method's ``metric``."""
+    per_run = summarize(runs, ["method", "dataset", "fm", "order"])
+    return per_run.pivot_table(index=["dataset", "fm", "order"], columns="method", values=metric)
+
+
 def continual_markdown(table: pd.DataFrame) -> str:
     """The table as Markdown, mean ± standard deviation per cell."""
     header = ["method", "average accuracy", "last accuracy", "forgetting", "gap to joint"]

@@ -495,3 +495,10 @@ def check_sweep_device(config: dict[str, Any]) -> None:
             "with --config sweep_device=cpu, on a machine with a GPU, or through a cluster "
             "profile (workflow/profiles/slurm or kubernetes) whose GPU nodes run the sweeps"
         )
+
+
+def continual_ranked(study: dict[str, Any]) -> bool:
+    """Whether the study's methods can be ranked in a CD diagram: two or more of them, over two
+    or more (data set, FM, order) groups."""
+    groups = len(study["datasets"]) * len(study["fms"]) * len(study["orders"])
+    return len(set(study["methods"])) >= 2 and groups >= 2

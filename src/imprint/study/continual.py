@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from imprint.method.baselines import FineTunedProbe
 from imprint.method.classifier import ImprintingClassifier
 from imprint.method.params import validate_params
 from imprint.method.statistics import refusal
@@ -25,10 +26,19 @@ from imprint.study.methods import NAMED_METHODS
 
 log = logging.getLogger(__name__)
 
-# The methods a class-incremental study may name: the field's nearest class mean (imprinting's
-# `mean` GEN under a Euclidean 1-NN vote: Janson et al.'s method, named as the field names it)
-# and the published imprinting methods; each runs exemplar-free.
-CONTINUAL_METHODS = {"ncm": NAMED_METHODS["janson"], **NAMED_METHODS}
+# The methods a class-incremental study may name, as the parameters of their joint fit: the
+# field's nearest class mean (imprinting's `mean` GEN under a Euclidean 1-NN vote: Janson et
+# al.'s method, named as the field names it), the published imprinting methods (exemplar-free),
+# and the linear probe twice: retrained on every row seen (it keeps them: the joint bound) and
+# fine-tuned on each step's rows only (exemplar-free; it forgets).
+CONTINUAL_METHODS = {
+    "ncm": NAMED_METHODS["janson"],
+    **NAMED_METHODS,
+    "linear_probe_finetuned": NAMED_METHODS["linear_probe"],
+}
+# How a method learns step by step, where not exemplar-free ``partial_fit`` ("statistics"):
+# ``partial_fit`` keeping every row and fitting again ("rows"), or ``FineTunedProbe``.
+LEARNING = {"linear_probe": "rows", "linear_probe_finetuned": "finetune"}
 
 
 def check_continual(study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
@@ -42,7 +52,7 @@ def check_continual(study: dict[str, Any], n_classes: Callable[[str, str], int])
                 f"{sorted(CONTINUAL_METHODS)}"
             )
         why = refusal(validate_params(CONTINUAL_METHODS[method]))
-        if why:
+        if why and method not in LEARNING:
             raise ValueError(
                 f"continual.methods: {method} cannot learn classes exemplar-free ({why}); "
                 "leave it out of the class-incremental study"
@@ -90,10 +100,18 @@ def _shots(labels: np.ndarray, classes: np.ndarray, shots: int, seed: int) -> np
     return np.concatenate(picked)
 
 
-def _kept_bytes(clf: ImprintingClassifier) -> int:
+def _kept_bytes(learner: ImprintingClassifier | FineTunedProbe) -> int:
     buffer = io.BytesIO()
-    torch.save(clf.kept_state(), buffer)
+    torch.save(learner.kept_state(), buffer)
     return buffer.getbuffer().nbytes
+
+
+def _learner(params: dict[str, Any], learning: str) -> ImprintingClassifier | FineTunedProbe:
+    """What learns the steps: ``FineTunedProbe`` ("finetune"), or the classifier keeping
+    ``learning`` ("statistics", "rows")."""
+    if learning == "finetune":
+        return FineTunedProbe(seed=params.get("seed", 0))
+    return ImprintingClassifier(**params, keep=learning)
 
 
 def incremental_runs(
@@ -102,17 +120,18 @@ def incremental_runs(
     params: dict[str, Any],
     groups: list[np.ndarray],
     shots: int = -1,
-    keep: str = "statistics",
+    learning: str = "statistics",
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per step: the step's classes fed to ``partial_fit`` (the base step with all its
-    rows, later steps with ``shots`` rows per class, -1: all), then accuracy (%) on the test rows
-    of every class seen, of the earlier and the new groups' classes and of each group
-    (``group_accuracy``), the joint fit's on the same rows (``joint_accuracy``) and the gap,
-    the update's seconds and the bytes the classifier keeps."""
+    """One row per step: the step's classes fed to ``partial_fit`` of the ``learning`` learner
+    (``_learner``; the base step with all its rows, later steps with ``shots`` rows per class,
+    -1: all), then accuracy (%) on the test rows of every class seen, of the earlier and the new
+    groups' classes and of each group (``group_accuracy``), the joint fit's on the same rows
+    (``joint_accuracy``: ``params`` fitted once on every row fed so far) and the gap, the
+    update's seconds and the bytes the learner keeps."""
     x, y = train
     x_test, y_test = test
-    clf = ImprintingClassifier(**params, keep=keep)
+    clf = _learner(params, learning)
     fed: list[np.ndarray] = []
     rows = []
     for step, group in enumerate(groups):
@@ -122,14 +141,14 @@ def incremental_runs(
         update_s = time.perf_counter() - start
         seen = np.concatenate(groups[: step + 1])
         tested = np.isin(y_test, seen)
-        every = np.concatenate(fed)
-        joint = ImprintingClassifier(**params).fit(x[every], y[every])
         predicted = clf.predict(x_test[tested])
         truth = y_test[tested]
         correct = predicted == truth
         new = np.isin(truth, group)
         by_group = [float(correct[np.isin(truth, g)].mean() * 100) for g in groups[: step + 1]]
         accuracy = float(correct.mean() * 100)
+        every = np.concatenate(fed)
+        joint = ImprintingClassifier(**params).fit(x[every], y[every])
         joint_accuracy = float(joint.score(x_test[tested], truth) * 100)
         rows.append(
             {
@@ -164,7 +183,10 @@ def study_runs(
                 class_order(np.unique(train[1]), order), study["base"], study["increment"]
             )
             params = {**CONTINUAL_METHODS[method], "lambda_reg": lambda_regs[fm]}
-            runs = incremental_runs(train, test, params, groups, study.get("shots", -1), seed=order)
+            learning = LEARNING.get(method, "statistics")
+            runs = incremental_runs(
+                train, test, params, groups, study.get("shots", -1), learning, seed=order
+            )
             log.info(
                 "%s on %s, order %d, %s: %d steps, last accuracy %.2f %%, gap to joint %.2f",
                 fm, dataset, order, method, len(runs), runs["accuracy"].iloc[-1],
