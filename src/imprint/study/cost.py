@@ -186,7 +186,9 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
 # result, priced at the machine's GEMM rate (``floor_rates``). k-means' depends on the Lloyd
 # steps (4 flops per step: distances and update) and seeding (2 per candidate, 2 + ln k a step),
 # k-medoids' on its alternate rounds (2 flops each: the members' total distances); the linear
-# probe's holds its fits (6 fits of 100 L-BFGS steps, loss and gradient).
+# probe's holds 600 evaluations of its loss and gradient (4 flops each), a count from the old
+# six-value C grid that is not measured: at CIFAR-10 size a probe of CLIP's 16 fits took about
+# 190 evaluations over all rows' worth (README, "What the paper configuration costs").
 FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "prepare": (2, False),
     "ncc": (2, True),
