@@ -50,7 +50,7 @@ def main() -> None:
     ours = {}  # all of ours first, then scikit-learn's: its idle OpenMP threads spin for a while
     for C in grid:  # after each call and would slow a torch call made right after it
         start = time.perf_counter()
-        weight, bias = fit_logistic(torch.tensor(x), torch.tensor(y), n_classes, C)
+        weight, bias, _ = fit_logistic(torch.tensor(x), torch.tensor(y), n_classes, C)
         hits = (torch.tensor(x_test).double() @ weight.T + bias).argmax(1).numpy() == y_test
         ours[C] = time.perf_counter() - start, hits.mean() * 100
     print("| C | ours (s) | scikit-learn (s) | ratio | ours acc % | scikit-learn acc % |")

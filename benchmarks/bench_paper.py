@@ -39,7 +39,7 @@ from bench_sweep import make_task
 
 from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
-from imprint.method.baselines import BASELINES, fit_baseline
+from imprint.method.baselines import BASELINES, fit_baseline, fit_linear_probe
 from imprint.method.batch import ClassBatch
 from imprint.method.clustering import kmeans_together, kmedoids, reference_distances
 from imprint.method.collapse import nearest_class_centre
@@ -346,6 +346,13 @@ def kmedoids_rounds(device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20))
     return float(np.average(rounds, weights=ks))
 
 
+def probe_passes(device: str) -> float:
+    """The linear probe's passes over its rows (CLIP's C search and refit) on the calibration's
+    task (10 classes × 2,000 samples, 512-d)."""
+    x, y = _tensors(2000, 10, 512, 1, device)
+    return fit_linear_probe(x, y, 10, seed=0).passes
+
+
 def family_hours(config: dict, rates: dict[str, float], slowdown: float) -> pd.DataFrame:
     """Hours per experiment (rows; those that share sweep jobs together) and step family
     (columns) of every shard of ``config`` at ``rates`` times ``slowdown``, each shard's view
@@ -373,17 +380,19 @@ def arithmetic_floor(
     """Print the projection beside its floor, per experiment and per step family: each
     distinct result once, its least arithmetic at this machine's GEMM rates (k-means at
     ``steps`` Lloyd steps and ``trials`` seeding candidates a step, k-medoids at the rounds
-    ``kmedoids_rounds`` measures)."""
+    ``kmedoids_rounds`` measures, the probe at ``probe_passes``)."""
     gemm32, gemm64 = gemm_rates(device)
-    rounds = kmedoids_rounds(device)
+    rounds, passes = kmedoids_rounds(device), probe_passes(device)
     print(
         f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64); "
         f"k-means {steps:.1f} Lloyd steps, {trials:.1f} seeding candidates a step, k-medoids "
-        f"{rounds:.1f} rounds (k-weighted)"
+        f"{rounds:.1f} rounds (k-weighted), the linear probe {passes:.0f} passes over its rows"
     )
     slowdown = 1.0 if device.startswith("cuda") else threads
     projected = family_hours(config, rates, slowdown)
-    least = family_hours(config, floor_rates(gemm32, gemm64, steps, trials, rounds), slowdown)
+    least = family_hours(
+        config, floor_rates(gemm32, gemm64, steps, trials, rounds, passes), slowdown
+    )
     for title, axis in (("experiment", 1), ("family", 0)):
         table = pd.DataFrame(
             {"projected_h": projected.sum(axis=axis), "floor_h": least.sum(axis=axis)}

@@ -76,7 +76,9 @@ def test_logistic_regression_agrees_with_scikit_learn(noise, C):
     scales = np.logspace(-2, 2, 10)
     x = ((centres[labels] + noise * rng.normal(size=(400, 10))) * scales).astype(np.float32)
     train = slice(0, 400)
-    weight, bias = fit_logistic(torch.tensor(x[train]), torch.tensor(labels[train]), 5, C, 20_000)
+    weight, bias, _ = fit_logistic(
+        torch.tensor(x[train]), torch.tensor(labels[train]), 5, C, 20_000
+    )
     # the gradient of the mean cross-entropy plus ||W||² / (2 C N): at most 1e-4 in every entry
     # (up to 2e-4 where float64 line searches can no longer lower the loss)
     rows = x[train].astype(np.float64)
@@ -166,12 +168,33 @@ def test_the_probe_matches_scikit_learn_tuned_over_clips_range_where_the_best_c_
     scores = [held_out(c) for c in grid]
     best = grid[int(np.argmax(scores))]
     reference = LogisticRegression(C=best, max_iter=1000).fit(x, y).score(x_test, y_test)
-    weight, bias, chosen = fit_linear_probe(torch.tensor(x), torch.tensor(y), 10, seed=0)
+    weight, bias, chosen, _ = fit_linear_probe(torch.tensor(x), torch.tensor(y), 10, seed=0)
     ours = np.mean((torch.tensor(x_test) @ weight.T + bias).argmax(1).numpy() == y_test)
     assert 1e-4 <= best <= 1e-2 and 1e-4 <= chosen <= 1e-2
     assert abs(ours - reference) * 100 <= 0.5
     old_grid_best = LogisticRegression(C=0.01, max_iter=1000).fit(x, y).score(x_test, y_test)
     assert (ours - old_grid_best) * 100 >= 1  # the narrower grid's smallest C loses
+
+
+def test_the_probe_counts_its_passes_over_the_rows(monkeypatch):
+    """Every loss-and-gradient evaluation computes the logits of the rows it fits (one
+    ``addmm``): counted there, each weighted by its share of all rows, they are the probe's
+    passes."""
+    x, y, _, _ = _loud_task(0)
+    rows: list[int] = []
+    addmm = torch.addmm
+
+    def counted(bias, rows_in, weight):
+        rows.append(len(rows_in))
+        return addmm(bias, rows_in, weight)
+
+    monkeypatch.setattr(torch, "addmm", counted)
+    probe = fit_linear_probe(torch.tensor(x), torch.tensor(y), 10, seed=0)
+    assert len(set(rows)) == 2  # the held-out split's kept rows, and all rows
+    assert probe.passes == pytest.approx(sum(rows) / len(x)) and probe.passes > 10
+    rows.clear()
+    *_, evaluations = fit_logistic(torch.tensor(x), torch.tensor(y), 10, probe.C)
+    assert evaluations == len(rows) > 0
 
 
 def test_baselines_in_a_sweep_equal_the_classifier_and_see_the_few_shot_rows(task):
@@ -223,8 +246,8 @@ def test_small_probes_are_fitted_on_the_cpu_and_large_ones_on_the_gpu():
     float32 fit on the GPU that predicts as the CPU's float64 fit (but for rows rounding tips)."""
     for per_class, on_gpu in ((50, False), (PROBE_GPU_MIN_ENTRIES // (4 * 64) + 1, True)):
         x, y = (torch.from_numpy(a) for a in make_task(per_class=per_class, dim=64, seed=2))
-        cpu_weight, cpu_bias, cpu_c = fit_linear_probe(x, y, 4, seed=1)
-        weight, bias, c = fit_linear_probe(x.cuda(), y.cuda(), 4, seed=1)
+        cpu_weight, cpu_bias, cpu_c, _ = fit_linear_probe(x, y, 4, seed=1)
+        weight, bias, c, _ = fit_linear_probe(x.cuda(), y.cuda(), 4, seed=1)
         assert weight.device.type == bias.device.type == "cuda"
         assert (weight.dtype == torch.float32) == on_gpu
         if not on_gpu:

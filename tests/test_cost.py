@@ -355,14 +355,15 @@ def test_missing_rates_say_how_to_measure_them(tmp_path):
 
 def test_the_floor_prices_each_step_at_its_least_arithmetic():
     """At 10^11 flop/s (float32) and 5·10^10 (float64), 20 Lloyd steps and 3 seeding candidates
-    a step, 4 k-medoids rounds, counted by hand for C = 10 classes × n = 1,000 samples, N = 500
-    test rows, D = 64."""
-    rates = floor_rates(1e11, 5e10, lloyd_steps=20, trials=3, kmedoids_rounds=4)
+    a step, 4 k-medoids rounds, 150 passes of the probe, counted by hand for C = 10 classes ×
+    n = 1,000 samples, N = 500 test rows, D = 64."""
+    rates = floor_rates(1e11, 5e10, lloyd_steps=20, trials=3, kmedoids_rounds=4, probe_passes=150)
     size = TaskSize(n_classes=10, train_per_class=1000, n_test=500, dim=64)
     expected = {
         ("gen", "kmeans", 5, None): 10 * 1000 * 5 * 64 * (4 * 20 + 2 * 3) / 1e11,
         ("gen", "gram", 0, None): (10 * 1000 * 64 * 64 + 64**3) / 5e10,
         ("gen", "kmedoids", 5, None): 10 * 1000 * 1000 * 5 * 2 * 4 / 5e10,
+        ("gen", "linear_probe", -1, None): 150 * 4 * (10 * 1000) * 64 * 10 / 1e11,
         ("search", "kmeans", 5, "max"): 2 * 500 * (10 * 5) * 64 / 1e11,
         ("search", "kmeans", 5, "manhattan"): 2 * 500 * (10 * 5) * 64 / 1e11,
     }

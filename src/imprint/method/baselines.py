@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -217,39 +218,56 @@ def _probe_rows(x: Tensor) -> Tensor:
 
 
 def _gradient(
-    closure: Callable[[], Tensor], v: Tensor, bias: Tensor, basis_change: Tensor, mean: Tensor
+    closure: Callable[[], Tensor], q: Tensor, bias: Tensor, basis: FeatureBasis, scale: Tensor
 ) -> float:
     """The largest entry of the probe's gradient in W and b on the rows as given (scikit-learn's
-    stopping test), from the gradient in V and b' (``basis_change``: P^-1; logits
-    z V^T + b' = x W^T + b' - W·mean)."""
+    stopping test), from the gradient in Q and b' (W = (Q · scale) Vᵀ, logits
+    u (Q · scale)ᵀ + b' = x Wᵀ + b' − W·mean)."""
     closure()
-    weight_gradient = v.grad @ basis_change + bias.grad[:, None] * mean
+    weight_gradient = (q.grad / scale) @ basis.vectors.T + bias.grad[:, None] * basis.mean
     return max(float(weight_gradient.abs().max()), float(bias.grad.abs().max()))
 
 
 @dataclass(frozen=True)
 class FeatureBasis:
-    """The mean (D,) of a probe's training rows and the eigen-decomposition (values (D,),
-    vectors (D, D)) of their covariance: what ``fit_logistic`` preconditions with, computed
-    once for every C."""
+    """The mean (D,) of a probe's training rows, the eigen-decomposition (values (D,), vectors
+    V (D, D)) of their covariance, and the centred rows in that basis, u = (x − mean) V (N, D):
+    what ``fit_logistic`` preconditions with, computed once for every C."""
 
     mean: Tensor
     values: Tensor
     vectors: Tensor
+    rotated: Tensor
 
     @classmethod
     def of(cls, x: Tensor) -> FeatureBasis:
         mean = x.mean(0)
         centred = x - mean
         values, vectors = torch.linalg.eigh(centred.T @ centred / len(x))
-        return cls(mean, values.clamp_min(0), vectors)
+        return cls(mean, values.clamp_min(0), vectors, centred @ vectors)
 
-    def preconditioner(self, n_rows: int, n_classes: int, C: float) -> tuple[Tensor, Tensor]:
-        """P and P^-1 (D, D) for which the objective over V = W P^-1 is about as curved in
-        every direction: P = (Σ / classes + I / (C N))^(-1/2), Σ the covariance, the first term
-        the cross-entropy's curvature at uniform probabilities, the second the penalty's."""
-        scale = (self.values / n_classes + 1 / (C * n_rows)).rsqrt()
-        return (self.vectors * scale) @ self.vectors.T, (self.vectors / scale) @ self.vectors.T
+    def scale(self, n_classes: int, C: float) -> Tensor:
+        """The preconditioner's scale s (D,) along the eigenvectors: P = V diag(s) Vᵀ =
+        (Σ / classes + I / (C N))^(-1/2), Σ the covariance, its first term the cross-entropy's
+        curvature at uniform probabilities, the second the penalty's, so that the objective over
+        Q = W V / s is about as curved in every direction."""
+        return (self.values / n_classes + 1 / (C * len(self.rotated))).rsqrt()
+
+
+def _log_softmax(logits: Tensor) -> Tensor:
+    """``torch.log_softmax(logits, dim=1)`` in place, for few columns (several times faster on
+    the CPU there)."""
+    logits -= logits.amax(1, keepdim=True)
+    return logits.sub_(logits.exp().sum(1, keepdim=True).log_())
+
+
+class LogisticFit(NamedTuple):
+    """A fitted logistic regression: weights (classes, D), biases (classes,), and the loss-and-
+    gradient evaluations it took (each one pass over the rows)."""
+
+    weight: Tensor
+    bias: Tensor
+    evaluations: int
 
 
 def fit_logistic(
@@ -260,56 +278,69 @@ def fit_logistic(
     max_iter: int = PROBE_MAX_ITER,
     start: tuple[Tensor, Tensor] | None = None,
     basis: FeatureBasis | None = None,
-) -> tuple[Tensor, Tensor]:
+) -> LogisticFit:
     """Multinomial logistic regression with an L2 penalty, scikit-learn's objective
     C · Σ cross-entropy + ½ ‖W‖² (bias not penalised), by full-batch L-BFGS from ``start``
-    (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation, W = V P with the
-    centred rows (``FeatureBasis.preconditioner``; ``basis``: the rows' own, when the caller has
-    it): the same optimum, reached in far fewer iterations than on raw embeddings, whose
-    curvature spans orders of magnitude. Returns weights (classes, D) and biases (classes,)."""
-    x = _probe_rows(train)
-    basis = FeatureBasis.of(x) if basis is None else basis
-    shape, inverse = basis.preconditioner(len(x), n_classes, C)
-    z = (x - basis.mean) @ shape  # logits z V^T + b' = x W^T + b' - W·mean
+    (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation, W = (Q · s) Vᵀ
+    over the centred rows in the covariance's eigenbasis (``FeatureBasis``; ``basis``: the
+    rows' own, when the caller has it): the same optimum, reached in far fewer iterations than
+    on raw embeddings, whose curvature spans orders of magnitude; a new C costs no pass over the
+    rows."""
+    basis = FeatureBasis.of(_probe_rows(train)) if basis is None else basis
+    scale, u = basis.scale(n_classes, C), basis.rotated
     if start is None:
-        v = torch.zeros(n_classes, x.shape[1], dtype=x.dtype, device=x.device)
-        bias = torch.zeros(n_classes, dtype=x.dtype, device=x.device)
+        q = u.new_zeros(n_classes, u.shape[1])
+        bias = u.new_zeros(n_classes)
     else:
-        weight, bias = (t.to(x.dtype) for t in start)
-        v, bias = weight @ inverse, bias + weight @ basis.mean
+        weight, bias = (t.to(u.dtype) for t in start)
+        q, bias = (weight @ basis.vectors) / scale, bias + weight @ basis.mean
     optimiser = torch.optim.LBFGS(
-        [v, bias],
+        [q, bias],
         max_iter=_CHECK_EVERY,
         tolerance_grad=0.0,  # checked below, on the gradient in W
         tolerance_change=64 * torch.finfo(torch.float64).eps,  # scikit-learn's ftol
         history_size=20,
         line_search_fn="strong_wolfe",
     )
-    penalty = 1 / (2 * C * len(x))  # the objective over C · N
-    rows = torch.arange(len(x), device=x.device)
-    curved = shape @ shape
+    penalty = 1 / (2 * C * len(u))  # the objective over C · N
+    rows = torch.arange(len(u), device=u.device)
+    curved = scale.square()
+    evaluations = 0
 
     def closure() -> Tensor:  # the loss and its gradient, without autograd's overhead
-        log_p = torch.log_softmax(z @ v.T + bias, dim=1)
-        loss = -log_p[rows, labels].mean() + penalty * (v @ shape).pow(2).sum()
+        nonlocal evaluations
+        evaluations += 1
+        log_p = _log_softmax(torch.addmm(bias, u, (q * scale).T))
+        loss = -log_p[rows, labels].mean() + penalty * (q.square() * curved).sum()
         residual = log_p.exp_()
         residual[rows, labels] -= 1
-        residual /= len(x)
-        v.grad = residual.T @ z + 2 * penalty * v @ curved
+        residual /= len(u)
+        q.grad = (residual.T @ u) * scale + 2 * penalty * q * curved
         bias.grad = residual.sum(0)
         return loss
 
     with torch.no_grad():
         done = 0
-        while done < max_iter and _gradient(closure, v, bias, inverse, basis.mean) > 1e-4:
+        while done < max_iter and _gradient(closure, q, bias, basis, scale) > 1e-4:
             optimiser.param_groups[0]["max_iter"] = min(_CHECK_EVERY, max_iter - done)
             optimiser.step(closure)
-            progress = optimiser.state[v]["n_iter"] - done
+            progress = optimiser.state[q]["n_iter"] - done
             done += progress
             if progress < optimiser.param_groups[0]["max_iter"]:
                 break  # L-BFGS stopped itself: no more change
-        weight = v @ shape
-        return weight, bias - weight @ basis.mean
+        weight = (q * scale) @ basis.vectors.T
+        return LogisticFit(weight, bias - weight @ basis.mean, evaluations)
+
+
+class ProbeFit(NamedTuple):
+    """A linear probe: weights (classes, D), biases (classes,), its C, and the passes over its
+    training rows its fits took (loss-and-gradient evaluations; one over the held-out split's
+    kept rows counts as their share of the rows)."""
+
+    weight: Tensor
+    bias: Tensor
+    C: float
+    passes: float
 
 
 def fit_linear_probe(
@@ -319,14 +350,17 @@ def fit_linear_probe(
     seed: int = 0,
     C: float | None = None,
     max_iter: int = PROBE_MAX_ITER,
-) -> tuple[Tensor, Tensor, float]:
+) -> ProbeFit:
     """CLIP's linear-probe protocol: C (given, or found by ``search_log_scale`` on held-out
     accuracy; 1 when a class has a single row), then logistic regression on all training rows.
-    Returns weights, biases and C, on ``train``'s device; small probes are fitted on the CPU
+    The weights and biases are on ``train``'s device; small probes are fitted on the CPU
     (``PROBE_GPU_MIN_ENTRIES``)."""
     if train.device.type != "cpu" and train.numel() < PROBE_GPU_MIN_ENTRIES:
-        weight, bias, C = fit_linear_probe(train.cpu(), labels.cpu(), n_classes, seed, C, max_iter)
-        return weight.to(train.device), bias.to(train.device), C
+        probe = fit_linear_probe(train.cpu(), labels.cpu(), n_classes, seed, C, max_iter)
+        return probe._replace(
+            weight=probe.weight.to(train.device), bias=probe.bias.to(train.device)
+        )
+    passes = 0.0
     solutions: dict[float, tuple[Tensor, Tensor]] = {}
     bases: dict[int, FeatureBasis] = {}  # per row count: the held-out split's rows, all rows
 
@@ -336,10 +370,12 @@ def fit_linear_probe(
         return solutions[min(solutions, key=lambda s: abs(math.log(s / c)))]
 
     def logistic(x: Tensor, y: Tensor, c: float, start: tuple[Tensor, Tensor] | None):
-        x = _probe_rows(x)
         if len(x) not in bases:
-            bases[len(x)] = FeatureBasis.of(x)
-        return fit_logistic(x, y, n_classes, c, max_iter, start, bases[len(x)])
+            bases[len(x)] = FeatureBasis.of(_probe_rows(x))
+        weight, bias, evaluations = fit_logistic(x, y, n_classes, c, max_iter, start, bases[len(x)])
+        nonlocal passes
+        passes += evaluations * len(x) / len(train)
+        return weight, bias
 
     def fit(x: Tensor, y: Tensor, c: float) -> Scorer:
         weight, bias = solutions[c] = logistic(x, y, c, nearest(c))
@@ -349,7 +385,7 @@ def fit_linear_probe(
         held_out = _held_out_accuracy(fit, train, labels, n_classes, seed)
         C = 1.0 if held_out is None else search_log_scale(held_out)
     weight, bias = logistic(train, labels, C, solutions.get(C))
-    return weight, bias, C
+    return ProbeFit(weight, bias, C, passes)
 
 
 class FineTunedProbe:
@@ -379,7 +415,7 @@ class FineTunedProbe:
         rows = torch.as_tensor(np.asarray(X, dtype=np.float32))[order]
         labels, n_classes = labels[order], len(self.classes_)
         if self.weight is None:
-            self.weight, self.bias, self.C = fit_linear_probe(
+            self.weight, self.bias, self.C, _ = fit_linear_probe(
                 rows, labels, n_classes, self.seed, max_iter=self.max_iter
             )
             return self
@@ -387,7 +423,9 @@ class FineTunedProbe:
             torch.cat([self.weight, self.weight.new_zeros(len(new), self.weight.shape[1])]),
             torch.cat([self.bias, self.bias.new_zeros(len(new))]),
         )
-        self.weight, self.bias = fit_logistic(rows, labels, n_classes, self.C, self.max_iter, start)
+        self.weight, self.bias, _ = fit_logistic(
+            rows, labels, n_classes, self.C, self.max_iter, start
+        )
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -409,7 +447,7 @@ def fit_baseline(
     """A baseline with the study's settings, fitted. ``k`` is the k-NN's number of neighbours
     (−1: all)."""
     if name == "linear_probe":
-        weight, bias, _ = fit_linear_probe(train, labels, n_classes, seed)
+        weight, bias, *_ = fit_linear_probe(train, labels, n_classes, seed)
         return FittedBaseline(name, {"weight": weight, "bias": bias}, n_classes)
     if name in ("knn", "cache"):
         return FittedBaseline(name, {"bank": l2_normalize(train), "labels": labels}, n_classes, k)

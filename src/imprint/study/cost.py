@@ -185,10 +185,8 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
 # them, and whether it runs at the float64 rate: what any implementation must do for that
 # result, priced at the machine's GEMM rate (``floor_rates``). k-means' depends on the Lloyd
 # steps (4 flops per step: distances and update) and seeding (2 per candidate, 2 + ln k a step),
-# k-medoids' on its alternate rounds (2 flops each: the members' total distances); the linear
-# probe's holds 600 evaluations of its loss and gradient (4 flops each), a count from the old
-# six-value C grid that is not measured: at CIFAR-10 size a probe of CLIP's 16 fits took about
-# 190 evaluations over all rows' worth (README, "What the paper configuration costs").
+# k-medoids' on its alternate rounds (2 flops each: the members' total distances), the linear
+# probe's on its passes over the rows (4 flops each: its logits and their gradient).
 FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "prepare": (2, False),
     "ncc": (2, True),
@@ -199,7 +197,7 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "gen_fps": (2, False),
     "gen_knn": (1, False),
     "gen_cache": (1, False),
-    "gen_linear_probe": (4 * 600, False),
+    "gen_linear_probe": (4, False),  # one pass; floor_rates counts the passes
     "gen_gram": (1, True),  # the symmetric X^T X and an LU of (2/3) D^3
     "gen_ls": (2, True),
     "gen_kmedoids_distances": (2, True),
@@ -220,15 +218,22 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
 
 
 def floor_rates(
-    gemm32: float, gemm64: float, lloyd_steps: float, trials: float, kmedoids_rounds: float = 1.0
+    gemm32: float,
+    gemm64: float,
+    lloyd_steps: float,
+    trials: float,
+    kmedoids_rounds: float,
+    probe_passes: float,
 ) -> dict:
     """Seconds per operation of every family at the arithmetic floor: ``FLOOR_FLOPS`` at
     ``gemm32`` / ``gemm64`` flop/s; k-means with ``lloyd_steps`` Lloyd steps and ``trials``
-    seeding candidates per step, k-medoids with ``kmedoids_rounds`` alternate rounds (both
-    measured); no fixed cost per step."""
+    seeding candidates per step, k-medoids with ``kmedoids_rounds`` alternate rounds, the linear
+    probe with ``probe_passes`` evaluations over all its rows (C search included; all measured);
+    no fixed cost per step."""
     rates = {f: flops / (gemm64 if wide else gemm32) for f, (flops, wide) in FLOOR_FLOPS.items()}
     rates["gen_kmeans"] = (4 * lloyd_steps + 2 * trials) / gemm32
     rates["gen_kmedoids"] *= kmedoids_rounds
+    rates["gen_linear_probe"] *= probe_passes
     rates["overhead"] = 0.0
     return rates
 
