@@ -90,6 +90,23 @@ def _nearest_centres(
     return list(torch.from_numpy(out))
 
 
+def _memberships(
+    assignments: Sequence[Tensor], offsets: np.ndarray, valid: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The one-hot memberships (C, K, n) of several clusterings' ``assignments`` (each (C, n),
+    clustering j's clusters in rows ``offsets[j]:offsets[j + 1]``), ``valid`` (C, n) where a
+    sample is real and 0 elsewhere, and each cluster's size (C, K, 1): one zeroed block and one
+    scatter, not a comparison per cluster."""
+    rows = torch.stack([a + int(lo) for a, lo in zip(assignments, offsets, strict=False)], 1)
+    weights = valid[:, None, :].expand_as(rows)
+    onehot = valid.new_zeros(valid.shape[0], int(offsets[-1]), valid.shape[1])
+    onehot.scatter_(1, rows, weights)
+    sizes = valid.new_zeros(valid.shape[0], int(offsets[-1])).scatter_add_(
+        1, rows.flatten(1), weights.flatten(1)
+    )
+    return onehot, sizes[..., None]
+
+
 def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
     """x (C, n, D), index (C, m) -> (C, m, D)."""
     return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
@@ -186,7 +203,7 @@ def kmeans_together(
     norms = squared_norms(xc)
     starts = seed_together(xc, mask, ks, streams, norms=norms)
     centres = [_gather_rows(xc, start) for start in starts]
-    valid = mask.to(x.dtype)[:, None, :]
+    valid = mask.to(x.dtype)
     previous: list[Tensor | None] = [None] * len(ks)
     steps = [0] * len(ks)
     moving = list(range(len(ks)))
@@ -202,13 +219,9 @@ def kmeans_together(
         if not moving:
             break
         bounds = np.cumsum([0] + [ks[j] for j in moving])
-        onehot = xc.new_empty(mask.shape[0], int(bounds[-1]), mask.shape[1])  # (C, K, n)
-        for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
+        for j in moving:
             steps[j] += 1
-            slots = torch.arange(hi - lo, device=xc.device)[None, :, None]
-            torch.eq(slots, previous[j][:, None, :], out=onehot[:, lo:hi])
-        onehot *= valid
-        sizes = onehot.sum(2)[..., None]
+        onehot, sizes = _memberships([previous[j] for j in moving], bounds, valid)
         sums = _product(onehot, xc)
         for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
             update = sums[:, lo:hi] / sizes[:, lo:hi].clamp_min(1)
