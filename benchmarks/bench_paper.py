@@ -176,9 +176,37 @@ def calibrate(device: str) -> dict[str, float]:
     return rates
 
 
+def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
+    """The runs of the first unit of every GEN of a shard; for k-means and k-least-squares,
+    also the first run of every other clustering unit of that unit's view (each k and seed),
+    since the sweep clusters them in one pass (``imprint.method.generators.cluster_together``)
+    unless it times every seed alone."""
+    shard_units = units(runs, time_every_seed)
+    picked: list[int] = []
+    seen: set[str] = set()
+    for unit in shard_units:
+        gens = set(runs.iloc[list(unit.runs)]["gen"])
+        if gens <= seen:
+            continue
+        seen |= gens
+        picked.extend(unit.runs)
+        if time_every_seed or not gens & {"kmeans", "kls"}:
+            continue
+        picked.extend(
+            u.runs[0]
+            for u in shard_units
+            if u.view == unit.view
+            and u is not unit
+            and set(runs.iloc[list(u.runs)]["gen"]) <= {"kmeans", "kls"}
+        )
+    return runs.iloc[sorted(set(picked))].reset_index(drop=True)
+
+
 def check(config: dict, rates: dict[str, float], device: str, test_rows: int) -> pd.DataFrame:
     """Sweep one unit per GEN of every experiment's ResNet-18 shard (CIFAR-10, or the first data
-    set) at real training sizes and ``test_rows`` test rows; measured against projected seconds."""
+    set) at real training sizes and ``test_rows`` test rows — for k-means and k-least-squares
+    with every clustering of its view (``_sampled_runs``) — measured against projected
+    seconds."""
     rows = []
     for name, experiment in config["experiments"].items():
         dataset = "cifar10" if "cifar10" in experiment["datasets"] else experiment["datasets"][0]
@@ -189,20 +217,14 @@ def check(config: dict, rates: dict[str, float], device: str, test_rows: int) ->
         size = TaskSize(size.n_classes, size.train_per_class, test_rows, size.dim)
         runs = shard_runs(experiment, config["fms"]["resnet18"]["lambda_reg"])
         timing = experiment.get("time_every_seed", False)
-        chosen, seen = [], set()
-        for unit in units(runs, timing):
-            gens = runs.iloc[list(unit.runs)]["gen"].unique()
-            if not set(gens) <= seen:
-                seen |= set(gens)
-                chosen.append(unit)
-        sample = runs.iloc[np.concatenate([u.runs for u in chosen])].reset_index(drop=True)
+        sample = _sampled_runs(runs, timing)
         n = round(size.train_per_class)
         x, y = make_task(n, 1, n_classes=size.n_classes, dim=size.dim)
         x_test, y_test = make_task(test_rows // size.n_classes, 2, size.n_classes, size.dim)
         start = time.perf_counter()
         sweep(x, y, x_test, y_test, sample, device, time_every_seed=timing)
         measured = time.perf_counter() - start
-        projected = sum(part_seconds(chosen, size, rates))
+        projected = sum(part_seconds(units(sample, timing), size, rates))
         rows.append(
             {
                 "experiment": name,
