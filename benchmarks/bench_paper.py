@@ -83,14 +83,22 @@ SWEEP_SCRIPT = ROOT / "workflow/scripts/sweep_shard.py"
 CUDA_CONTEXT = "import torch\nstart = time.perf_counter()\ntorch.zeros(1, device='cuda')"
 
 
-def _clock(device: str, function: Callable, *args) -> float:
-    """Seconds of one call (after one warm-up call), waiting for the GPU."""
+def _clock(
+    device: str, function: Callable, *args, repeats: int = 3, within_s: float = 1.0
+) -> float:
+    """Seconds of one call, waiting for the GPU: after one warm-up call, the median of
+    ``repeats`` calls, or of as many as fit in ``within_s`` seconds (at least one). A single
+    call of a few milliseconds moves severalfold on a shared VM (the first calls of a process
+    map fresh memory)."""
     function(*args)
-    start = time.perf_counter()
-    function(*args)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    seconds: list[float] = []
+    while len(seconds) < repeats and sum(seconds) < within_s:
+        start = time.perf_counter()
+        function(*args)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
 
 
 def _tensors(per_class: int, n_classes: int, dim: int, seed: int, device: str):
@@ -178,9 +186,10 @@ def calibrate(device: str) -> dict[str, float]:
 
 def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
     """The runs of the first unit of every GEN of a shard; for k-means and k-least-squares,
-    also the first run of every other clustering unit of that unit's view (each k and seed),
-    since the sweep clusters them in one pass (``imprint.method.generators.cluster_together``)
-    unless it times every seed alone."""
+    also the first run of every other clustering unit of that unit's view and seed (each k),
+    since the sweep clusters them in one pass (``imprint.method.generators.cluster_together``;
+    with every seed, which moves the rate little once the k of one seed are stacked) unless it
+    times every seed alone."""
     shard_units = units(runs, time_every_seed)
     picked: list[int] = []
     seen: set[str] = set()
@@ -192,11 +201,13 @@ def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
         picked.extend(unit.runs)
         if time_every_seed or not gens & {"kmeans", "kls"}:
             continue
+        seed = runs.iloc[unit.runs[0]]["seed"]
         picked.extend(
             u.runs[0]
             for u in shard_units
             if u.view == unit.view
             and u is not unit
+            and runs.iloc[u.runs[0]]["seed"] == seed
             and set(runs.iloc[list(u.runs)]["gen"]) <= {"kmeans", "kls"}
         )
     return runs.iloc[sorted(set(picked))].reset_index(drop=True)
