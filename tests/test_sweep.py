@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
 from imprint import ImprintingClassifier, expand_grid, sweep
-from imprint.method.engine import f1_per_class
+from imprint.method.baselines import BASELINES
+from imprint.method.engine import TIMING_COLUMNS, f1_per_class
 from imprint.method.generators import GEN
 from imprint.method.params import RUN_COLUMNS
 
@@ -107,6 +111,43 @@ def test_sweep_is_deterministic_and_reports_f1_and_times(task):
         prediction = ImprintingClassifier(**params).fit(x, y).predict(x_test)
         expected = f1_score(y_test, prediction, average=None, labels=[0, 1, 2, 3])
         np.testing.assert_allclose(row["f1_per_class"], expected)
+
+
+_SWEEP_IN_A_PROCESS = """
+import sys
+import numpy as np, pandas as pd
+from imprint import sweep
+task = np.load(sys.argv[1])
+runs = pd.read_parquet(sys.argv[2])
+sweep(task["x"], task["y"], task["x_test"], task["y_test"], runs).to_parquet(sys.argv[3])
+"""
+
+
+def test_a_sweep_in_a_fresh_process_gives_the_same_table(task, tmp_path):
+    """What rerunning a killed or stale sweep job relies on: rows covering every value of every
+    column (each GEN and baseline, NORM, AGG, distance, weighting, m, few-shot draw and seed),
+    swept in two fresh processes, are the same but for their timings."""
+    x, y, x_test, y_test = task
+    grid = expand_grid({**GRID, "gen": [*GEN, *BASELINES]})
+    rng = np.random.default_rng(0)
+    picked = {
+        int(rng.choice(np.flatnonzero(grid[column] == value)))
+        for column in GRID
+        for value in grid[column].unique()
+    }
+    runs = grid.iloc[sorted(picked)].reset_index(drop=True)
+    assert set(runs["gen"]) == {*GEN, *BASELINES} and set(runs["distance"]) == set(GRID["distance"])
+    np.savez(tmp_path / "task.npz", x=x, y=y, x_test=x_test, y_test=y_test)
+    runs.to_parquet(tmp_path / "runs.parquet")
+    tables = []
+    for name in ("first", "second"):
+        command = [sys.executable, "-c", _SWEEP_IN_A_PROCESS, str(tmp_path / "task.npz"),
+                   str(tmp_path / "runs.parquet"), str(tmp_path / f"{name}.parquet")]  # fmt: skip
+        assert subprocess.run(command, check=False).returncode == 0
+        tables.append(
+            pd.read_parquet(tmp_path / f"{name}.parquet").drop(columns=list(TIMING_COLUMNS))
+        )
+    pd.testing.assert_frame_equal(*tables, check_exact=True)
 
 
 def test_f1_per_class_matches_sklearn_with_absent_classes():
