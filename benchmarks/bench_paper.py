@@ -359,7 +359,7 @@ def kmeans_at_size(
     todo = [(k, seed) for seed in range(seeds) for k in ks]
     streams = [ClassStreams.keyed(seed, "gen", batch.keys) for _, seed in todo]
     start = time.perf_counter()
-    _, _, steps = kmeans_together(batch.x, batch.mask, [k for k, _ in todo], streams)
+    _, steps = kmeans_together(batch.x, batch.mask, [k for k, _ in todo], streams)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

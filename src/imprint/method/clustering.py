@@ -183,8 +183,11 @@ def kmeans(
     Returns centroids (C, k, D) and inertia (C,): squared distances to the nearest centroid, summed.
     An emptied cluster keeps its previous centroid.
     """
-    (centres,), (inertia,), _ = kmeans_together(x, mask, [k], [streams], max_iter)
-    return centres, inertia
+    xc, shift = _centred(x, mask)
+    norms = squared_norms(xc)
+    (centres,), _ = _lloyd(xc, mask, norms, [k], [streams], max_iter)
+    inertia = (squared_distances(xc, centres, norms).amin(-1) * mask).sum(1)
+    return centres + shift, inertia
 
 
 def kmeans_together(
@@ -193,17 +196,30 @@ def kmeans_together(
     ks: Sequence[int],
     streams: Sequence[ClassStreams],
     max_iter: int = 300,
-) -> tuple[list[Tensor], list[Tensor], list[int]]:
+) -> tuple[list[Tensor], list[int]]:
     """``kmeans`` of several clusterings (one per k and streams) of the same classes, each
     seeded and stopped as alone, in one pass over x per Lloyd step: one product with the centres
     of every clustering still moving (``_nearest_centres``), one with their assignments (on the
     CPU each clustering is bit for bit as alone: see ``_ROWS``). Returns each clustering's
-    centroids, inertia and Lloyd steps."""
+    centroids and Lloyd steps."""
     xc, shift = _centred(x, mask)
-    norms = squared_norms(xc)
+    centres, steps = _lloyd(xc, mask, squared_norms(xc), ks, streams, max_iter)
+    return [c + shift for c in centres], steps
+
+
+def _lloyd(
+    xc: Tensor,
+    mask: Tensor,
+    norms: Tensor,
+    ks: Sequence[int],
+    streams: Sequence[ClassStreams],
+    max_iter: int,
+) -> tuple[list[Tensor], list[int]]:
+    """``kmeans_together`` on centred samples ``xc`` of squared norms ``norms``: the centred
+    centroids and the Lloyd steps of each clustering."""
     starts = seed_together(xc, mask, ks, streams, norms=norms)
     centres = [_gather_rows(xc, start) for start in starts]
-    valid = mask.to(x.dtype)
+    valid = mask.to(xc.dtype)
     previous: list[Tensor | None] = [None] * len(ks)
     steps = [0] * len(ks)
     moving = list(range(len(ks)))
@@ -226,12 +242,7 @@ def kmeans_together(
         for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
             update = sums[:, lo:hi] / sizes[:, lo:hi].clamp_min(1)
             centres[j] = torch.where(sizes[:, lo:hi] > 0, update, centres[j])
-    everything = squared_distances(xc, torch.cat(centres, 1), norms)
-    inertia = [
-        (everything[..., lo:hi].amin(-1) * mask).sum(1)
-        for lo, hi in itertools.pairwise(np.cumsum([0, *ks]))
-    ]
-    return [c + shift for c in centres], inertia, steps
+    return centres, steps
 
 
 def _class_distances(

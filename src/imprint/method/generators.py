@@ -91,9 +91,7 @@ def cluster_together(
         return
     start = time.perf_counter()
     streams = [ClassStreams.keyed(seed, "gen", batch.keys) for _, seed in todo]
-    centres, _, steps = clustering.kmeans_together(
-        batch.x, batch.mask, [k for k, _ in todo], streams
-    )
+    centres, steps = clustering.kmeans_together(batch.x, batch.mask, [k for k, _ in todo], streams)
     if batch.x.is_cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
