@@ -41,7 +41,7 @@ from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
 from imprint.method.baselines import BASELINES, fit_baseline, fit_linear_probe
 from imprint.method.batch import ClassBatch
-from imprint.method.clustering import kmeans_together, kmedoids, reference_distances
+from imprint.method.clustering import kmeans_together, kmedoids_together, reference_distances
 from imprint.method.collapse import nearest_class_centre
 from imprint.method.engine import plan_runs
 from imprint.method.generators import (
@@ -149,8 +149,8 @@ def calibrate(device: str) -> dict[str, float]:
         "covariance_sums": (covariance_column_sums(batch.x.double(), batch.mask), 0.0),
     }
     for gen in GEN:
-        if gen in ("kls", "kmeans"):
-            continue  # k-means: kmeans_at_size; kls: k-means plus the solve of ls
+        if gen in ("kls", "kmeans", "kmedoids"):
+            continue  # k-means and k-medoids: *_at_size; kls: k-means plus the solve of ls
         run = lambda gen=gen: GEN[gen](batch, k, GenContext(0, 1e-4, view=dict(view)))  # noqa: E731
         rate(f"gen_{gen}", count("gen", gen, k), _clock(device, run))
     # the view's shared steps, each alone: the Gram matrix with its factors, the distances
@@ -184,12 +184,16 @@ def calibrate(device: str) -> dict[str, float]:
     return rates
 
 
+# GENs a sweep computes for every k of a view together (with the seed, for k-means), unless it
+# times every seed alone: ``imprint.method.generators.cluster_together`` and
+# ``medoids_together``.
+_TOGETHER = ({"kmeans", "kls"}, {"kmedoids"})
+
+
 def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
-    """The runs of the first unit of every GEN of a shard; for k-means and k-least-squares,
-    also the first run of every other clustering unit of that unit's view and seed (each k),
-    since the sweep clusters them in one pass (``imprint.method.generators.cluster_together``;
-    with every seed, which moves the rate little once the k of one seed are stacked) unless it
-    times every seed alone."""
+    """The runs of the first unit of every GEN of a shard; for the GENs of ``_TOGETHER``, also
+    the first run of every other unit of theirs of that unit's view and seed (each k; with
+    every seed for k-means, which moves the rate little once the k of one seed are stacked)."""
     shard_units = units(runs, time_every_seed)
     picked: list[int] = []
     seen: set[str] = set()
@@ -199,7 +203,8 @@ def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
             continue
         seen |= gens
         picked.extend(unit.runs)
-        if time_every_seed or not gens & {"kmeans", "kls"}:
+        family = next((f for f in _TOGETHER if gens <= f), None)
+        if time_every_seed or family is None:
             continue
         seed = runs.iloc[unit.runs[0]]["seed"]
         picked.extend(
@@ -208,7 +213,7 @@ def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
             if u.view == unit.view
             and u is not unit
             and runs.iloc[u.runs[0]]["seed"] == seed
-            and set(runs.iloc[list(u.runs)]["gen"]) <= {"kmeans", "kls"}
+            and set(runs.iloc[list(u.runs)]["gen"]) <= family
         )
     return runs.iloc[sorted(set(picked))].reset_index(drop=True)
 
@@ -369,14 +374,23 @@ def kmeans_at_size(
     return rate, np.average(steps, weights=weights), np.average(trials, weights=weights)
 
 
-def kmedoids_rounds(device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20)) -> float:
-    """The reference k-medoids' alternate rounds on a CIFAR-10-sized task (10 classes × 5,000
-    samples, 512-d), weighted by k as its work is."""
-    x, y = _tensors(5000, 10, 512, 1, device)
-    batch = ClassBatch.from_labels(x, y, 10)
+def kmedoids_at_size(
+    device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20)
+) -> tuple[float, float]:
+    """The reference k-medoids as a sweep runs it, every k of a view together, on a
+    CIFAR-10-sized task (10 classes × 5,000 samples, 512-d), given the view's distances:
+    seconds per operation (as ``imprint.study.cost`` counts them) and its alternate rounds,
+    weighted by k as its work is."""
+    c, n = 10, 5000
+    x, y = _tensors(n, c, 512, 1, device)
+    batch = ClassBatch.from_labels(x, y, c)
     distances = reference_distances(batch.x, batch.mask)
-    rounds = [kmedoids(batch.x, batch.mask, k, distances=distances)[2] for k in ks]
-    return float(np.average(rounds, weights=ks))
+    start = time.perf_counter()
+    _, rounds = kmedoids_together(batch.x, batch.mask, ks, distances)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return seconds / (c * n * n * sum(ks)), float(np.average(rounds, weights=ks))
 
 
 def probe_passes(device: str) -> float:
@@ -408,14 +422,20 @@ def family_hours(config: dict, rates: dict[str, float], slowdown: float) -> pd.D
 
 
 def arithmetic_floor(
-    config: dict, rates: dict[str, float], device: str, threads: int, steps: float, trials: float
+    config: dict,
+    rates: dict[str, float],
+    device: str,
+    threads: int,
+    steps: float,
+    trials: float,
+    rounds: float,
 ) -> None:
     """Print the projection beside its floor, per experiment and per step family: each
     distinct result once, its least arithmetic at this machine's GEMM rates (k-means at
     ``steps`` Lloyd steps and ``trials`` seeding candidates a step, k-medoids at the rounds
-    ``kmedoids_rounds`` measures, the probe at ``probe_passes``)."""
+    ``rounds`` of ``kmedoids_at_size``, the probe at ``probe_passes``)."""
     gemm32, gemm64 = gemm_rates(device)
-    rounds, passes = kmedoids_rounds(device), probe_passes(device)
+    passes = probe_passes(device)
     print(
         f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64); "
         f"k-means {steps:.1f} Lloyd steps, {trials:.1f} seeding candidates a step, k-medoids "
@@ -466,6 +486,7 @@ def main() -> None:
     start = time.perf_counter()
     rates = calibrate(device)
     rates["gen_kmeans"], steps, trials = kmeans_at_size(device)
+    rates["gen_kmedoids"], rounds = kmedoids_at_size(device)
     print(f"1. calibrated {len(rates)} families in {time.perf_counter() - start:.0f} s", flush=True)
     print("2. projected vs measured on sampled units:", flush=True)
     checked = check(config, rates, device, args.check_test_rows)
@@ -496,7 +517,7 @@ def main() -> None:
         f"{'one GPU' if gpu else f'{threads} cores'}: {waited:.1f} hours of wall time"
     )
     print("5. the projection and its arithmetic floor:", flush=True)
-    arithmetic_floor(config, rates, device, 1 if gpu else threads, steps, trials)
+    arithmetic_floor(config, rates, device, 1 if gpu else threads, steps, trials, rounds)
     if device.startswith("cuda"):
         print("6. GPU goals:", flush=True)
         gpu_targets(config, device)

@@ -17,6 +17,7 @@ from imprint.method.clustering import (
     kmeans,
     kmedoids,
     kmedoids_pam,
+    kmedoids_together,
     reference_distances,
     squared_distances,
 )
@@ -184,16 +185,21 @@ def test_kmedoids_is_the_references_algorithm(ties):
 
 def test_kmedoids_decides_ties_as_numpy_does_on_integer_data_with_duplicates():
     """Digits-like data (integer pixels, duplicates, classes of different sizes): the medoids are
-    the reference's, in the reference's order, for every k from 1 to 20."""
+    the reference's, in the reference's order, for every k from 1 to 20, found alone or all k
+    together (one product with the distances per round)."""
     rng = np.random.default_rng(21)
     sizes = [45, 60, 38]
     x = np.concatenate([_tie_heavy(rng, n, 16, 5) for n in sizes])
     y = np.repeat(np.arange(3), sizes)
     batch = ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 3)
+    distances = reference_distances(batch.x, batch.mask)
+    together, rounds = kmedoids_together(batch.x, batch.mask, range(1, 21), distances)
     for k in range(1, 21):
-        index, _, _ = kmedoids(batch.x, batch.mask, k)
+        index, _, alone_rounds = kmedoids(batch.x, batch.mask, k)
+        assert rounds[k - 1] == alone_rounds
         for c in range(3):
-            assert index[c].tolist() == _reference_kmedoids(x[y == c], k), (k, c)
+            expected = _reference_kmedoids(x[y == c], k)
+            assert index[c].tolist() == together[k - 1][c].tolist() == expected, (k, c)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])

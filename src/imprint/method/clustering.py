@@ -361,6 +361,16 @@ def kmedoids(
     return torch.cat(medoids), torch.cat(objective), rounds
 
 
+def kmedoids_together(
+    x: Tensor, mask: Tensor, ks: Sequence[int], distances: Tensor, max_iter: int = 300
+) -> tuple[list[Tensor], list[int]]:
+    """``kmedoids`` for several k of the same classes, given their ``reference_distances``:
+    each k's medoids as alone, and its alternate rounds; every round of the k still moving is one
+    product with the distances (``_alternate_together``)."""
+    starts = [_heuristic_start(distances, mask, k) for k in ks]
+    return _alternate_together(distances, mask, starts, max_iter)
+
+
 def kmedoids_pam(
     x: Tensor, mask: Tensor, k: int, streams: ClassStreams, max_iter: int = 300
 ) -> tuple[Tensor, Tensor]:
@@ -398,31 +408,60 @@ def _alternate(
     Totals are summed on the device; where several members lie within rounding distance of the
     least, those are summed again as the reference's NumPy summed them and compared exactly.
     Returns the medoids and the rounds taken (the last one, which moves none, included)."""
-    k = medoids.shape[1]
-    valid = mask.to(distances.dtype)[..., None]
-    rounds = 0
-    for _ in range(max_iter):
-        rounds += 1
-        assign = _to_medoids(distances, medoids).argmin(-1)
-        onehot = torch.nn.functional.one_hot(assign, k).to(distances.dtype) * valid
-        within = torch.bmm(distances, onehot).masked_fill_(onehot == 0, math.inf)
-        best = within.argmin(1)
-        best_cost = torch.gather(within, 1, best[:, None])[:, 0]
-        in_own = torch.gather(onehot, 1, medoids[:, None])[:, 0] > 0
-        position = torch.where(in_own, medoids, onehot.argmax(1))
-        current = torch.gather(within, 1, position[:, None])[:, 0]
-        nonempty = onehot.sum(1) > 0
-        updated = torch.where(nonempty & (best_cost < current), best, medoids)
-        near = within <= best_cost[:, None] * (1 + _TIE)
-        ambiguous = nonempty & (near.sum(1) > 1)
-        if bool(ambiguous.any()):
-            updated = _decide_near_ties(
-                distances, onehot > 0, near, position, medoids, updated, ambiguous
-            )
-        if torch.equal(updated, medoids):
-            break
-        medoids = updated
+    (medoids,), (rounds,) = _alternate_together(distances, mask, [medoids], max_iter)
     return medoids, rounds
+
+
+def _alternate_together(
+    distances: Tensor, mask: Tensor, starts: Sequence[Tensor], max_iter: int
+) -> tuple[list[Tensor], list[int]]:
+    """``_alternate`` from several starts (C, k) of any k, each to where it stops alone: the
+    members' totals of every start still moving come from one product with the distances per
+    round. A total's rounding may depend on the product's width, but no decision does: totals
+    within rounding distance of each other are decided on NumPy's sums."""
+    valid = mask.to(distances.dtype)[..., None]
+    medoids, rounds = list(starts), [0] * len(starts)
+    moving = list(range(len(starts)))
+    for _ in range(max_iter):
+        if not moving:
+            break
+        onehots = []
+        for j in moving:
+            rounds[j] += 1
+            assign = _to_medoids(distances, medoids[j]).argmin(-1)
+            k = medoids[j].shape[1]
+            onehots.append(torch.nn.functional.one_hot(assign, k).to(distances.dtype) * valid)
+        totals = torch.bmm(distances, torch.cat(onehots, 2))
+        still, offset = [], 0
+        for j, onehot in zip(moving, onehots, strict=True):
+            within = totals[..., offset : offset + onehot.shape[2]]
+            offset += onehot.shape[2]
+            updated = _moved_medoids(distances, onehot, within, medoids[j])
+            if not torch.equal(updated, medoids[j]):
+                medoids[j] = updated
+                still.append(j)
+        moving = still
+    return medoids, rounds
+
+
+def _moved_medoids(distances: Tensor, onehot: Tensor, within: Tensor, medoids: Tensor) -> Tensor:
+    """One alternate move of ``_alternate``: from the members (``onehot``, (C, n, k)) and their
+    total distances to their clusters (``within``, (C, n, k)), each cluster's new medoid."""
+    within = within.masked_fill(onehot == 0, math.inf)
+    best = within.argmin(1)
+    best_cost = torch.gather(within, 1, best[:, None])[:, 0]
+    in_own = torch.gather(onehot, 1, medoids[:, None])[:, 0] > 0
+    position = torch.where(in_own, medoids, onehot.argmax(1))
+    current = torch.gather(within, 1, position[:, None])[:, 0]
+    nonempty = onehot.sum(1) > 0
+    updated = torch.where(nonempty & (best_cost < current), best, medoids)
+    near = within <= best_cost[:, None] * (1 + _TIE)
+    ambiguous = nonempty & (near.sum(1) > 1)
+    if bool(ambiguous.any()):
+        updated = _decide_near_ties(
+            distances, onehot > 0, near, position, medoids, updated, ambiguous
+        )
+    return updated
 
 
 def _decide_near_ties(

@@ -34,6 +34,7 @@ from imprint.method.generators import (
     RANDOM_GENS,
     GenContext,
     cluster_together,
+    medoids_together,
     sample_together,
 )
 from imprint.method.normalize import NORM, NORM_POST
@@ -199,6 +200,7 @@ class _View:
             wanted = {(k, seed) for gen, k, _, seed in gens if gen in ("kmeans", "kls")}
             cluster_together(batch, view.reuse, wanted)
             sample_together(batch, view.reuse, {(k, seed) for g, k, _, seed in gens if g == "fps"})
+            medoids_together(batch, view.reuse, {k for g, k, _, _ in gens if g == "kmedoids"})
         return view
 
     def whitening(self, distance: str) -> torch.Tensor | None:

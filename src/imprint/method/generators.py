@@ -164,22 +164,50 @@ KMEDOIDS_CACHE_ENTRIES = 2**29
 
 
 def generate_kmedoids(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
-    """The k medoids of the reference's k-medoids on each class (deterministic). The classes'
-    distance matrices are computed once per view for every k (up to
-    ``KMEDOIDS_CACHE_ENTRIES``; larger views compute them for each k)."""
+    """The k medoids of the reference's k-medoids on each class (deterministic): the view's
+    (``medoids_together``), or found for this k. The classes' distance matrices are computed
+    once per view for every k (up to ``KMEDOIDS_CACHE_ENTRIES``; larger views compute them for
+    each k)."""
     large = batch.counts > k
 
     def choose(sub: ClassBatch) -> Tensor:
-        distances = None
-        if batch.n_classes * batch.x.shape[1] ** 2 <= KMEDOIDS_CACHE_ENTRIES:
-            distances = context.shared(
-                "distances",
-                lambda: clustering.reference_distances(batch.x, batch.mask),
-            )
-            distances = distances if bool(large.all()) else distances[large]
+        distances = _cached_distances(batch, context)
+        if distances is not None and not bool(large.all()):
+            distances = distances[large]
         return _pick(sub, clustering.kmedoids(sub.x, sub.mask, k, distances=distances)[0])
 
-    return _select_per_class(batch, k, choose)
+    return context.shared(("kmedoids", k), lambda: _select_per_class(batch, k, choose))
+
+
+def _cached_distances(batch: ClassBatch, context: GenContext) -> Tensor | None:
+    """The view's k-medoids distance matrices, computed once, or None when they are too many
+    to keep (``KMEDOIDS_CACHE_ENTRIES``)."""
+    if batch.n_classes * batch.x.shape[1] ** 2 > KMEDOIDS_CACHE_ENTRIES:
+        return None
+    return context.shared("distances", lambda: clustering.reference_distances(batch.x, batch.mask))
+
+
+def medoids_together(
+    batch: ClassBatch, view: dict[Hashable, tuple[Any, float]], ks: set[int]
+) -> None:
+    """The reference k-medoids of every k of ``ks`` that every class of the batch exceeds,
+    found together (``clustering.kmedoids_together``: one product with the distances per
+    alternate round) into ``view`` for ``generate_kmedoids``, each charged the distances' time
+    and its share of the rounds' by its work (k times its rounds)."""
+    todo = sorted(k for k in ks if 0 < k < int(batch.counts.min()) and ("kmedoids", k) not in view)
+    context = GenContext(0, view=view)
+    if len(todo) < 2 or (distances := _cached_distances(batch, context)) is None:
+        return
+    start = time.perf_counter()
+    medoids, rounds = clustering.kmedoids_together(batch.x, batch.mask, todo, distances)
+    if batch.x.is_cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    work = [k * n for k, n in zip(todo, rounds, strict=True)]
+    valid = torch.ones(batch.n_classes, 1, dtype=torch.bool, device=batch.x.device)
+    for k, found, share in zip(todo, medoids, work, strict=True):
+        proxies = ProxySet.from_padded(_pick(batch, found), valid.expand(-1, k))
+        view["kmedoids", k] = proxies, view["distances"][1] + seconds * share / sum(work)
 
 
 def generate_kmedoids_pam(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
