@@ -310,20 +310,38 @@ def _near_ties(values: np.ndarray) -> np.ndarray:
 
 def _heuristic_start(distances: Tensor, mask: Tensor, k: int) -> Tensor:
     """scikit-learn-extra's heuristic start per class: ``np.argpartition(sums, k - 1)[:k]`` of
-    every sample's summed distance to the class, in that order. Sums are taken on the device;
-    those within rounding distance of another are summed again as NumPy summed them, so that
-    ties are decided as in the reference."""
+    every sample's summed distance to the class (``_class_sums``), in that order."""
+    return _heuristic_starts(_class_sums(distances, mask), [k], distances.device)[0]
+
+
+def _class_sums(distances: Tensor, mask: Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each class's samples and their summed distances to the class, as NumPy arrays: summed
+    on the device; those within rounding distance of another are summed again as NumPy summed
+    them, so that ties are decided as in the reference."""
     totals = torch.einsum("cij,cj->ci", distances, mask.double()).cpu().numpy()
     valid = mask.cpu().numpy()
-    starts = []
+    out = []
     for c in range(len(totals)):
         samples = np.flatnonzero(valid[c])
         sums = totals[c, samples]
         near = _near_ties(sums)
         if near.any():
             sums[near] = _numpy_sums(distances[c], samples[near], samples)
-        starts.append(samples[np.argpartition(sums, k - 1)[:k]])
-    return torch.as_tensor(np.stack(starts), device=distances.device)
+        out.append((samples, sums))
+    return out
+
+
+def _heuristic_starts(
+    sums: list[tuple[np.ndarray, np.ndarray]], ks: Sequence[int], device: torch.device
+) -> list[Tensor]:
+    """The heuristic start (C, k) of every k from the classes' ``_class_sums``."""
+    return [
+        torch.as_tensor(
+            np.stack([samples[np.argpartition(total, k - 1)[:k]] for samples, total in sums]),
+            device=device,
+        )
+        for k in ks
+    ]
 
 
 def reference_distances(x: Tensor, mask: Tensor) -> Tensor:
@@ -367,7 +385,7 @@ def kmedoids_together(
     """``kmedoids`` for several k of the same classes, given their ``reference_distances``:
     each k's medoids as alone, and its alternate rounds; every round of the k still moving is one
     product with the distances (``_alternate_together``)."""
-    starts = [_heuristic_start(distances, mask, k) for k in ks]
+    starts = _heuristic_starts(_class_sums(distances, mask), ks, distances.device)
     return _alternate_together(distances, mask, starts, max_iter)
 
 
