@@ -177,18 +177,17 @@ def test_the_probe_matches_scikit_learn_tuned_over_clips_range_where_the_best_c_
 
 
 def test_the_probe_counts_its_passes_over_the_rows(monkeypatch):
-    """Every loss-and-gradient evaluation computes the logits of the rows it fits (one
-    ``addmm``): counted there, each weighted by its share of all rows, they are the probe's
-    passes."""
+    """Every loss-and-gradient evaluation computes one softmax over the rows it fits: counted
+    there, each weighted by its share of all rows, they are the probe's passes."""
     x, y, _, _ = _loud_task(0)
     rows: list[int] = []
-    addmm = torch.addmm
+    softmax = torch.log_softmax
 
-    def counted(bias, rows_in, weight):
-        rows.append(len(rows_in))
-        return addmm(bias, rows_in, weight)
+    def counted(logits, dim):
+        rows.append(len(logits))
+        return softmax(logits, dim=dim)
 
-    monkeypatch.setattr(torch, "addmm", counted)
+    monkeypatch.setattr(torch, "log_softmax", counted)
     probe = fit_linear_probe(torch.tensor(x), torch.tensor(y), 10, seed=0)
     assert len(set(rows)) == 2  # the held-out split's kept rows, and all rows
     assert probe.passes == pytest.approx(sum(rows) / len(x)) and probe.passes > 10

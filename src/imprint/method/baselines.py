@@ -218,47 +218,39 @@ def _probe_rows(x: Tensor) -> Tensor:
 
 
 def _gradient(
-    closure: Callable[[], Tensor], q: Tensor, bias: Tensor, basis: FeatureBasis, scale: Tensor
+    closure: Callable[[], Tensor], v: Tensor, bias: Tensor, basis_change: Tensor, mean: Tensor
 ) -> float:
     """The largest entry of the probe's gradient in W and b on the rows as given (scikit-learn's
-    stopping test), from the gradient in Q and b' (W = (Q · scale) Vᵀ, logits
-    u (Q · scale)ᵀ + b' = x Wᵀ + b' − W·mean)."""
+    stopping test), from the gradient in V and b' (``basis_change``: P^-1; logits
+    z V^T + b' = x W^T + b' - W·mean)."""
     closure()
-    weight_gradient = (q.grad / scale) @ basis.vectors.T + bias.grad[:, None] * basis.mean
+    weight_gradient = v.grad @ basis_change + bias.grad[:, None] * mean
     return max(float(weight_gradient.abs().max()), float(bias.grad.abs().max()))
 
 
 @dataclass(frozen=True)
 class FeatureBasis:
-    """The mean (D,) of a probe's training rows, the eigen-decomposition (values (D,), vectors
-    V (D, D)) of their covariance, and the centred rows in that basis, u = (x − mean) V (N, D):
-    what ``fit_logistic`` preconditions with, computed once for every C."""
+    """The mean (D,) of a probe's training rows and the eigen-decomposition (values (D,),
+    vectors (D, D)) of their covariance: what ``fit_logistic`` preconditions with, computed
+    once for every C."""
 
     mean: Tensor
     values: Tensor
     vectors: Tensor
-    rotated: Tensor
 
     @classmethod
     def of(cls, x: Tensor) -> FeatureBasis:
         mean = x.mean(0)
         centred = x - mean
         values, vectors = torch.linalg.eigh(centred.T @ centred / len(x))
-        return cls(mean, values.clamp_min(0), vectors, centred @ vectors)
+        return cls(mean, values.clamp_min(0), vectors)
 
-    def scale(self, n_classes: int, C: float) -> Tensor:
-        """The preconditioner's scale s (D,) along the eigenvectors: P = V diag(s) Vᵀ =
-        (Σ / classes + I / (C N))^(-1/2), Σ the covariance, its first term the cross-entropy's
-        curvature at uniform probabilities, the second the penalty's, so that the objective over
-        Q = W V / s is about as curved in every direction."""
-        return (self.values / n_classes + 1 / (C * len(self.rotated))).rsqrt()
-
-
-def _log_softmax(logits: Tensor) -> Tensor:
-    """``torch.log_softmax(logits, dim=1)`` in place, for few columns (several times faster on
-    the CPU there)."""
-    logits -= logits.amax(1, keepdim=True)
-    return logits.sub_(logits.exp().sum(1, keepdim=True).log_())
+    def preconditioner(self, n_rows: int, n_classes: int, C: float) -> tuple[Tensor, Tensor]:
+        """P and P^-1 (D, D) for which the objective over V = W P^-1 is about as curved in
+        every direction: P = (Σ / classes + I / (C N))^(-1/2), Σ the covariance, the first term
+        the cross-entropy's curvature at uniform probabilities, the second the penalty's."""
+        scale = (self.values / n_classes + 1 / (C * n_rows)).rsqrt()
+        return (self.vectors * scale) @ self.vectors.T, (self.vectors / scale) @ self.vectors.T
 
 
 class LogisticFit(NamedTuple):
@@ -281,54 +273,55 @@ def fit_logistic(
 ) -> LogisticFit:
     """Multinomial logistic regression with an L2 penalty, scikit-learn's objective
     C · Σ cross-entropy + ½ ‖W‖² (bias not penalised), by full-batch L-BFGS from ``start``
-    (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation, W = (Q · s) Vᵀ
-    over the centred rows in the covariance's eigenbasis (``FeatureBasis``; ``basis``: the
-    rows' own, when the caller has it): the same optimum, reached in far fewer iterations than
-    on raw embeddings, whose curvature spans orders of magnitude; a new C costs no pass over the
-    rows."""
-    basis = FeatureBasis.of(_probe_rows(train)) if basis is None else basis
-    scale, u = basis.scale(n_classes, C), basis.rotated
+    (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation, W = V P with the
+    centred rows (``FeatureBasis.preconditioner``; ``basis``: the rows' own, when the caller has
+    it): the same optimum, reached in far fewer iterations than on raw embeddings, whose
+    curvature spans orders of magnitude. Returns weights (classes, D) and biases (classes,)."""
+    x = _probe_rows(train)
+    basis = FeatureBasis.of(x) if basis is None else basis
+    shape, inverse = basis.preconditioner(len(x), n_classes, C)
+    z = (x - basis.mean) @ shape  # logits z V^T + b' = x W^T + b' - W·mean
     if start is None:
-        q = u.new_zeros(n_classes, u.shape[1])
-        bias = u.new_zeros(n_classes)
+        v = torch.zeros(n_classes, x.shape[1], dtype=x.dtype, device=x.device)
+        bias = torch.zeros(n_classes, dtype=x.dtype, device=x.device)
     else:
-        weight, bias = (t.to(u.dtype) for t in start)
-        q, bias = (weight @ basis.vectors) / scale, bias + weight @ basis.mean
+        weight, bias = (t.to(x.dtype) for t in start)
+        v, bias = weight @ inverse, bias + weight @ basis.mean
     optimiser = torch.optim.LBFGS(
-        [q, bias],
+        [v, bias],
         max_iter=_CHECK_EVERY,
         tolerance_grad=0.0,  # checked below, on the gradient in W
         tolerance_change=64 * torch.finfo(torch.float64).eps,  # scikit-learn's ftol
         history_size=20,
         line_search_fn="strong_wolfe",
     )
-    penalty = 1 / (2 * C * len(u))  # the objective over C · N
-    rows = torch.arange(len(u), device=u.device)
-    curved = scale.square()
+    penalty = 1 / (2 * C * len(x))  # the objective over C · N
+    rows = torch.arange(len(x), device=x.device)
+    curved = shape @ shape
     evaluations = 0
 
     def closure() -> Tensor:  # the loss and its gradient, without autograd's overhead
         nonlocal evaluations
         evaluations += 1
-        log_p = _log_softmax(torch.addmm(bias, u, (q * scale).T))
-        loss = -log_p[rows, labels].mean() + penalty * (q.square() * curved).sum()
+        log_p = torch.log_softmax(z @ v.T + bias, dim=1)
+        loss = -log_p[rows, labels].mean() + penalty * (v @ shape).pow(2).sum()
         residual = log_p.exp_()
         residual[rows, labels] -= 1
-        residual /= len(u)
-        q.grad = (residual.T @ u) * scale + 2 * penalty * q * curved
+        residual /= len(x)
+        v.grad = residual.T @ z + 2 * penalty * v @ curved
         bias.grad = residual.sum(0)
         return loss
 
     with torch.no_grad():
         done = 0
-        while done < max_iter and _gradient(closure, q, bias, basis, scale) > 1e-4:
+        while done < max_iter and _gradient(closure, v, bias, inverse, basis.mean) > 1e-4:
             optimiser.param_groups[0]["max_iter"] = min(_CHECK_EVERY, max_iter - done)
             optimiser.step(closure)
-            progress = optimiser.state[q]["n_iter"] - done
+            progress = optimiser.state[v]["n_iter"] - done
             done += progress
             if progress < optimiser.param_groups[0]["max_iter"]:
                 break  # L-BFGS stopped itself: no more change
-        weight = (q * scale) @ basis.vectors.T
+        weight = v @ shape
         return LogisticFit(weight, bias - weight @ basis.mean, evaluations)
 
 
@@ -362,7 +355,9 @@ def fit_linear_probe(
         )
     passes = 0.0
     solutions: dict[float, tuple[Tensor, Tensor]] = {}
-    bases: dict[int, FeatureBasis] = {}  # per row count: the held-out split's rows, all rows
+    # per row count (the held-out split's kept rows, all rows): the rows as fitted, their basis
+    rows: dict[int, Tensor] = {}
+    bases: dict[int, FeatureBasis] = {}
 
     def nearest(c: float) -> tuple[Tensor, Tensor] | None:
         if not solutions:
@@ -371,7 +366,9 @@ def fit_linear_probe(
 
     def logistic(x: Tensor, y: Tensor, c: float, start: tuple[Tensor, Tensor] | None):
         if len(x) not in bases:
-            bases[len(x)] = FeatureBasis.of(_probe_rows(x))
+            rows[len(x)] = _probe_rows(x)
+            bases[len(x)] = FeatureBasis.of(rows[len(x)])
+        x = rows[len(x)]
         weight, bias, evaluations = fit_logistic(x, y, n_classes, c, max_iter, start, bases[len(x)])
         nonlocal passes
         passes += evaluations * len(x) / len(train)
