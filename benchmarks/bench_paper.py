@@ -140,14 +140,11 @@ def calibrate(device: str) -> dict[str, float]:
     batch = ClassBatch.from_labels(x, y, c)
     x_test_wide, means = x_test.double(), batch.means()
     rate("ncc", count("ncc"), _clock(device, nearest_class_centre, x_test_wide, means))
-    # What a sweep computes once per view for every k and seed and prices apart (k-medoids'
-    # distances) or with the first k (cov_max's sums). Each call gets a copy, so that nothing a
-    # call computes for its own k and seed (a farthest-point sampling, a ridge factor) is reused
-    # by the timed call after the warm-up.
-    view = {
-        "distances": (reference_distances(batch.x, batch.mask), 0.0),
-        "covariance_sums": (covariance_column_sums(batch.x.double(), batch.mask), 0.0),
-    }
+    # What a sweep computes once per view for every k and seed and prices with the first k
+    # (cov_max's sums). Each call gets a copy, so that nothing a call computes for its own k and
+    # seed (a farthest-point sampling, a ridge factor) is reused by the timed call after the
+    # warm-up.
+    view = {"covariance_sums": (covariance_column_sums(batch.x.double(), batch.mask), 0.0)}
     for gen in GEN:
         if gen in ("kls", "kmeans", "kmedoids"):
             continue  # k-means and k-medoids: *_at_size; kls: k-means plus the solve of ls
@@ -220,8 +217,8 @@ def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
 
 def check(config: dict, rates: dict[str, float], device: str, test_rows: int) -> pd.DataFrame:
     """Sweep one unit per GEN of every experiment's ResNet-18 shard (CIFAR-10, or the first data
-    set) at real training sizes and ``test_rows`` test rows — for k-means and k-least-squares
-    with every clustering of its view (``_sampled_runs``) — measured against projected
+    set) at real training sizes and ``test_rows`` test rows — for k-means, k-least-squares and
+    k-medoids with the other k of its view (``_sampled_runs``) — measured against projected
     seconds."""
     rows = []
     for name, experiment in config["experiments"].items():
