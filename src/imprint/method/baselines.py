@@ -262,6 +262,17 @@ class LogisticFit(NamedTuple):
     evaluations: int
 
 
+def _reparametrised(
+    start: tuple[Tensor, Tensor] | None, z: Tensor, n_classes: int, inverse: Tensor, mean: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``fit_logistic``'s starting V and b' over the rows ``z``: zeros, or the weights and biases
+    of ``start`` in that parametrisation (``inverse``: P^-1)."""
+    if start is None:
+        return z.new_zeros(n_classes, z.shape[1]), z.new_zeros(n_classes)
+    weight, bias = (t.to(z.dtype) for t in start)
+    return weight @ inverse, bias + weight @ mean
+
+
 def fit_logistic(
     train: Tensor,
     labels: Tensor,
@@ -276,17 +287,13 @@ def fit_logistic(
     (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation, W = V P with the
     centred rows (``FeatureBasis.preconditioner``; ``basis``: the rows' own, when the caller has
     it): the same optimum, reached in far fewer iterations than on raw embeddings, whose
-    curvature spans orders of magnitude. Returns weights (classes, D) and biases (classes,)."""
+    curvature spans orders of magnitude. Returns weights (classes, D), biases (classes,) and the
+    loss evaluations."""
     x = _probe_rows(train)
     basis = FeatureBasis.of(x) if basis is None else basis
     shape, inverse = basis.preconditioner(len(x), n_classes, C)
     z = (x - basis.mean) @ shape  # logits z V^T + b' = x W^T + b' - W·mean
-    if start is None:
-        v = torch.zeros(n_classes, x.shape[1], dtype=x.dtype, device=x.device)
-        bias = torch.zeros(n_classes, dtype=x.dtype, device=x.device)
-    else:
-        weight, bias = (t.to(x.dtype) for t in start)
-        v, bias = weight @ inverse, bias + weight @ basis.mean
+    v, bias = _reparametrised(start, z, n_classes, inverse, basis.mean)
     optimiser = torch.optim.LBFGS(
         [v, bias],
         max_iter=_CHECK_EVERY,
