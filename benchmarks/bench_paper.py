@@ -14,7 +14,7 @@
    each distinct result once, its least floating-point work at the GEMM rates measured here),
    per experiment and per step family, beside the projection.
 
-    python benchmarks/bench_paper.py                       # CPU, about 8 minutes on 2 cores
+    python benchmarks/bench_paper.py                       # CPU, about 7 minutes on 2 cores
     python benchmarks/bench_paper.py --device cuda         # GPU rates, plus the GPU targets
     python benchmarks/bench_paper.py --write-rates src/imprint/study/rates.json  # shipped rates
 """
@@ -59,6 +59,7 @@ from imprint.method.randomness import ClassStreams
 from imprint.study.catalog import Catalog
 from imprint.study.config import job_owner, sweep_group
 from imprint.study.cost import (
+    LLOYD_REFERENCE,
     Budget,
     TaskSize,
     family_seconds,
@@ -189,8 +190,8 @@ _TOGETHER = ({"kmeans", "kls"}, {"kmedoids"})
 
 def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
     """The runs of the first unit of every GEN of a shard; for the GENs of ``_TOGETHER``, also
-    the first run of every other unit of theirs of that unit's view and seed (each k; with
-    every seed for k-means, which moves the rate little once the k of one seed are stacked)."""
+    the first run of every other unit of theirs of that unit's view (each k and, for k-means,
+    each seed: a sweep stacks them all, and one seed's clusterings alone run at half the rate)."""
     shard_units = units(runs, time_every_seed)
     picked: list[int] = []
     seen: set[str] = set()
@@ -203,13 +204,11 @@ def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
         family = next((f for f in _TOGETHER if gens <= f), None)
         if time_every_seed or family is None:
             continue
-        seed = runs.iloc[unit.runs[0]]["seed"]
         picked.extend(
             u.runs[0]
             for u in shard_units
             if u.view == unit.view
             and u is not unit
-            and runs.iloc[u.runs[0]]["seed"] == seed
             and set(runs.iloc[list(u.runs)]["gen"]) <= family
         )
     return runs.iloc[sorted(set(picked))].reset_index(drop=True)
@@ -350,25 +349,33 @@ def gemm_rates(device: str, size: int = 2048, repeats: int = 5) -> tuple[float, 
 
 def kmeans_at_size(
     device: str, ks: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20), seeds: int = 3
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """k-means as a sweep runs it, every clustering of a view together (the paper's k × 3
-    seeds), on a CIFAR-10-sized task (10 classes × 5,000 samples, 512-d): seconds per operation
-    (as ``imprint.study.cost`` counts them), and its Lloyd steps and seeding candidates per step,
-    weighted by k as its work is."""
-    c, n, dim = 10, 5000, 512
-    x, y = _tensors(n, c, dim, 1, device)
-    batch = ClassBatch.from_labels(x, y, c)
-    todo = [(k, seed) for seed in range(seeds) for k in ks]
-    streams = [ClassStreams.keyed(seed, "gen", batch.keys) for _, seed in todo]
+    seeds), on a CIFAR-10-sized task (10 classes × ``LLOYD_REFERENCE`` samples, 512-d): seconds
+    per operation (as ``imprint.study.cost`` counts them), its Lloyd steps and seeding
+    candidates per step, weighted by k as its work is, and how the steps grow with the samples
+    per class (the exponent from the same clusterings on twice the samples)."""
+    measured = [_kmeans_steps(device, n, ks, seeds) for n in (LLOYD_REFERENCE, 2 * LLOYD_REFERENCE)]
+    (seconds, steps), (_, doubled) = measured
+    trials = np.average([2 + int(np.log(k)) for k in ks], weights=ks)
+    rate = seconds / (10 * LLOYD_REFERENCE * 512 * sum(ks) * seeds)
+    return rate, steps, trials, float(np.log2(doubled / steps))
+
+
+def _kmeans_steps(
+    device: str, per_class: int, ks: tuple[int, ...], seeds: int
+) -> tuple[float, float]:
+    """The seconds of every (k, seed) clustering of a 10-class, 512-d task together, and their
+    Lloyd steps weighted by k."""
+    x, y = _tensors(per_class, 10, 512, 1, device)
+    batch = ClassBatch.from_labels(x, y, 10)
+    todo = [k for _ in range(seeds) for k in ks]
+    streams = [ClassStreams.keyed(s, "gen", batch.keys) for s in range(seeds) for _ in ks]
     start = time.perf_counter()
-    _, steps = kmeans_together(batch.x, batch.mask, [k for k, _ in todo], streams)
+    _, steps = kmeans_together(batch.x, batch.mask, todo, streams)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    weights = [k for k, _ in todo]
-    trials = [2 + int(np.log(k)) for k in weights]
-    rate = seconds / (c * n * dim * sum(weights))
-    return rate, np.average(steps, weights=weights), np.average(trials, weights=weights)
+    return time.perf_counter() - start, float(np.average(steps, weights=todo))
 
 
 def kmedoids_at_size(
@@ -429,19 +436,24 @@ def arithmetic_floor(
 ) -> None:
     """Print the projection beside its floor, per experiment and per step family: each
     distinct result once, its least arithmetic at this machine's GEMM rates (k-means at
-    ``steps`` Lloyd steps and ``trials`` seeding candidates a step, k-medoids at the rounds
-    ``rounds`` of ``kmedoids_at_size``, the probe at ``probe_passes``)."""
+    ``steps`` Lloyd steps and ``trials`` seeding candidates a step at ``LLOYD_REFERENCE`` samples
+    per class, scaled as the projection scales them, k-medoids at the rounds ``rounds`` of
+    ``kmedoids_at_size``, the probe at ``probe_passes``)."""
     gemm32, gemm64 = gemm_rates(device)
     passes = probe_passes(device)
     print(
         f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64); "
-        f"k-means {steps:.1f} Lloyd steps, {trials:.1f} seeding candidates a step, k-medoids "
-        f"{rounds:.1f} rounds (k-weighted), the linear probe {passes:.0f} passes over its rows"
+        f"k-means {steps:.1f} Lloyd steps at {LLOYD_REFERENCE} samples per class (× n^"
+        f"{rates['lloyd_steps_exponent']:.2f} elsewhere), {trials:.1f} seeding candidates a "
+        f"step, k-medoids {rounds:.1f} rounds (k-weighted), the linear probe {passes:.0f} passes "
+        "over its rows"
     )
     slowdown = 1.0 if device.startswith("cuda") else threads
     projected = family_hours(config, rates, slowdown)
     least = family_hours(
-        config, floor_rates(gemm32, gemm64, steps, trials, rounds, passes), slowdown
+        config,
+        floor_rates(gemm32, gemm64, steps, trials, rounds, passes, rates["lloyd_steps_exponent"]),
+        slowdown,
     )
     for title, axis in (("experiment", 1), ("family", 0)):
         table = pd.DataFrame(
@@ -482,7 +494,7 @@ def main() -> None:
 
     start = time.perf_counter()
     rates = calibrate(device)
-    rates["gen_kmeans"], steps, trials = kmeans_at_size(device)
+    rates["gen_kmeans"], steps, trials, rates["lloyd_steps_exponent"] = kmeans_at_size(device)
     rates["gen_kmedoids"], rounds = kmedoids_at_size(device)
     print(f"1. calibrated {len(rates)} families in {time.perf_counter() - start:.0f} s", flush=True)
     print("2. projected vs measured on sampled units:", flush=True)

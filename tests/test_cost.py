@@ -19,6 +19,7 @@ from imprint.method.normalize import NORM_POST
 from imprint.study.catalog import Catalog
 from imprint.study.config import job_owner, job_spec, sweep_group
 from imprint.study.cost import (
+    LLOYD_REFERENCE,
     RATES,
     TaskSize,
     floor_rates,
@@ -357,7 +358,9 @@ def test_the_floor_prices_each_step_at_its_least_arithmetic():
     """At 10^11 flop/s (float32) and 5·10^10 (float64), 20 Lloyd steps and 3 seeding candidates
     a step, 4 k-medoids rounds, 150 passes of the probe, counted by hand for C = 10 classes ×
     n = 1,000 samples, N = 500 test rows, D = 64."""
-    rates = floor_rates(1e11, 5e10, lloyd_steps=20, trials=3, kmedoids_rounds=4, probe_passes=150)
+    rates = floor_rates(
+        1e11, 5e10, 20, 3, kmedoids_rounds=4, probe_passes=150, lloyd_steps_exponent=0
+    )
     size = TaskSize(n_classes=10, train_per_class=1000, n_test=500, dim=64)
     expected = {
         ("gen", "kmeans", 5, None): 10 * 1000 * 5 * 64 * (4 * 20 + 2 * 3) / 1e11,
@@ -371,6 +374,25 @@ def test_the_floor_prices_each_step_at_its_least_arithmetic():
         family, count = operations(step, -1, size)
         assert count * rates[family] == pytest.approx(seconds)
     assert rates["overhead"] == 0 and rates["vote"] == 0
+
+
+def test_k_means_steps_grow_with_the_samples_per_class_as_measured():
+    """At an exponent of 0.5, four times the reference's samples per class take twice its Lloyd
+    steps: 4 × 2 times the seconds; a few-shot draw of 1,250 (a quarter) half the steps."""
+    runs = expand_grid({"gen": ["kmeans"], "k": [5], "fewshot": [-1]})
+    rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 0.0)
+    rates.update(gen_kmeans=1e-9, lloyd_steps_exponent=0.5)
+
+    def seconds(per_class: int, fewshot: int = -1) -> float:
+        size = TaskSize(n_classes=2, train_per_class=per_class, n_test=10, dim=4)
+        return sum(part_seconds(units(runs.assign(fewshot=fewshot)), size, rates))
+
+    reference = 2 * LLOYD_REFERENCE * 5 * 4 * 1e-9
+    assert seconds(LLOYD_REFERENCE) == pytest.approx(reference)
+    assert seconds(4 * LLOYD_REFERENCE) == pytest.approx(8 * reference)
+    assert seconds(4 * LLOYD_REFERENCE, LLOYD_REFERENCE // 4) == pytest.approx(reference / 8)
+    del rates["lloyd_steps_exponent"]  # rates measured before the exponent: steps independent of n
+    assert seconds(4 * LLOYD_REFERENCE) == pytest.approx(4 * reference)
 
 
 # PAPER.md A.4: the paper's (FM, data set, mapping, task) groups per experiment, and its runs

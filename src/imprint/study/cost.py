@@ -4,7 +4,8 @@ A shard's runs fall into *units*: the runs that share a proxy set — and, for k
 k-least-squares, the clustering both reuse — as ``sweep`` groups them. A unit's work is counted
 per step family (one GEN, one NORMpost, one search, the votes) in operations of the task's sizes
 (classes C, training samples per class n, test rows N, dimension D) and priced at seconds per
-operation measured by ``benchmarks/bench_paper.py`` (``RATES``, shipped with the package).
+operation measured by ``benchmarks/bench_paper.py`` (``RATES``, shipped with the package), with
+how k-means' Lloyd steps grow with the samples per class (``lloyd_scale``).
 Work a *view* (one NORMpre, few-shot draw and Weibull presampling of the data) does once for all
 its units — preparing the data, the Gram matrix and its factors for ``ls``/``kls``, k-medoids'
 distance matrices — is priced once per view in each job that holds units of it.
@@ -181,6 +182,10 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     return f"gen_{gen}", work[gen]
 
 
+# The samples per class at which k-means' rate is measured (CIFAR-10's): its Lloyd steps grow
+# with the samples per class, as ``lloyd_scale`` prices them.
+LLOYD_REFERENCE = 5000
+
 # The least floating-point work behind one operation of each family as ``operations`` counts
 # them, and whether it runs at the float64 rate: what any implementation must do for that
 # result, priced at the machine's GEMM rate (``floor_rates``). k-means' depends on the Lloyd
@@ -224,14 +229,17 @@ def floor_rates(
     trials: float,
     kmedoids_rounds: float,
     probe_passes: float,
+    lloyd_steps_exponent: float,
 ) -> dict:
     """Seconds per operation of every family at the arithmetic floor: ``FLOOR_FLOPS`` at
     ``gemm32`` / ``gemm64`` flop/s; k-means with ``lloyd_steps`` Lloyd steps and ``trials``
     seeding candidates per step, k-medoids with ``kmedoids_rounds`` alternate rounds, the linear
     probe with ``probe_passes`` evaluations over all its rows (C search included; all measured);
-    no fixed cost per step."""
+    no fixed cost per step. k-means' steps are those at ``LLOYD_REFERENCE`` samples per class,
+    scaled to other sizes by ``lloyd_steps_exponent`` as the projection is (seeding included)."""
     rates = {f: flops / (gemm64 if wide else gemm32) for f, (flops, wide) in FLOOR_FLOPS.items()}
     rates["gen_kmeans"] = (4 * lloyd_steps + 2 * trials) / gemm32
+    rates["lloyd_steps_exponent"] = lloyd_steps_exponent
     rates["gen_kmedoids"] *= kmedoids_rounds
     rates["gen_linear_probe"] *= probe_passes
     rates["overhead"] = 0.0
@@ -256,7 +264,17 @@ def _step_work(
         raise ValueError(
             f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
         )
+    if family == "gen_kmeans":
+        n = size.train_per_class if fewshot == -1 else min(fewshot, size.train_per_class)
+        count *= lloyd_scale(n, rates)
     return family, count * rates[family]
+
+
+def lloyd_scale(per_class: float, rates: Mapping[str, float]) -> float:
+    """k-means' Lloyd steps at ``per_class`` samples per class over its steps at
+    ``LLOYD_REFERENCE`` (where its rate is measured): ``(n / LLOYD_REFERENCE) ** exponent``, the
+    exponent measured with the rates (``lloyd_steps_exponent``; none: steps independent of n)."""
+    return (per_class / LLOYD_REFERENCE) ** rates.get("lloyd_steps_exponent", 0.0)
 
 
 def _steps_seconds(
