@@ -56,6 +56,21 @@ def test_the_own_model_example_plans_offline(tmp_path):
     assert jobs["embed"] == str(3 * 2)  # 3 FMs × 2 data sets, both splits in one job
 
 
+@pytest.mark.e2e
+def test_the_cifar100_class_incremental_example_plans_offline(tmp_path):
+    """Its three studies (B0-Inc10, B50-Inc10, few-shot) each plan their runs, table and CD
+    diagram, from one download of CIFAR-100 and one embedding job per FM."""
+    directory = copy_workflow(tmp_path)
+    example = "config/examples/continual_cifar100.yaml"
+    result = snakemake(directory, "-n", "--configfile", example)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
+    assert jobs["download_data"] == "1" and jobs["embed"] == "2"
+    assert jobs["continual"] == jobs["continual_report"] == jobs["continual_cd"] == "3"
+    for study in ("b0_inc10", "b50_inc10", "fewshot_5way_5shot"):
+        assert f"results/tables/continual/{study}.md" in result.stdout
+
+
 def test_schema_lists_exactly_the_registries():
     grid = yaml.safe_load(Path(SCHEMA).read_text())["$defs"]["experiment"]["properties"]["grid"][
         "properties"
@@ -251,6 +266,10 @@ def _one_group(c):
         (  # Fig. 12 pairs a small data set's gain with NC1 of its training split
             lambda c: c["collapse"][0].update(split="test"),
             r"figures.fig12 .* no NC1 of \(demo_cnn, digits, none, all\) on the train split",
+        ),
+        (  # every class-incremental study is checked, and named
+            lambda c: c["continual"].update(wide={**c["continual"]["digits"], "base": 11}),
+            r"continual\.wide \(demo_cnn on digits\): base=11 is not valid",
         ),
     ],
 )

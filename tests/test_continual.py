@@ -94,11 +94,11 @@ def test_few_shot_steps_feed_n_rows_per_class():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"increment": 0}, r"continual \(demo_cnn on digits\): increment=0 is not valid"),
+        ({"increment": 0}, r"continual\.b2 \(demo_cnn on digits\): increment=0 is not valid"),
         ({"base": 11}, r"base=11 is not valid: the task has 10 classes"),
-        ({"methods": ["ncm", "nearest"]}, r"no method named 'nearest'; choose from"),
+        ({"methods": ["ncm", "nearest"]}, r"continual\.b2\.methods: no method named 'nearest'"),
         ({"methods": ["knn"]}, r"knn cannot learn classes exemplar-free"),
-        ({"shots": 0}, r"continual.shots=0 is not valid"),
+        ({"shots": 0}, r"continual\.b2\.shots=0 is not valid"),
     ],
 )
 def test_bad_studies_are_refused_with_the_key(change, message):
@@ -107,7 +107,7 @@ def test_bad_studies_are_refused_with_the_key(change, message):
         "orders": [0], "methods": ["ncm", "ours"], **change,
     }  # fmt: skip
     with pytest.raises(ValueError, match=message):
-        check_continual(study, lambda fm, dataset: 10)
+        check_continual("b2", study, lambda fm, dataset: 10)
 
 
 def _objective_gradient(weight, bias, x, labels, n_classes, C):

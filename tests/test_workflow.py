@@ -48,18 +48,18 @@ def test_every_artifact_exists(workflow_run):
 def test_the_class_incremental_study_learns_exactly_as_one_fit(workflow_run):
     """Every method of the demo's study runs exemplar-free with no gap to its joint fit at any
     step, and forgets (confusion with later digits); the last accuracies are the README's."""
-    assert (workflow_run / "results/figures/continual.pdf").stat().st_size > 1000
-    assert (workflow_run / "results/tables/continual.md").exists()
-    runs = read_table(workflow_run / "results/continual/runs.parquet")
+    assert (workflow_run / "results/figures/continual/digits.pdf").stat().st_size > 1000
+    assert (workflow_run / "results/tables/continual/digits.md").exists()
+    runs = read_table(workflow_run / "results/continual/digits/runs.parquet")
     assert len(runs) == 3 * 3 * 4 * 5  # FMs × orders × methods × steps (2 + 2 × 4 digits)
     assert (runs["gap_to_joint"] == 0).all()
-    table = pd.read_csv(workflow_run / "results/tables/continual.csv").set_index("method")
+    table = pd.read_csv(workflow_run / "results/tables/continual/digits.csv").set_index("method")
     assert (table["forgetting_mean"] > 0).all()
     stated = {"ncm": 80.99, "ours": 85.19, "oracle": 92.84, "hosoda": 76.73}
     for method, accuracy in stated.items():
         assert table.loc[method, "last_accuracy_mean"] == pytest.approx(accuracy, abs=0.01)
-    assert (workflow_run / "results/figures/continual_cd.pdf").stat().st_size > 1000
-    pairs = pd.read_csv(workflow_run / "results/tables/continual_posthoc.csv")
+    assert (workflow_run / "results/figures/continual_cd/digits.pdf").stat().st_size > 1000
+    pairs = pd.read_csv(workflow_run / "results/tables/continual_posthoc/digits.csv")
     assert len(pairs) == 6  # every pair of the four methods: Friedman rejects over 9 groups
 
 
@@ -102,9 +102,9 @@ def test_every_planned_run_has_a_row(workflow_run):
 
 
 def test_every_results_table_records_versions_commit_and_config_hash(workflow_run):
-    tables = sorted((workflow_run / "results/tables").glob("*.csv"))
+    tables = sorted((workflow_run / "results/tables").rglob("*.csv"))
     tables += sorted((workflow_run / "results/runs").glob("*.parquet"))
-    tables += sorted((workflow_run / "results/continual").glob("*.parquet"))
+    tables += sorted((workflow_run / "results/continual").rglob("*.parquet"))
     assert len(tables) >= 10
     for path in tables:
         table = read_table(path)

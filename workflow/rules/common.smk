@@ -236,10 +236,13 @@ def final_targets():
     targets += expand(
         "results/models/{model}.{ext}", model=kept_models(config), ext=["pt", "json"]
     )
-    if "continual" in config:
-        targets += ["results/tables/continual.md", "results/figures/continual.pdf"]
-        if continual_ranked(config["continual"]):
-            targets += ["results/figures/continual_cd.pdf"]
+    for name, study in config.get("continual", {}).items():
+        targets += [
+            f"results/tables/continual/{name}.md",
+            f"results/figures/continual/{name}.pdf",
+        ]
+        if continual_ranked(study):
+            targets += [f"results/figures/continual_cd/{name}.pdf"]
     return targets
 
 
@@ -330,8 +333,8 @@ def kept_entry(wildcards):
 
 
 def continual_inputs(wildcards):
-    """The class-incremental study's embeddings, named ``<fm>.<dataset>.<split>``."""
-    study = config["continual"]
+    """A class-incremental study's embeddings, named ``<fm>.<dataset>.<split>``."""
+    study = config["continual"][wildcards.study]
     data = [
         (fm, dataset, split)
         for fm in study["fms"]

@@ -1,23 +1,29 @@
-# The class-incremental study (config continual; imprint.study.continual): every step's classes
-# fed to partial_fit exemplar-free, tested on every class seen, beside the joint fit.
+# The class-incremental studies (config continual, by name; imprint.study.continual): every
+# step's classes fed to partial_fit exemplar-free, tested on every class seen, beside the joint
+# fit.
+
+
+wildcard_constraints:
+    study="[a-z0-9_]+",
 
 
 rule continual:
     input:
         unpack(continual_inputs),
     output:
-        "results/continual/runs.parquet",
+        "results/continual/{study}/runs.parquet",
     log:
-        "logs/continual/runs.log",
+        "logs/continual/{study}.log",
     conda:
         "../../envs/imprint.yaml"
     resources:
         runtime=60,
         mem_mb=8000,
     params:
-        study=lambda wildcards: canonical(config["continual"]),
+        study=lambda wildcards: canonical(config["continual"][wildcards.study]),
         lambda_regs=lambda wildcards: {
-            fm: config["fms"][fm]["lambda_reg"] for fm in config["continual"]["fms"]
+            fm: config["fms"][fm]["lambda_reg"]
+            for fm in config["continual"][wildcards.study]["fms"]
         },
     script:
         "../scripts/continual.py"
@@ -25,47 +31,47 @@ rule continual:
 
 rule continual_report:
     input:
-        "results/continual/runs.parquet",
+        "results/continual/{study}/runs.parquet",
     output:
         md=report(
-            "results/tables/continual.md",
+            "results/tables/continual/{study}.md",
             caption="../report/continual.rst",
             category="Tables",
         ),
-        csv="results/tables/continual.csv",
+        csv="results/tables/continual/{study}.csv",
         pdf=report(
-            "results/figures/continual.pdf",
+            "results/figures/continual/{study}.pdf",
             caption="../report/continual.rst",
             category="Figures",
         ),
-        png="results/figures/continual.png",
+        png="results/figures/continual/{study}.png",
     log:
-        "logs/plots/continual.log",
+        "logs/plots/continual_{study}.log",
     conda:
         "../../envs/report.yaml"
     params:
-        study=lambda wildcards: canonical(config["continual"]),
+        study=lambda wildcards: canonical(config["continual"][wildcards.study]),
     script:
         "../scripts/continual_report.py"
 
 
 rule continual_cd:
     input:
-        "results/continual/runs.parquet",
+        "results/continual/{study}/runs.parquet",
     output:
         figure=report(
-            "results/figures/continual_cd.pdf",
+            "results/figures/continual_cd/{study}.pdf",
             caption="../report/continual_cd.rst",
             category="Figures",
         ),
-        png="results/figures/continual_cd.png",
-        pvalues="results/tables/continual_posthoc.csv",
+        png="results/figures/continual_cd/{study}.png",
+        pvalues="results/tables/continual_posthoc/{study}.csv",
     log:
-        "logs/stats/continual_cd.log",
+        "logs/stats/continual_cd_{study}.log",
     conda:
         "../../envs/report.yaml"
     params:
-        study=lambda wildcards: canonical(config["continual"]),
+        study=lambda wildcards: canonical(config["continual"][wildcards.study]),
         alpha=config["statistics"]["alpha"],
         posthoc=config["statistics"]["posthoc"],
     script:

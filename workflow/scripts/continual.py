@@ -1,4 +1,4 @@
-"""The class-incremental study of the config's ``continual`` section
+"""One class-incremental study of the config's ``continual`` section
 (``imprint.study.continual.study_runs``): one row per FM, data set, class order, method and
 step."""
 

@@ -405,7 +405,7 @@ def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None)
     """Every FM's model must exist; every task must keep two classes or more of its data;
     every grid must expand to at least one run for every FM; every view of the statistics
     and Table 1 must compare at least two configurations over at least two groups; every figure's
-    experiments must hold what it draws; the class-incremental study must run
+    experiments must hold what it draws; every class-incremental study must run
     (``imprint.study.continual.check_continual``). Raise ``ValueError`` naming the key otherwise.
     ``catalog`` (default: a new one of ``config``) reads your own files; the planner passes
     the one it plans with, so each file is read once. (Imports PyTorch: planning only.)"""
@@ -444,7 +444,8 @@ def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None)
         from imprint.study.continual import check_continual
 
         known = catalog or Catalog(config)
-        check_continual(config["continual"], lambda fm, d: len(known.classes(fm, d).names))
+        for name, study in config["continual"].items():
+            check_continual(name, study, lambda fm, d: len(known.classes(fm, d).names))
 
 
 def check_unique_keys(paths: list[str]) -> None:

@@ -41,31 +41,34 @@ CONTINUAL_METHODS = {
 LEARNING = {"linear_probe": "rows", "linear_probe_finetuned": "finetune"}
 
 
-def check_continual(study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
-    """The config's ``continual`` section, before any job: known methods that can run
+def check_continual(
+    name: str, study: dict[str, Any], n_classes: Callable[[str, str], int]
+) -> None:
+    """The config's study ``continual.<name>``, before any job: known methods that can run
     exemplar-free, at least one class a step, and base classes that every (FM, data set) has
     (``n_classes``). Raises ``ValueError`` naming the key."""
+    key = f"continual.{name}"
     for method in study["methods"]:
         if method not in CONTINUAL_METHODS:
             raise ValueError(
-                f"continual.methods: no method named {method!r}; choose from "
+                f"{key}.methods: no method named {method!r}; choose from "
                 f"{sorted(CONTINUAL_METHODS)}"
             )
         why = refusal(validate_params(CONTINUAL_METHODS[method]))
         if why and method not in LEARNING:
             raise ValueError(
-                f"continual.methods: {method} cannot learn classes exemplar-free ({why}); "
+                f"{key}.methods: {method} cannot learn classes exemplar-free ({why}); "
                 "leave it out of the class-incremental study"
             )
     shots = study.get("shots", -1)
     if shots == 0 or shots < -1:
-        raise ValueError(f"continual.shots={shots} is not valid; use n >= 1 rows per class, or -1")
+        raise ValueError(f"{key}.shots={shots} is not valid; use n >= 1 rows per class, or -1")
     for fm in study["fms"]:
         for dataset in study["datasets"]:
             try:
                 class_groups(np.arange(n_classes(fm, dataset)), study["base"], study["increment"])
             except ValueError as error:
-                raise ValueError(f"continual ({fm} on {dataset}): {error}") from None
+                raise ValueError(f"{key} ({fm} on {dataset}): {error}") from None
 
 
 def class_order(classes: Sequence[Any], seed: int) -> np.ndarray:
