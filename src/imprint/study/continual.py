@@ -41,9 +41,7 @@ CONTINUAL_METHODS = {
 LEARNING = {"linear_probe": "rows", "linear_probe_finetuned": "finetune"}
 
 
-def check_continual(
-    name: str, study: dict[str, Any], n_classes: Callable[[str, str], int]
-) -> None:
+def check_continual(name: str, study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
     """The config's study ``continual.<name>``, before any job: known methods that can run
     exemplar-free, at least one class a step, and base classes that every (FM, data set) has
     (``n_classes``). Raises ``ValueError`` naming the key."""
