@@ -3,10 +3,6 @@
 # fit.
 
 
-wildcard_constraints:
-    study="[a-z0-9_]+",
-
-
 rule continual:
     input:
         unpack(continual_inputs),
@@ -14,6 +10,8 @@ rule continual:
         "results/continual/{study}/runs.parquet",
     log:
         "logs/continual/{study}.log",
+    wildcard_constraints:
+        study="[a-z0-9_]+",
     conda:
         "../../envs/imprint.yaml"
     resources:
@@ -47,6 +45,8 @@ rule continual_report:
         png="results/figures/continual/{study}.png",
     log:
         "logs/plots/continual_{study}.log",
+    wildcard_constraints:
+        study="[a-z0-9_]+",
     conda:
         "../../envs/report.yaml"
     params:
@@ -68,6 +68,8 @@ rule continual_cd:
         pvalues="results/tables/continual_posthoc/{study}.csv",
     log:
         "logs/stats/continual_cd_{study}.log",
+    wildcard_constraints:
+        study="[a-z0-9_]+",
     conda:
         "../../envs/report.yaml"
     params:
