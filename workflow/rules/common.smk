@@ -332,9 +332,13 @@ def kept_entry(wildcards):
     return kept_models(config)[wildcards.model]
 
 
+def continual_study(wildcards):
+    return config["continual"][wildcards.study]
+
+
 def continual_inputs(wildcards):
     """A class-incremental study's embeddings, named ``<fm>.<dataset>.<split>``."""
-    study = config["continual"][wildcards.study]
+    study = continual_study(wildcards)
     data = [
         (fm, dataset, split)
         for fm in study["fms"]

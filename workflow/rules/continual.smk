@@ -18,10 +18,10 @@ rule continual:
         runtime=60,
         mem_mb=8000,
     params:
-        study=lambda wildcards: canonical(config["continual"][wildcards.study]),
+        study=lambda wildcards: canonical(continual_study(wildcards)),
         lambda_regs=lambda wildcards: {
             fm: config["fms"][fm]["lambda_reg"]
-            for fm in config["continual"][wildcards.study]["fms"]
+            for fm in continual_study(wildcards)["fms"]
         },
     script:
         "../scripts/continual.py"
@@ -50,7 +50,7 @@ rule continual_report:
     conda:
         "../../envs/report.yaml"
     params:
-        study=lambda wildcards: canonical(config["continual"][wildcards.study]),
+        study=lambda wildcards: canonical(continual_study(wildcards)),
     script:
         "../scripts/continual_report.py"
 
@@ -73,7 +73,7 @@ rule continual_cd:
     conda:
         "../../envs/report.yaml"
     params:
-        study=lambda wildcards: canonical(config["continual"][wildcards.study]),
+        study=lambda wildcards: canonical(continual_study(wildcards)),
         alpha=config["statistics"]["alpha"],
         posthoc=config["statistics"]["posthoc"],
     script:

@@ -136,11 +136,16 @@ def units(runs: pd.DataFrame, time_every_seed: bool = False) -> list[Unit]:
     ]
 
 
+def _drawn(fewshot: int, size: TaskSize) -> float:
+    """The training samples per class of a view: all of them (``fewshot`` -1), or its draw."""
+    return size.train_per_class if fewshot == -1 else min(fewshot, size.train_per_class)
+
+
 def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     """The rate family of one step and its operation count."""
     family, gen, k, option = step
     c, d, n_test = size.n_classes, size.dim, size.n_test
-    n = size.train_per_class if fewshot == -1 else min(fewshot, size.train_per_class)
+    n = _drawn(fewshot, size)
     kept = n if k == -1 else min(k, n)
     # A baseline's search compares with every training row (k-NN, cache) or class (probe).
     per_class = 1 if gen in ("mean", "ls", "linear_probe") else (n if gen in _ALL_ROWS else kept)
@@ -265,8 +270,7 @@ def _step_work(
             f"the rates have no {family!r}; rerun benchmarks/bench_paper.py --write-rates"
         )
     if family == "gen_kmeans":
-        n = size.train_per_class if fewshot == -1 else min(fewshot, size.train_per_class)
-        count *= lloyd_scale(n, rates)
+        count *= lloyd_scale(_drawn(fewshot, size), rates)
     return family, count * rates[family]
 
 
