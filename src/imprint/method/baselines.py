@@ -218,40 +218,39 @@ def _probe_rows(x: Tensor) -> Tensor:
 
 
 def _gradient(
-    closure: Callable[[], Tensor], a: Tensor, bias: Tensor, back: Tensor, mean: Tensor
+    closure: Callable[[], Tensor], v: Tensor, bias: Tensor, basis_change: Tensor, mean: Tensor
 ) -> float:
     """The largest entry of the probe's gradient in W and b on the rows as given (scikit-learn's
-    stopping test), from the gradient in A and b' (``back``: the eigenvectors over the scale,
-    dW = dA diag(1/s) E^T; logits u (A s)^T + b' = x W^T + b' - W·mean)."""
+    stopping test), from the gradient in V and b' (``basis_change``: P^-1; logits
+    z V^T + b' = x W^T + b' - W·mean)."""
     closure()
-    weight_gradient = a.grad @ back + bias.grad[:, None] * mean
+    weight_gradient = v.grad @ basis_change + bias.grad[:, None] * mean
     return max(float(weight_gradient.abs().max()), float(bias.grad.abs().max()))
 
 
 @dataclass(frozen=True)
 class FeatureBasis:
-    """The mean (D,) of a probe's training rows, the eigen-decomposition (values (D,), vectors
-    (D, D)) of their covariance and the centred rows in that basis (N, D): what ``fit_logistic``
-    preconditions with, computed once for every C."""
+    """The mean (D,) of a probe's training rows and the eigen-decomposition (values (D,),
+    vectors (D, D)) of their covariance: what ``fit_logistic`` preconditions with, computed
+    once for every C."""
 
     mean: Tensor
     values: Tensor
     vectors: Tensor
-    rotated: Tensor
 
     @classmethod
     def of(cls, x: Tensor) -> FeatureBasis:
         mean = x.mean(0)
         centred = x - mean
         values, vectors = torch.linalg.eigh(centred.T @ centred / len(x))
-        return cls(mean, values.clamp_min(0), vectors, centred @ vectors)
+        return cls(mean, values.clamp_min(0), vectors)
 
-    def scale(self, n_rows: int, n_classes: int, C: float) -> Tensor:
-        """The scale s (D,) per eigenvector for which the objective over A = W E diag(1/s) (E the
-        eigenvectors) is about as curved in every direction: s = (λ / classes + 1 / (C N))^(-1/2),
-        λ the covariance's eigenvalues, the first term the cross-entropy's curvature at uniform
-        probabilities, the second the penalty's."""
-        return (self.values / n_classes + 1 / (C * n_rows)).rsqrt()
+    def preconditioner(self, n_rows: int, n_classes: int, C: float) -> tuple[Tensor, Tensor]:
+        """P and P^-1 (D, D) for which the objective over V = W P^-1 is about as curved in
+        every direction: P = (Σ / classes + I / (C N))^(-1/2), Σ the covariance, the first term
+        the cross-entropy's curvature at uniform probabilities, the second the penalty's."""
+        scale = (self.values / n_classes + 1 / (C * n_rows)).rsqrt()
+        return (self.vectors * scale) @ self.vectors.T, (self.vectors / scale) @ self.vectors.T
 
 
 class LogisticFit(NamedTuple):
@@ -264,15 +263,14 @@ class LogisticFit(NamedTuple):
 
 
 def _reparametrised(
-    start: tuple[Tensor, Tensor] | None, basis: FeatureBasis, n_classes: int, scale: Tensor
+    start: tuple[Tensor, Tensor] | None, z: Tensor, n_classes: int, inverse: Tensor, mean: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """``fit_logistic``'s starting A and b': zeros, or the weights and biases of ``start`` in that
-    parametrisation."""
-    u = basis.rotated
+    """``fit_logistic``'s starting V and b' over the rows ``z``: zeros, or the weights and biases
+    of ``start`` in that parametrisation (``inverse``: P^-1)."""
     if start is None:
-        return u.new_zeros(n_classes, u.shape[1]), u.new_zeros(n_classes)
-    weight, bias = (t.to(u.dtype) for t in start)
-    return weight @ basis.vectors / scale, bias + weight @ basis.mean
+        return z.new_zeros(n_classes, z.shape[1]), z.new_zeros(n_classes)
+    weight, bias = (t.to(z.dtype) for t in start)
+    return weight @ inverse, bias + weight @ mean
 
 
 def fit_logistic(
@@ -286,51 +284,51 @@ def fit_logistic(
 ) -> LogisticFit:
     """Multinomial logistic regression with an L2 penalty, scikit-learn's objective
     C · Σ cross-entropy + ½ ‖W‖² (bias not penalised), by full-batch L-BFGS from ``start``
-    (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation,
-    W = A diag(s) E^T over the centred rows in the covariance's eigenbasis E
-    (``FeatureBasis.scale``; ``basis``: the rows' own, when the caller has it): the same optimum,
-    reached in far fewer iterations than on raw embeddings, whose curvature spans orders of
-    magnitude. Returns weights (classes, D), biases (classes,) and the loss evaluations."""
-    basis = FeatureBasis.of(_probe_rows(train)) if basis is None else basis
-    u = basis.rotated  # logits u (A s)^T + b' = x W^T + b' - W·mean
-    scale = basis.scale(len(u), n_classes, C)
-    a, bias = _reparametrised(start, basis, n_classes, scale)
+    (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation, W = V P with the
+    centred rows (``FeatureBasis.preconditioner``; ``basis``: the rows' own, when the caller has
+    it): the same optimum, reached in far fewer iterations than on raw embeddings, whose
+    curvature spans orders of magnitude. Returns weights (classes, D), biases (classes,) and the
+    loss evaluations."""
+    x = _probe_rows(train)
+    basis = FeatureBasis.of(x) if basis is None else basis
+    shape, inverse = basis.preconditioner(len(x), n_classes, C)
+    z = (x - basis.mean) @ shape  # logits z V^T + b' = x W^T + b' - W·mean
+    v, bias = _reparametrised(start, z, n_classes, inverse, basis.mean)
     optimiser = torch.optim.LBFGS(
-        [a, bias],
+        [v, bias],
         max_iter=_CHECK_EVERY,
         tolerance_grad=0.0,  # checked below, on the gradient in W
         tolerance_change=64 * torch.finfo(torch.float64).eps,  # scikit-learn's ftol
         history_size=20,
         line_search_fn="strong_wolfe",
     )
-    penalty = 1 / (2 * C * len(u))  # the objective over C · N
-    rows = torch.arange(len(u), device=u.device)
+    penalty = 1 / (2 * C * len(x))  # the objective over C · N
+    rows = torch.arange(len(x), device=x.device)
+    curved = shape @ shape
     evaluations = 0
 
     def closure() -> Tensor:  # the loss and its gradient, without autograd's overhead
         nonlocal evaluations
         evaluations += 1
-        scaled = a * scale
-        log_p = torch.log_softmax(torch.addmm(bias, u, scaled.T), dim=1)
-        loss = -log_p[rows, labels].mean() + penalty * scaled.pow(2).sum()
+        log_p = torch.log_softmax(z @ v.T + bias, dim=1)
+        loss = -log_p[rows, labels].mean() + penalty * (v @ shape).pow(2).sum()
         residual = log_p.exp_()
         residual[rows, labels] -= 1
-        residual /= len(u)
-        a.grad = (residual.T @ u + 2 * penalty * scaled) * scale
+        residual /= len(x)
+        v.grad = residual.T @ z + 2 * penalty * v @ curved
         bias.grad = residual.sum(0)
         return loss
 
     with torch.no_grad():
-        back = (basis.vectors / scale).T
         done = 0
-        while done < max_iter and _gradient(closure, a, bias, back, basis.mean) > 1e-4:
+        while done < max_iter and _gradient(closure, v, bias, inverse, basis.mean) > 1e-4:
             optimiser.param_groups[0]["max_iter"] = min(_CHECK_EVERY, max_iter - done)
             optimiser.step(closure)
-            progress = optimiser.state[a]["n_iter"] - done
+            progress = optimiser.state[v]["n_iter"] - done
             done += progress
             if progress < optimiser.param_groups[0]["max_iter"]:
                 break  # L-BFGS stopped itself: no more change
-        weight = (a * scale) @ basis.vectors.T
+        weight = v @ shape
         return LogisticFit(weight, bias - weight @ basis.mean, evaluations)
 
 
@@ -364,7 +362,8 @@ def fit_linear_probe(
         )
     passes = 0.0
     solutions: dict[float, tuple[Tensor, Tensor]] = {}
-    # per row count (the held-out split's kept rows, all rows): the rows' basis
+    # per row count (the held-out split's kept rows, all rows): the rows as fitted, their basis
+    rows: dict[int, Tensor] = {}
     bases: dict[int, FeatureBasis] = {}
 
     def nearest(c: float) -> tuple[Tensor, Tensor] | None:
@@ -374,7 +373,9 @@ def fit_linear_probe(
 
     def logistic(x: Tensor, y: Tensor, c: float, start: tuple[Tensor, Tensor] | None):
         if len(x) not in bases:
-            bases[len(x)] = FeatureBasis.of(_probe_rows(x))
+            rows[len(x)] = _probe_rows(x)
+            bases[len(x)] = FeatureBasis.of(rows[len(x)])
+        x = rows[len(x)]
         weight, bias, evaluations = fit_logistic(x, y, n_classes, c, max_iter, start, bases[len(x)])
         nonlocal passes
         passes += evaluations * len(x) / len(train)
