@@ -366,7 +366,7 @@ def test_the_floor_prices_each_step_at_its_least_arithmetic():
         ("gen", "kmeans", 5, None): 10 * 1000 * 5 * 64 * (4 * 20 + 2 * 3) / 1e11,
         ("gen", "gram", 0, None): (10 * 1000 * 64 * 64 + 64**3) / 5e10,
         ("gen", "kmedoids", 5, None): 10 * 1000 * 1000 * 5 * 2 * 4 / 5e10,
-        ("gen", "linear_probe", -1, None): 150 * 4 * (10 * 1000) * 64 * 10 / 1e11,
+        ("gen", "linear_probe", -1, None): 150 * 4 * (10 * 1000) * 64 * 10 / 5e10,
         ("search", "kmeans", 5, "max"): 2 * 500 * (10 * 5) * 64 / 1e11,
         ("search", "kmeans", 5, "manhattan"): 2 * 500 * (10 * 5) * 64 / 1e11,
     }

@@ -207,7 +207,8 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "gen_fps": (2, False),
     "gen_knn": (1, False),
     "gen_cache": (1, False),
-    "gen_linear_probe": (4, False),  # one pass; floor_rates counts the passes
+    # one pass; floor_rates counts the passes. float64, as scikit-learn fits it for CLIP's protocol
+    "gen_linear_probe": (4, True),
     "gen_gram": (1, True),  # the symmetric X^T X and an LU of (2/3) D^3
     "gen_ls": (2, True),
     "gen_kmedoids_distances": (2, True),
