@@ -2,9 +2,11 @@
 at a time (synthetic, 512-d), exemplar-free (``keep="statistics"``) and keeping rows, measured
 in one process. A step's update should cost its new classes' work plus the coupled steps, not
 the old classes' again: the goal is the last step within 1.5× the first for per-class GENs.
+RanPAC (its projection to ``--ranpac-dimensions``, 10,000 in a study) and FeCAM run beside them.
 
     python benchmarks/bench_continual.py                       # 1,000 classes in 100 steps
     python benchmarks/bench_continual.py --classes 200 --per-class 20   # a quick look
+    python benchmarks/bench_continual.py --only ranpac                  # one configuration
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from imprint import ImprintingClassifier
+from imprint.method.cil_methods import FeCAM, RanPAC
 
 CONFIGURATIONS = {
     "mean (ncm)": {"gen": "mean", "norm_post": "none"},
@@ -36,9 +41,8 @@ def make_classes(n_classes: int, per_class: int, dim: int) -> tuple[np.ndarray, 
     return x.astype(np.float32), labels
 
 
-def step_times(params: dict, keep: str, x: np.ndarray, y: np.ndarray, step: int) -> list[float]:
-    """Seconds of each ``partial_fit`` call, ``step`` new classes each."""
-    clf = ImprintingClassifier(**params, keep=keep)
+def step_times(clf: Any, x: np.ndarray, y: np.ndarray, step: int) -> list[float]:
+    """Seconds of each ``partial_fit`` call of the learner ``clf``, ``step`` new classes each."""
     times = []
     for first in range(0, int(y.max()) + 1, step):
         rows = (y >= first) & (y < first + step)
@@ -54,6 +58,8 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=50)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--step", type=int, default=10, help="new classes per partial_fit call")
+    parser.add_argument("--ranpac-dimensions", type=int, default=2000)
+    parser.add_argument("--only", default="", help="the configurations whose name holds this")
     args = parser.parse_args()
     x, y = make_classes(args.classes, args.per_class, args.dim)
     print(
@@ -67,16 +73,26 @@ def main() -> None:
         "| steps after the first (s) |"
     )
     print("|---|---|---|---|---|---|")
-    for name, params in CONFIGURATIONS.items():
-        for keep in ("statistics", "rows"):
-            times = step_times(params, keep, x, y, args.step)
-            first = float(np.median(times[1:6]))  # the very first call also warms up
-            last = float(np.median(times[-5:]))
-            print(
-                f"| {name} | {keep} | {first:.3f} | {last:.3f} | {last / first:.2f} | "
-                f"{sum(times[1:]):.2f} |",
-                flush=True,
-            )
+    learners: dict[tuple[str, str], Callable[[], Any]] = {
+        (name, keep): lambda params=params, keep=keep: ImprintingClassifier(**params, keep=keep)
+        for name, params in CONFIGURATIONS.items()
+        for keep in ("statistics", "rows")
+    }
+    learners[f"ranpac (M = {args.ranpac_dimensions:,})", "statistics"] = lambda: RanPAC(
+        args.ranpac_dimensions
+    )
+    learners["fecam", "statistics"] = FeCAM
+    for (name, keep), make in learners.items():
+        if args.only not in name:
+            continue
+        times = step_times(make(), x, y, args.step)
+        first = float(np.median(times[1:6]))  # the very first call also warms up
+        last = float(np.median(times[-5:]))
+        print(
+            f"| {name} | {keep} | {first:.3f} | {last:.3f} | {last / first:.2f} | "
+            f"{sum(times[1:]):.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 from sklearn.neighbors import NearestCentroid
 
 from imprint.analysis.continual import continual_voters, forgetting, summarize
+from imprint.method import cil_methods
 from imprint.method.baselines import FineTunedProbe
 from imprint.method.classifier import ImprintingClassifier
 from imprint.study.config import continual_ranked
@@ -99,6 +100,10 @@ def test_few_shot_steps_feed_n_rows_per_class():
         ({"methods": ["ncm", "nearest"]}, r"continual\.b2\.methods: no method named 'nearest'"),
         ({"methods": ["knn"]}, r"knn cannot learn classes exemplar-free"),
         ({"shots": 0}, r"continual\.b2\.shots=0 is not valid"),
+        (
+            {"methods": ["fecam", "ranpac", "ridge"]},
+            r"no method named 'ridge'; choose from .*'fecam'",
+        ),
     ],
 )
 def test_bad_studies_are_refused_with_the_key(change, message):
@@ -152,6 +157,33 @@ def test_the_probe_retrained_has_no_gap_and_the_fine_tuned_one_forgets():
     assert (tuned["gap_to_joint"].iloc[1:] > 20).all()
     assert forgetting(tuned["group_accuracy"].tolist()) > 50
     assert tuned["kept_bytes"].iloc[-1] < retrained["kept_bytes"].iloc[-1]  # no rows kept
+
+
+def test_fecam_in_steps_is_its_joint_fit_and_ranpac_runs_as_its_authors_update(monkeypatch):
+    monkeypatch.setattr(cil_methods, "RANPAC_DIMENSIONS", 300)  # 10,000 in a study
+    x, y = make_task(n_classes=6, per_class=30, dim=8, seed=4)
+    test = make_task(n_classes=6, per_class=20, dim=8, seed=4, sample_seed=8)
+    groups = class_groups(class_order(range(6), 3), 2, 2)
+    fecam = incremental_runs((x, y), test, {}, groups, learning="fecam", seed=3)
+    assert (fecam["gap_to_joint"] == 0).all()
+    expected = cil_methods.FeCAM().partial_fit(x, y).predict(test[0])
+    assert fecam["accuracy"].iloc[-1] == pytest.approx((expected == test[1]).mean() * 100)
+    ranpac = incremental_runs((x, y), test, {}, groups, learning="ranpac", seed=3)
+    learner = cil_methods.RanPAC(300, seed=3)
+    fed = [np.concatenate([np.flatnonzero(y == c) for c in group]) for group in groups]
+    for rows in fed:  # class by class, as a step feeds them
+        learner.partial_fit(x[rows], y[rows])
+    assert ranpac["accuracy"].iloc[-1] == pytest.approx(
+        (learner.predict(test[0]) == test[1]).mean() * 100
+    )
+    every = np.concatenate(fed)
+    joint = cil_methods.RanPAC(300, seed=3).partial_fit(x[every], y[every])
+    assert ranpac["joint_accuracy"].iloc[-1] == pytest.approx(
+        (joint.predict(test[0]) == test[1]).mean() * 100
+    )
+    # the kept state: FeCAM's grows with the classes, RanPAC's G only with Q's columns
+    assert fecam["kept_bytes"].is_monotonic_increasing
+    assert ranpac["kept_bytes"].iloc[-1] - ranpac["kept_bytes"].iloc[0] < 300 * 8 * 8 + 4096
 
 
 def test_the_cd_voters_are_each_groups_average_accuracy_per_method():

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from imprint.method.cil_methods import ClassLearner
 from imprint.method.normalize import l2_normalize
 from imprint.method.randomness import stage_generator, uniform
 
@@ -392,7 +393,7 @@ def fit_linear_probe(
     return ProbeFit(weight, bias, C, passes)
 
 
-class FineTunedProbe:
+class FineTunedProbe(ClassLearner):
     """The linear probe as exemplar-free class-incremental learning fine-tunes it: CLIP's
     protocol on the first rows given (``fit_linear_probe``, C by held-out accuracy), then, for
     each later call, the same objective over every class seen so far on that call's rows only,
@@ -401,7 +402,6 @@ class FineTunedProbe:
 
     def __init__(self, seed: int = 0, max_iter: int = PROBE_MAX_ITER) -> None:
         self.seed, self.max_iter = seed, max_iter
-        self.classes_: np.ndarray | None = None
         self.weight: Tensor | None = None
         self.bias: Tensor | None = None
         self.C: float | None = None
@@ -409,12 +409,7 @@ class FineTunedProbe:
     def partial_fit(self, X: np.ndarray, y: np.ndarray) -> FineTunedProbe:
         """Learn from the rows ``X`` (N, D) of labels ``y``; labels not seen before are new
         classes."""
-        y = np.asarray(y)
-        seen = np.empty(0, dtype=y.dtype) if self.classes_ is None else self.classes_
-        new = np.setdiff1d(np.unique(y), seen)
-        self.classes_ = np.concatenate([seen, new])
-        position = {label: i for i, label in enumerate(self.classes_.tolist())}
-        labels = torch.tensor([position[label] for label in y.tolist()])
+        labels = self._positions(y)
         order = torch.argsort(labels, stable=True)  # grouped by class, as a sweep hands rows on
         rows = torch.as_tensor(np.asarray(X, dtype=np.float32))[order]
         labels, n_classes = labels[order], len(self.classes_)
@@ -423,22 +418,20 @@ class FineTunedProbe:
                 rows, labels, n_classes, self.seed, max_iter=self.max_iter
             )
             return self
+        new = n_classes - len(self.weight)
         start = (
-            torch.cat([self.weight, self.weight.new_zeros(len(new), self.weight.shape[1])]),
-            torch.cat([self.bias, self.bias.new_zeros(len(new))]),
+            torch.cat([self.weight, self.weight.new_zeros(new, self.weight.shape[1])]),
+            torch.cat([self.bias, self.bias.new_zeros(new)]),
         )
         self.weight, self.bias, _ = fit_logistic(
             rows, labels, n_classes, self.C, self.max_iter, start
         )
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """The class with the highest score of each row (ties: the first learnt)."""
-        if self.classes_ is None:
-            raise ValueError("this FineTunedProbe has learnt no class yet: call partial_fit first")
+    def scores(self, X: np.ndarray) -> Tensor:
+        """Each row's logit per class (N, classes)."""
         head = FittedBaseline("linear_probe", self.kept_state(), len(self.classes_))
-        scores = head(torch.as_tensor(np.asarray(X, dtype=np.float32)))
-        return self.classes_[scores.argmax(1).numpy()]
+        return head(torch.as_tensor(np.asarray(X, dtype=np.float32)))
 
     def kept_state(self) -> dict[str, Tensor]:
         """What the probe keeps between calls: its weights and biases."""

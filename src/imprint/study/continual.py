@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from imprint.method import cil_methods
 from imprint.method.baselines import FineTunedProbe
 from imprint.method.classifier import ImprintingClassifier
 from imprint.method.params import validate_params
@@ -36,9 +37,18 @@ CONTINUAL_METHODS = {
     **NAMED_METHODS,
     "linear_probe_finetuned": NAMED_METHODS["linear_probe"],
 }
+# The field's own exemplar-free learners (imprint.method.cil_methods); each one's joint bound is
+# the same learner given every row seen in one call.
+FIELD_METHODS = ("ranpac", "fecam")
 # How a method learns step by step, where not exemplar-free ``partial_fit`` ("statistics"):
-# ``partial_fit`` keeping every row and fitting again ("rows"), or ``FineTunedProbe``.
-LEARNING = {"linear_probe": "rows", "linear_probe_finetuned": "finetune"}
+# ``partial_fit`` keeping every row and fitting again ("rows"), ``FineTunedProbe``, or a learner
+# of the field.
+LEARNING = {
+    "linear_probe": "rows",
+    "linear_probe_finetuned": "finetune",
+    **{method: method for method in FIELD_METHODS},
+}
+Learner = ImprintingClassifier | FineTunedProbe | cil_methods.RanPAC | cil_methods.FeCAM
 
 
 def check_continual(name: str, study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
@@ -47,10 +57,12 @@ def check_continual(name: str, study: dict[str, Any], n_classes: Callable[[str, 
     (``n_classes``). Raises ``ValueError`` naming the key."""
     key = f"continual.{name}"
     for method in study["methods"]:
+        if method in FIELD_METHODS:
+            continue
         if method not in CONTINUAL_METHODS:
             raise ValueError(
                 f"{key}.methods: no method named {method!r}; choose from "
-                f"{sorted(CONTINUAL_METHODS)}"
+                f"{sorted([*CONTINUAL_METHODS, *FIELD_METHODS])}"
             )
         why = refusal(validate_params(CONTINUAL_METHODS[method]))
         if why and method not in LEARNING:
@@ -101,18 +113,30 @@ def _shots(labels: np.ndarray, classes: np.ndarray, shots: int, seed: int) -> np
     return np.concatenate(picked)
 
 
-def _kept_bytes(learner: ImprintingClassifier | FineTunedProbe) -> int:
+def _kept_bytes(learner: Learner) -> int:
     buffer = io.BytesIO()
     torch.save(learner.kept_state(), buffer)
     return buffer.getbuffer().nbytes
 
 
-def _learner(params: dict[str, Any], learning: str) -> ImprintingClassifier | FineTunedProbe:
-    """What learns the steps: ``FineTunedProbe`` ("finetune"), or the classifier keeping
-    ``learning`` ("statistics", "rows")."""
+def _learner(params: dict[str, Any], learning: str, seed: int) -> Learner:
+    """What learns the steps: ``FineTunedProbe`` ("finetune"), RanPAC (its projection seeded
+    with ``seed``), FeCAM, or the classifier keeping ``learning`` ("statistics", "rows")."""
     if learning == "finetune":
         return FineTunedProbe(seed=params.get("seed", 0))
+    if learning == "ranpac":
+        return cil_methods.RanPAC(cil_methods.RANPAC_DIMENSIONS, seed)
+    if learning == "fecam":
+        return cil_methods.FeCAM()
     return ImprintingClassifier(**params, keep=learning)
+
+
+def _joint(params: dict[str, Any], learning: str, seed: int, x: np.ndarray, y: np.ndarray):
+    """The joint bound of a step: a learner of the field given every row at once, else
+    ``params`` fitted once (the fine-tuned probe's: the probe retrained on every row)."""
+    if learning in FIELD_METHODS:
+        return _learner(params, learning, seed).partial_fit(x, y)
+    return ImprintingClassifier(**params).fit(x, y)
 
 
 def incremental_runs(
@@ -132,7 +156,7 @@ def incremental_runs(
     update's seconds and the bytes the learner keeps."""
     x, y = train
     x_test, y_test = test
-    clf = _learner(params, learning)
+    clf = _learner(params, learning, seed)
     fed: list[np.ndarray] = []
     rows = []
     for step, group in enumerate(groups):
@@ -149,8 +173,8 @@ def incremental_runs(
         by_group = [float(correct[np.isin(truth, g)].mean() * 100) for g in groups[: step + 1]]
         accuracy = float(correct.mean() * 100)
         every = np.concatenate(fed)
-        joint = ImprintingClassifier(**params).fit(x[every], y[every])
-        joint_accuracy = float(joint.score(x_test[tested], truth) * 100)
+        joint = _joint(params, learning, seed, x[every], y[every])
+        joint_accuracy = float((joint.predict(x_test[tested]) == truth).mean() * 100)
         rows.append(
             {
                 "step": step,
@@ -183,7 +207,7 @@ def study_runs(
             groups = class_groups(
                 class_order(np.unique(train[1]), order), study["base"], study["increment"]
             )
-            params = {**CONTINUAL_METHODS[method], "lambda_reg": lambda_regs[fm]}
+            params = {**CONTINUAL_METHODS.get(method, {}), "lambda_reg": lambda_regs[fm]}
             learning = LEARNING.get(method, "statistics")
             runs = incremental_runs(
                 train, test, params, groups, study.get("shots", -1), learning, seed=order

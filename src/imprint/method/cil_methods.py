@@ -1,0 +1,210 @@
+"""Two exemplar-free class-incremental learners of the field, on frozen embeddings as their
+authors ran them on pretrained models:
+
+- ``RanPAC`` (McDonnell et al., NeurIPS 2023): a seeded random projection of the embeddings to
+  M dimensions (default 10,000) with ReLU, then ridge regression on one-hot targets. The Gram
+  matrix G = Σ hhᵀ and Q = Σ hyᵀ are summed over steps; on every step λ is chosen from
+  10⁻⁸…10⁸ by the mean squared error on the last fifth of that step's rows (shuffled; seeded here)
+  of a ridge fitted on the first four fifths, and the weights are (G + λI)⁻¹ Q. The first
+  session's adapter training of the full method is not run: the embeddings stay the FM's; and
+  everything is computed in float64 (the authors' code: float32).
+- ``FeCAM`` (Goswami et al., NeurIPS 2023), its rule for pretrained ViTs: rows L2-normalised,
+  per class the mean and the sample covariance, shrunk by the mean of its diagonal
+  (Σ + mean(diag Σ)·I) and scaled to a correlation matrix; a row goes to the class of the least
+  Mahalanobis distance under that matrix's pseudo-inverse. ``tukey`` applies the Tukey power
+  transform x^β (log for β = 0) the authors use for non-negative CNN features first.
+
+Both keep statistics only (no row): RanPAC the M × M Gram matrix, FeCAM one D × D matrix a
+class. FeCAM's classes depend on their own rows alone, so steps give exactly one fit's model;
+RanPAC's λ is chosen on each step's rows, so a sequence of steps may differ from one fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+RANPAC_DIMENSIONS = 10_000
+RANPAC_RIDGES = 10.0 ** np.arange(-8, 9)
+RANPAC_HELD_OUT = 0.2
+
+
+class ClassLearner:
+    """A learner whose classes come with ``partial_fit``: labels to positions in the order the
+    classes were first seen, and prediction by the highest of its ``scores`` (ties: the first
+    learnt)."""
+
+    classes_: np.ndarray | None = None
+
+    def _positions(self, y: np.ndarray) -> Tensor:
+        """Positions of the labels ``y``, new labels appended to ``classes_``."""
+        y = np.asarray(y)
+        seen = np.empty(0, dtype=y.dtype) if self.classes_ is None else self.classes_
+        self.classes_ = np.concatenate([seen, np.setdiff1d(np.unique(y), seen)])
+        position = {label: i for i, label in enumerate(self.classes_.tolist())}
+        return torch.tensor([position[label] for label in y.tolist()])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The class with the highest score of each row (``scores``)."""
+        if self.classes_ is None:
+            raise ValueError(
+                f"this {type(self).__name__} has learnt no class yet: call partial_fit"
+            )
+        return self.classes_[self.scores(X).argmax(1).numpy()]
+
+
+def _rows(X: np.ndarray) -> Tensor:
+    return torch.as_tensor(np.asarray(X, dtype=np.float64))
+
+
+def ranpac_ridge(h: Tensor, targets: Tensor, seed: int) -> float:
+    """RanPAC's λ for the rows ``h`` (N, M) and one-hot ``targets`` (N, C): the ridge of
+    ``RANPAC_RIDGES`` whose fit on the first four fifths of the rows in a seeded random order
+    predicts the rest with the least mean squared error (the first such). Every ridge from one
+    eigen-decomposition, of the fitted rows' Gram matrix or, with fewer rows than M, of their
+    kernel matrix (the same predictions:
+    H_v (H_fᵀH_f + λI)⁻¹ H_fᵀY = H_v H_fᵀ (H_f H_fᵀ + λI)⁻¹ Y)."""
+    order = torch.as_tensor(np.random.default_rng(seed).permutation(len(h)))
+    n_fit = int(len(h) * (1 - RANPAC_HELD_OUT))
+    fit, held = order[:n_fit], order[n_fit:]
+    h_fit, h_held = h[fit], h[held]
+    if n_fit <= h.shape[1]:
+        values, vectors = torch.linalg.eigh(h_fit @ h_fit.T)
+        left, right = h_held @ h_fit.T @ vectors, vectors.T @ targets[fit]
+    else:
+        values, vectors = torch.linalg.eigh(h_fit.T @ h_fit)
+        left, right = h_held @ vectors, vectors.T @ (h_fit.T @ targets[fit])
+    losses = [
+        float(((left / (values + ridge)) @ right - targets[held]).pow(2).mean())
+        for ridge in RANPAC_RIDGES
+    ]
+    return float(RANPAC_RIDGES[int(np.argmin(losses))])
+
+
+class RanPAC(ClassLearner):
+    """RanPAC without its first-session adapter training (module docstring): ``partial_fit``
+    adds each call's rows to G and Q, chooses λ on them and solves for the weights."""
+
+    def __init__(self, dimensions: int = RANPAC_DIMENSIONS, seed: int = 0) -> None:
+        self.dimensions, self.seed = dimensions, seed
+        self.steps = 0
+        self.projection: Tensor | None = None
+        self.gram: Tensor | None = None
+        self.targets: Tensor | None = None
+        self.weight: Tensor | None = None
+        self.ridge: float | None = None
+
+    def _features(self, X: np.ndarray) -> Tensor:
+        return torch.relu(_rows(X) @ self.projection)
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray) -> RanPAC:
+        """Learn from the rows ``X`` (N, D) of labels ``y``; labels not seen before are new
+        classes."""
+        labels = self._positions(y)
+        if self.projection is None:
+            generator = torch.Generator().manual_seed(self.seed)
+            shape = (np.shape(X)[1], self.dimensions)
+            self.projection = torch.randn(shape, generator=generator, dtype=torch.float64)
+            self.gram = torch.zeros(self.dimensions, self.dimensions, dtype=torch.float64)
+            self.targets = torch.zeros(self.dimensions, 0, dtype=torch.float64)
+        h = self._features(X)
+        one_hot = torch.nn.functional.one_hot(labels, len(self.classes_)).double()
+        grown = len(self.classes_) - self.targets.shape[1]
+        self.targets = torch.cat([self.targets, self.targets.new_zeros(self.dimensions, grown)], 1)
+        self.gram += h.T @ h
+        self.targets += h.T @ one_hot
+        self.ridge = ranpac_ridge(h, one_hot, self.seed + self.steps)
+        regularised = self.gram + self.ridge * torch.eye(self.dimensions, dtype=torch.float64)
+        self.weight = torch.linalg.solve(regularised, self.targets)
+        self.steps += 1
+        return self
+
+    def scores(self, X: np.ndarray) -> Tensor:
+        """Each row's score per class (N, classes): its projected features times the weights."""
+        return self._features(X) @ self.weight
+
+    def kept_state(self) -> dict[str, Tensor]:
+        """What RanPAC keeps between calls: G, Q and the weights (the projection is its seed's)."""
+        return {"gram": self.gram, "targets": self.targets, "weight": self.weight}
+
+
+def fecam_matrix(count: int, total: Tensor, outer: Tensor) -> Tensor:
+    """FeCAM's matrix of a class from its row count, sum and sum of outer products: the sample
+    covariance shrunk by the mean of its diagonal and scaled to unit diagonal, pseudo-inverted."""
+    mean = total / count
+    covariance = (outer - count * torch.outer(mean, mean)) / (count - 1)
+    shrunk = covariance + covariance.diagonal().mean() * torch.eye(len(mean), dtype=mean.dtype)
+    spread = shrunk.diagonal().sqrt()
+    return torch.linalg.pinv(shrunk / torch.outer(spread, spread), hermitian=True)
+
+
+class FeCAM(ClassLearner):
+    """FeCAM on frozen embeddings (module docstring): per class the row count, sum and sum of
+    outer products, from which its mean and matrix are recomputed when it gains rows (kept per
+    class, so a step touches only its own classes)."""
+
+    def __init__(self, tukey: float | None = None) -> None:
+        self.tukey = tukey
+        self.count: list[int] = []
+        self.total: list[Tensor] = []
+        self.outer: list[Tensor] = []
+        self.precision: list[Tensor] = []
+
+    def _transformed(self, X: np.ndarray) -> Tensor:
+        x = _rows(X)
+        if self.tukey is not None:
+            if (x < 0).any():
+                raise ValueError(
+                    "FeCAM's Tukey transform needs non-negative embeddings (CNN features after a "
+                    "ReLU); these have negative entries: use tukey=None"
+                )
+            x = x.log() if self.tukey == 0 else x.pow(self.tukey)
+        return torch.nn.functional.normalize(x, dim=1)
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray) -> FeCAM:
+        """Learn from the rows ``X`` (N, D) of labels ``y`` (at least two rows a new class)."""
+        x = self._transformed(X)
+        known = (
+            {}
+            if self.classes_ is None
+            else dict(zip(self.classes_.tolist(), self.count, strict=True))
+        )
+        for label, n in zip(*np.unique(np.asarray(y), return_counts=True), strict=True):
+            if n + known.get(label, 0) < 2:
+                raise ValueError(
+                    f"FeCAM needs at least two rows of a class for its covariance; class "
+                    f"{label!r} has one"
+                )
+        labels = self._positions(y)
+        dim = x.shape[1]
+        for _ in range(len(self.classes_) - len(self.count)):
+            self.count.append(0)
+            self.total.append(x.new_zeros(dim))
+            self.outer.append(x.new_zeros(dim, dim))
+            self.precision.append(x.new_zeros(dim, dim))
+        for c in labels.unique().tolist():
+            rows = x[labels == c]
+            self.count[c] += len(rows)
+            self.total[c] += rows.sum(0)
+            self.outer[c] += rows.T @ rows
+            self.precision[c] = fecam_matrix(self.count[c], self.total[c], self.outer[c])
+        return self
+
+    def scores(self, X: np.ndarray) -> Tensor:
+        """Each row's negative Mahalanobis distance to each class (N, classes)."""
+        x = self._transformed(X)
+        distances = []
+        for count, total, precision in zip(self.count, self.total, self.precision, strict=True):
+            centred = x - total / count
+            distances.append((centred @ precision * centred).sum(1))
+        return -torch.stack(distances, 1)
+
+    def kept_state(self) -> dict[str, Tensor]:
+        """What FeCAM keeps between calls: each class's count, sum, outer products and matrix."""
+        return {
+            "count": torch.tensor(self.count),
+            "total": torch.stack(self.total),
+            "outer": torch.stack(self.outer),
+            "precision": torch.stack(self.precision),
+        }
