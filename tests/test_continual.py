@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from sklearn.neighbors import NearestCentroid
 
-from imprint.analysis.continual import continual_voters, forgetting, summarize
+from imprint.analysis.continual import (
+    continual_markdown,
+    continual_table,
+    continual_voters,
+    forgetting,
+    summarize,
+)
 from imprint.method import cil_methods
 from imprint.method.baselines import FineTunedProbe
 from imprint.method.classifier import ImprintingClassifier
@@ -59,6 +65,24 @@ def test_summaries_per_method():
     summary = summarize(runs, ["method"]).set_index("method")
     assert summary.loc["a"].tolist() == [75.0, 60.0, 40.0, 1.0]
     assert summary.loc["b"].tolist() == [75.0, 70.0, 5.0, 0.5]
+
+
+def test_the_markdown_table_shows_a_spread_only_over_two_groups_or_more():
+    runs = pd.DataFrame(
+        {
+            "method": ["a", "a", "b", "b", "b", "b"],
+            "dataset": "d",
+            "fm": "f",
+            "order": [0, 0, 0, 0, 1, 1],
+            "step": [0, 1, 0, 1, 0, 1],
+            "accuracy": [90.0, 60.0, 80.0, 70.0, 84.0, 74.0],
+            "group_accuracy": [[90.0], [50.0, 70.0], [80.0], [75.0, 65.0], [84.0], [80.0, 68.0]],
+            "gap_to_joint": [0.0, 2.0, 0.0, 1.0, 0.0, 3.0],
+        }
+    )
+    lines = continual_markdown(continual_table(runs)).splitlines()
+    assert lines[2] == "| a | 75.00 | 60.00 | 40.00 | 1.00 |"  # one order: no spread
+    assert lines[3] == "| b | 77.00 ± 2.83 | 72.00 ± 2.83 | 4.50 ± 0.71 | 1.00 ± 0.71 |"
 
 
 def test_ncm_in_steps_is_its_joint_fit_and_the_nearest_centroid():

@@ -63,6 +63,23 @@ def test_the_class_incremental_study_learns_exactly_as_one_fit(workflow_run):
     assert len(pairs) == 10  # every pair of the five methods: Friedman rejects over 9 groups
 
 
+def test_the_fine_tuned_probe_forgets_where_ncm_loses_nothing(workflow_run):
+    """The demo's `digits_probe` study: the probe fine-tuned on each step's rows alone falls
+    behind its joint fit (the probe retrained on every row) at every step after the base one;
+    the numbers are the README's."""
+    runs = read_table(workflow_run / "results/continual/digits_probe/runs.parquet")
+    tuned = runs[runs["method"] == "linear_probe_finetuned"].sort_values("step")
+    assert tuned["gap_to_joint"].iloc[0] == 0 and (tuned["gap_to_joint"].iloc[1:] > 40).all()
+    assert (runs.loc[runs["method"] == "ncm", "gap_to_joint"] == 0).all()
+    table = pd.read_csv(workflow_run / "results/tables/continual/digits_probe.csv")
+    stated = {"linear_probe_finetuned": (11.85, 97.70, 54.47), "ncm": (81.30, 7.81, 0.0)}
+    for method, numbers in stated.items():
+        row = table.set_index("method").loc[method]
+        measured = (row["last_accuracy_mean"], row["forgetting_mean"], row["gap_to_joint_mean"])
+        assert measured == pytest.approx(numbers, abs=0.01), method
+    assert not (workflow_run / "results/figures/continual_cd/digits_probe.pdf").exists()
+
+
 def test_the_demo_cd_diagrams_rank_the_baselines_and_separate_pairs(workflow_run):
     """The named view ranks all 9 methods (36 pairs: too many for Holm at 12 groups); the
     baselines view's 5 methods (10 pairs) are told apart."""

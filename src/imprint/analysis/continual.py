@@ -61,11 +61,15 @@ def continual_voters(runs: pd.DataFrame, metric: str = "average_accuracy") -> pd
 
 
 def continual_markdown(table: pd.DataFrame) -> str:
-    """The table as Markdown, mean ± standard deviation per cell."""
+    """The table as Markdown, mean ± standard deviation per cell (the mean alone where a
+    method ran in one group, whose spread is undefined)."""
     header = ["method", "average accuracy", "last accuracy", "forgetting", "gap to joint"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
-        cells = [f"{row[f'{m}_mean']:.2f} ± {row[f'{m}_std']:.2f}" for m in METRICS]
+        cells = [
+            f"{row[f'{m}_mean']:.2f}" + ("" if pd.isna(s := row[f"{m}_std"]) else f" ± {s:.2f}")
+            for m in METRICS
+        ]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
