@@ -28,6 +28,7 @@ from torch import Tensor
 RANPAC_DIMENSIONS = 10_000
 RANPAC_RIDGES = 10.0 ** np.arange(-8, 9)
 RANPAC_HELD_OUT = 0.2
+_CHUNK_ROWS = 2048  # rows RanPAC projects at a time where it needs only their sums
 
 
 class ClassLearner:
@@ -58,28 +59,51 @@ def _rows(X: np.ndarray) -> Tensor:
     return torch.as_tensor(np.asarray(X, dtype=np.float64))
 
 
-def ranpac_ridge(h: Tensor, targets: Tensor, seed: int) -> float:
-    """RanPAC's λ for the rows ``h`` (N, M) and one-hot ``targets`` (N, C): the ridge of
-    ``RANPAC_RIDGES`` whose fit on the first four fifths of the rows in a seeded random order
-    predicts the rest with the least mean squared error (the first such). Every ridge from one
-    eigen-decomposition, of the fitted rows' Gram matrix or, with fewer rows than M, of their
-    kernel matrix (the same predictions:
-    H_v (H_fᵀH_f + λI)⁻¹ H_fᵀY = H_v H_fᵀ (H_f H_fᵀ + λI)⁻¹ Y)."""
-    order = torch.as_tensor(np.random.default_rng(seed).permutation(len(h)))
-    n_fit = int(len(h) * (1 - RANPAC_HELD_OUT))
-    fit, held = order[:n_fit], order[n_fit:]
-    h_fit, h_held = h[fit], h[held]
-    if n_fit <= h.shape[1]:
+def ranpac_ridge(
+    held: tuple[Tensor, Tensor],
+    fit_sums: tuple[Tensor, Tensor],
+    fit_rows: tuple[Tensor, Tensor] | None = None,
+) -> float:
+    """RanPAC's λ: the ridge of ``RANPAC_RIDGES`` whose fit on four fifths of a call's rows
+    predicts the other fifth with the least mean squared error (the first such). ``held``: that
+    fifth's projected rows (N_v, M) and one-hot targets; ``fit_sums``: G and Q of the fitted rows;
+    ``fit_rows``: those rows and targets themselves, given where fewer than M. Every ridge from
+    one eigen-decomposition: of G or, given the rows, of their kernel matrix (the same
+    predictions: H_v (H_fᵀH_f + λI)⁻¹ H_fᵀY = H_v H_fᵀ (H_f H_fᵀ + λI)⁻¹ Y)."""
+    h_held, y_held = held
+    if fit_rows is not None:
+        h_fit, y_fit = fit_rows
         values, vectors = torch.linalg.eigh(h_fit @ h_fit.T)
-        left, right = h_held @ h_fit.T @ vectors, vectors.T @ targets[fit]
+        left, right = h_held @ h_fit.T @ vectors, vectors.T @ y_fit
     else:
-        values, vectors = torch.linalg.eigh(h_fit.T @ h_fit)
-        left, right = h_held @ vectors, vectors.T @ (h_fit.T @ targets[fit])
+        gram, products = fit_sums
+        values, vectors = torch.linalg.eigh(gram)
+        left, right = h_held @ vectors, vectors.T @ products
     losses = [
-        float(((left / (values + ridge)) @ right - targets[held]).pow(2).mean())
-        for ridge in RANPAC_RIDGES
+        float(((left / (values + ridge)) @ right - y_held).pow(2).mean()) for ridge in RANPAC_RIDGES
     ]
     return float(RANPAC_RIDGES[int(np.argmin(losses))])
+
+
+class _Projected:
+    """A call's rows as RanPAC projects them, made ``_CHUNK_ROWS`` at a time when only their
+    sums are needed (the projected rows of a large call would take N × M float64)."""
+
+    def __init__(self, x: Tensor, projection: Tensor) -> None:
+        self.x, self.projection = x, projection
+
+    def rows(self, index: Tensor) -> Tensor:
+        return torch.relu(self.x[index] @ self.projection)
+
+    def sums(self, index: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Σ hhᵀ and Σ hyᵀ over the rows ``index`` (one-hot ``targets``, one row each)."""
+        size = self.projection.shape[1]
+        gram, products = self.x.new_zeros(size, size), self.x.new_zeros(size, targets.shape[1])
+        for start in range(0, len(index), _CHUNK_ROWS):
+            h = self.rows(index[start : start + _CHUNK_ROWS])
+            gram += h.T @ h
+            products += h.T @ targets[start : start + _CHUNK_ROWS]
+        return gram, products
 
 
 class RanPAC(ClassLearner):
@@ -95,12 +119,9 @@ class RanPAC(ClassLearner):
         self.weight: Tensor | None = None
         self.ridge: float | None = None
 
-    def _features(self, X: np.ndarray) -> Tensor:
-        return torch.relu(_rows(X) @ self.projection)
-
     def partial_fit(self, X: np.ndarray, y: np.ndarray) -> RanPAC:
         """Learn from the rows ``X`` (N, D) of labels ``y``; labels not seen before are new
-        classes."""
+        classes. λ is chosen on a seeded fifth of them; G and Q gain all of them."""
         labels = self._positions(y)
         if self.projection is None:
             generator = torch.Generator().manual_seed(self.seed)
@@ -108,13 +129,22 @@ class RanPAC(ClassLearner):
             self.projection = torch.randn(shape, generator=generator, dtype=torch.float64)
             self.gram = torch.zeros(self.dimensions, self.dimensions, dtype=torch.float64)
             self.targets = torch.zeros(self.dimensions, 0, dtype=torch.float64)
-        h = self._features(X)
         one_hot = torch.nn.functional.one_hot(labels, len(self.classes_)).double()
         grown = len(self.classes_) - self.targets.shape[1]
         self.targets = torch.cat([self.targets, self.targets.new_zeros(self.dimensions, grown)], 1)
-        self.gram += h.T @ h
-        self.targets += h.T @ one_hot
-        self.ridge = ranpac_ridge(h, one_hot, self.seed + self.steps)
+        order = torch.as_tensor(np.random.default_rng(self.seed + self.steps).permutation(len(y)))
+        n_fit = int(len(y) * (1 - RANPAC_HELD_OUT))
+        fit, held = order[:n_fit], order[n_fit:]
+        projected = _Projected(_rows(X), self.projection)
+        h_held, fit_rows = projected.rows(held), None
+        if n_fit <= self.dimensions:  # the kernel form: the fitted rows themselves are smaller
+            fit_rows = projected.rows(fit), one_hot[fit]
+            fit_sums = fit_rows[0].T @ fit_rows[0], fit_rows[0].T @ fit_rows[1]
+        else:
+            fit_sums = projected.sums(fit, one_hot[fit])
+        self.ridge = ranpac_ridge((h_held, one_hot[held]), fit_sums, fit_rows)
+        self.gram += fit_sums[0] + h_held.T @ h_held
+        self.targets += fit_sums[1] + h_held.T @ one_hot[held]
         regularised = self.gram + self.ridge * torch.eye(self.dimensions, dtype=torch.float64)
         self.weight = torch.linalg.solve(regularised, self.targets)
         self.steps += 1
@@ -122,7 +152,7 @@ class RanPAC(ClassLearner):
 
     def scores(self, X: np.ndarray) -> Tensor:
         """Each row's score per class (N, classes): its projected features times the weights."""
-        return self._features(X) @ self.weight
+        return torch.relu(_rows(X) @ self.projection) @ self.weight
 
     def kept_state(self) -> dict[str, Tensor]:
         """What RanPAC keeps between calls: G, Q and the weights (the projection is its seed's)."""
