@@ -136,12 +136,9 @@ class RanPAC(ClassLearner):
         n_fit = int(len(y) * (1 - RANPAC_HELD_OUT))
         fit, held = order[:n_fit], order[n_fit:]
         projected = _Projected(_rows(X), self.projection)
-        h_held, fit_rows = projected.rows(held), None
-        if n_fit <= self.dimensions:  # the kernel form: the fitted rows themselves are smaller
-            fit_rows = projected.rows(fit), one_hot[fit]
-            fit_sums = fit_rows[0].T @ fit_rows[0], fit_rows[0].T @ fit_rows[1]
-        else:
-            fit_sums = projected.sums(fit, one_hot[fit])
+        h_held, fit_sums = projected.rows(held), projected.sums(fit, one_hot[fit])
+        # the kernel form where the fitted rows themselves are smaller than G
+        fit_rows = (projected.rows(fit), one_hot[fit]) if n_fit <= self.dimensions else None
         self.ridge = ranpac_ridge((h_held, one_hot[held]), fit_sums, fit_rows)
         self.gram += fit_sums[0] + h_held.T @ h_held
         self.targets += fit_sums[1] + h_held.T @ one_hot[held]
@@ -179,7 +176,7 @@ class FeCAM(ClassLearner):
         self.count: list[int] = []
         self.total: list[Tensor] = []
         self.outer: list[Tensor] = []
-        self.precision: list[Tensor] = []
+        self.precision: list[Tensor | None] = []  # None only until its class's first rows
 
     def _transformed(self, X: np.ndarray) -> Tensor:
         x = _rows(X)
@@ -212,7 +209,7 @@ class FeCAM(ClassLearner):
             self.count.append(0)
             self.total.append(x.new_zeros(dim))
             self.outer.append(x.new_zeros(dim, dim))
-            self.precision.append(x.new_zeros(dim, dim))
+            self.precision.append(None)
         for c in labels.unique().tolist():
             rows = x[labels == c]
             self.count[c] += len(rows)

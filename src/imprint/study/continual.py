@@ -20,6 +20,7 @@ import torch
 
 from imprint.method import cil_methods
 from imprint.method.baselines import FineTunedProbe
+from imprint.method.cil_methods import ClassLearner
 from imprint.method.classifier import ImprintingClassifier
 from imprint.method.params import validate_params
 from imprint.method.statistics import refusal
@@ -37,9 +38,12 @@ CONTINUAL_METHODS = {
     **NAMED_METHODS,
     "linear_probe_finetuned": NAMED_METHODS["linear_probe"],
 }
-# The field's own exemplar-free learners (imprint.method.cil_methods); each one's joint bound is
-# the same learner given every row seen in one call.
-FIELD_METHODS = ("ranpac", "fecam")
+# The field's own exemplar-free learners (imprint.method.cil_methods), each made for a class
+# order's seed; each one's joint bound is the same learner given every row seen in one call.
+FIELD_METHODS: dict[str, Callable[[int], ClassLearner]] = {
+    "ranpac": lambda seed: cil_methods.RanPAC(cil_methods.RANPAC_DIMENSIONS, seed),
+    "fecam": lambda seed: cil_methods.FeCAM(),
+}
 # How a method learns step by step, where not exemplar-free ``partial_fit`` ("statistics"):
 # ``partial_fit`` keeping every row and fitting again ("rows"), ``FineTunedProbe``, or a learner
 # of the field.
@@ -48,7 +52,7 @@ LEARNING = {
     "linear_probe_finetuned": "finetune",
     **{method: method for method in FIELD_METHODS},
 }
-Learner = ImprintingClassifier | FineTunedProbe | cil_methods.RanPAC | cil_methods.FeCAM
+Learner = ImprintingClassifier | ClassLearner
 
 
 def check_continual(name: str, study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
@@ -120,14 +124,12 @@ def _kept_bytes(learner: Learner) -> int:
 
 
 def _learner(params: dict[str, Any], learning: str, seed: int) -> Learner:
-    """What learns the steps: ``FineTunedProbe`` ("finetune"), RanPAC (its projection seeded
-    with ``seed``), FeCAM, or the classifier keeping ``learning`` ("statistics", "rows")."""
+    """What learns the steps: ``FineTunedProbe`` ("finetune"), a learner of the field (made for
+    ``seed``), or the classifier keeping ``learning`` ("statistics", "rows")."""
     if learning == "finetune":
         return FineTunedProbe(seed=params.get("seed", 0))
-    if learning == "ranpac":
-        return cil_methods.RanPAC(cil_methods.RANPAC_DIMENSIONS, seed)
-    if learning == "fecam":
-        return cil_methods.FeCAM()
+    if learning in FIELD_METHODS:
+        return FIELD_METHODS[learning](seed)
     return ImprintingClassifier(**params, keep=learning)
 
 
