@@ -5,6 +5,8 @@ below, and the module-level imports have no cycle."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,24 @@ def test_the_layering_test_catches_an_upward_import(tmp_path):
     (target,) = _imports(bad, "imprint.method.bad")
     assert target == ("imprint.analysis.stats", False)
     assert _layer("imprint.method.bad") < _layer(target[0])
+
+
+# What a sweep or NC1 job and the workflow's planning load: PyTorch and pandas, not the libraries
+# other steps need (each a second or more of every such process's start-up).
+ELSEWHERE = ("sklearn", "scipy", "lightning", "torchvision", "timm", "matplotlib", "seaborn")
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        ["imprint.io", "imprint.study.experiments"],  # workflow/scripts/sweep_shard.py
+        ["imprint.method.collapse", "imprint.study.tasks"],  # workflow/scripts/nc1.py
+        ["imprint.study.config", "imprint.study.continual", "imprint.study.cost"],  # planning
+    ],
+)
+def test_sweeps_and_planning_import_only_what_they_use(modules):
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint(*sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert {name.split(".")[0] for name in loaded} & set(ELSEWHERE) == set()

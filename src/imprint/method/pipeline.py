@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import sparse
-from sklearn.exceptions import DataConversionWarning
 from torch import Tensor
 
 from imprint.method.aggregation import whitening
@@ -26,6 +25,13 @@ from imprint.method.presample import fewshot as sample_fewshot
 from imprint.method.presample import weibull as sample_weibull
 
 
+def _is_sparse(x: Any) -> bool:
+    """Whether ``x`` is a SciPy sparse matrix or array; without importing SciPy (a second of a
+    sweep job's start-up), as a sparse object can only exist once SciPy's module is loaded."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(x)
+
+
 def as_embeddings(
     x: Any, name: str, device: str | torch.device, dtype: torch.dtype = torch.float32
 ) -> Tensor:
@@ -33,7 +39,7 @@ def as_embeddings(
     if isinstance(x, Tensor):
         tensor = x
     else:
-        if sparse.issparse(x):
+        if _is_sparse(x):
             raise TypeError(
                 f"{name} is a sparse matrix; sparse input is not supported: pass {name}.toarray()"
             )
@@ -75,6 +81,8 @@ def _labels_array(y: Any, name: str, n_rows: int) -> np.ndarray:
         raise ValueError(f"this classifier requires {name} to be passed, but the target y is None")
     labels = y.cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
     if labels.shape == (n_rows, 1):
+        from sklearn.exceptions import DataConversionWarning
+
         warnings.warn(
             f"A column-vector y was passed when a 1d array was expected ({name} of shape "
             f"{labels.shape}): it is read as 1-D labels; pass {name}.ravel()",

@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,6 @@ import torch
 from imprint.method import cil_methods
 from imprint.method.baselines import FineTunedProbe
 from imprint.method.cil_methods import ClassLearner
-from imprint.method.classifier import ImprintingClassifier
 from imprint.method.params import validate_params
 from imprint.method.statistics import refusal
 from imprint.study.methods import NAMED_METHODS
@@ -52,7 +51,10 @@ LEARNING = {
     "linear_probe_finetuned": "finetune",
     **{method: method for method in FIELD_METHODS},
 }
-Learner = ImprintingClassifier | ClassLearner
+if TYPE_CHECKING:  # the classifier brings scikit-learn: a second of the workflow's planning
+    from imprint.method.classifier import ImprintingClassifier
+
+    Learner = ImprintingClassifier | ClassLearner
 
 
 def check_continual(name: str, study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
@@ -130,7 +132,7 @@ def _learner(params: dict[str, Any], learning: str, seed: int) -> Learner:
         return FineTunedProbe(seed=params.get("seed", 0))
     if learning in FIELD_METHODS:
         return FIELD_METHODS[learning](seed)
-    return ImprintingClassifier(**params, keep=learning)
+    return _imprinting(**params, keep=learning)
 
 
 def _joint(params: dict[str, Any], learning: str, seed: int, x: np.ndarray, y: np.ndarray):
@@ -138,7 +140,15 @@ def _joint(params: dict[str, Any], learning: str, seed: int, x: np.ndarray, y: n
     ``params`` fitted once (the fine-tuned probe's: the probe retrained on every row)."""
     if learning in FIELD_METHODS:
         return _learner(params, learning, seed).partial_fit(x, y)
-    return ImprintingClassifier(**params).fit(x, y)
+    return _imprinting(**params).fit(x, y)
+
+
+def _imprinting(**params: Any) -> ImprintingClassifier:
+    """``ImprintingClassifier(**params)``, imported at first use (the study's checks, which the
+    workflow's planning runs, do without scikit-learn)."""
+    from imprint.method.classifier import ImprintingClassifier
+
+    return ImprintingClassifier(**params)
 
 
 def incremental_runs(

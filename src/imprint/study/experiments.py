@@ -105,15 +105,16 @@ def experiment_jobs(
     and data sets)."""
     catalog = catalog or Catalog()
     first = next(iter(group.values()))
-    runs = {fm: group_runs(group, lambdas[fm]) for fm in first["fms"]}
     timing = first.get("time_every_seed", False)
-    shard_units = {fm: units(r, timing) for fm, r in runs.items()}
+    # FMs of one λ have the same runs and units: each λ's are expanded and counted once
+    runs = {lam: group_runs(group, lam) for lam in {lambdas[fm] for fm in first["fms"]}}
+    shard_units = {lam: units(r, timing) for lam, r in runs.items()}
     priced: dict[tuple, list[tuple[np.ndarray, float]]] = {}  # shards of one size price alike
     for fm, dataset, mapping, task in shard_keys(first):
-        size = catalog.task_size(fm, dataset, mapping, task)
-        if (fm, size) not in priced:
-            priced[fm, size] = budget.jobs(shard_units[fm], size)
-        yield (fm, dataset, mapping, task), len(runs[fm]), priced[fm, size]
+        size, lam = catalog.task_size(fm, dataset, mapping, task), lambdas[fm]
+        if (lam, size) not in priced:
+            priced[lam, size] = budget.jobs(shard_units[lam], size)
+        yield (fm, dataset, mapping, task), len(runs[lam]), priced[lam, size]
 
 
 def experiment_packs(
