@@ -122,6 +122,33 @@ def test_farthest_point_sampling_matches_a_loop():
         assert index[c].tolist() == chosen
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_distances_to_a_point_sum_in_order_as_torch_cdist_does_directly(dtype):
+    """The kernel of farthest-point sampling: per row the squared differences added one
+    dimension after another (a plain loop), then the root; the same bits as ``torch.cdist``'s
+    direct path, which sampling used before, where D is a multiple of 4."""
+    from imprint.method.kernels import distances_to
+
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(3, 21, 64)) * 3 + 1).astype(dtype)  # 21 rows: a block of 8 left over
+    point = x[:, 4] + dtype(0.01)
+    out = np.empty(x.shape[:2], dtype=dtype)
+    distances_to(x, point, out)
+    loop = np.empty_like(out)
+    for c, r in np.ndindex(*out.shape):
+        total = dtype(0)
+        for t in range(x.shape[2]):
+            total = dtype(total + (x[c, r, t] - point[c, t]) ** 2)
+        loop[c, r] = np.sqrt(total)
+    direct = torch.cdist(
+        torch.from_numpy(x),
+        torch.from_numpy(point)[:, None],
+        compute_mode="donot_use_mm_for_euclid_dist",
+    )[..., 0]
+    assert np.array_equal(out, loop)
+    assert np.array_equal(out, direct.numpy())
+
+
 def test_clustering_is_deterministic_per_seed():
     batch, _, _ = _batch(n_classes=3, per_class=40, seed=8)
     first = kmeans(batch.x, batch.mask, 4, _streams(batch, 11))[0]

@@ -566,11 +566,22 @@ def _swap(
 
 def farthest_point_sampling(x: Tensor, mask: Tensor, k: int, streams: ClassStreams) -> Tensor:
     """Indices (C, k): a uniformly random first sample, then repeatedly the sample farthest
-    (Euclidean) from all chosen ones; ties go to the lowest index."""
+    (Euclidean) from all chosen ones; ties go to the lowest index. Distances are computed
+    directly, not by the expansion (on the CPU by a numba kernel: ``distances_to``)."""
+    if x.device.type == "cpu":
+        from imprint.method.kernels import distances_to, on_torch_threads
 
-    def distance_to(index: Tensor) -> Tensor:
-        chosen = _gather_rows(x, index)
-        return torch.cdist(x, chosen, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
+        rows = np.ascontiguousarray(x.numpy())
+
+        def distance_to(index: Tensor) -> Tensor:
+            out = np.empty(rows.shape[:2], dtype=rows.dtype)
+            on_torch_threads(distances_to, rows, _gather_rows(x, index)[:, 0].numpy(), out)
+            return torch.from_numpy(out)
+    else:
+
+        def distance_to(index: Tensor) -> Tensor:
+            chosen = _gather_rows(x, index)
+            return torch.cdist(x, chosen, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
 
     chosen = [_sample_proportional(mask.to(x.dtype), streams.uniform(1, x.device))]
     closest = distance_to(chosen[0]).masked_fill(~mask, -1)
