@@ -1,6 +1,14 @@
 """Run every configuration of a pack of sweep shards (whole shards, or one part of a split
 one) and write their tidy Parquet table."""
 
+import os
+
+# A one-thread job's idle OpenMP threads (numba's kernels keep a pool) sleep instead of spinning:
+# spinning, they took the CPU of the job beside it (the demo's `named` probes 3× slower next to
+# `sec51`). Set before PyTorch and numba load their OpenMP runtimes.
+if snakemake.threads == 1:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 
 from imprint.io import log_to, write_table
