@@ -1,14 +1,17 @@
 """The workflow on your own model and data, end to end and offline: a timm and a torchvision FM
-(random weights) embed a generated image folder through the embed rule's Lightning path, a
-label-mapping CSV makes a task, and the same embeddings given as precomputed arrays give the same
-runs table."""
+(random weights) embed generated image folders through the embed rule's Lightning path, a
+label-mapping CSV makes a task, the same embeddings given as precomputed arrays give the same
+runs table, and a changed image folder reruns exactly its embeddings. Both tests start from
+copies of one shared run."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +34,10 @@ CONFIG = {
         "mobile": {"source": "torchvision", "model": "mobilenet_v3_small", "weights": "random",
                    "lambda_reg": 1e-3, "batch_size": 8},
     },
-    "datasets": {"pets": {"folder": "data/pets"}},
+    "datasets": {
+        "pets": {"folder": "data/pets"}, "birds": {"folder": "data/birds"},
+        "fish": {"folder": "data/fish"},
+    },
     "mappings": {"pairs": "data/pairs.csv"},
     "experiments": {
         "own": {"methods": ["qi", "ours"], "fms": ["vit", "mobile"], "datasets": ["pets"],
@@ -56,15 +62,34 @@ def _comparable(path) -> pd.DataFrame:
     return table.sort_values(list(table.columns[:8])).reset_index(drop=True)
 
 
-def test_own_models_folders_mappings_and_precomputed_embeddings(tmp_path):
-    directory = copy_workflow(tmp_path)
+# The data sets besides pets, and their classes: the rerun test changes each on its own.
+SMALL_DATASETS = {"birds": ("emu", "kea"), "fish": ("cod", "eel")}
+EMBEDDINGS = [f"results/embeddings/vit/{name}/train.npy" for name in ("pets", *SMALL_DATASETS)]
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory) -> Path:
+    """The workflow on the own-model config: pets' runs, NC1 and kept model with both FMs, and
+    the vit embeddings of the small data sets (tests copy it before they change it)."""
+    directory = copy_workflow(tmp_path_factory.mktemp("own"))
     image_folder(directory / "data/pets", train=5, test=3)
+    for name, classes in SMALL_DATASETS.items():
+        image_folder(directory / f"data/{name}", classes=classes, train=3, test=2)
     (directory / "data/pairs.csv").write_text("class,task\ncat,0\ndog,0\n2,1\nyak,1\n")
     (directory / "config/own.yaml").write_text(yaml.safe_dump(CONFIG))
     targets = ["results/runs/own.parquet", "results/collapse/vit/pets/train.csv", f"{MODEL}.pt"]
-    targets.append("results/runs/more.parquet")
+    targets += ["results/runs/more.parquet", *EMBEDDINGS]
     result = snakemake(directory, *targets, "--configfile", "config/own.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
+    return directory
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "run", symlinks=True))
+
+
+def test_own_models_folders_mappings_and_precomputed_embeddings(own_run, tmp_path):
+    directory = _copy(own_run, tmp_path)
     _check_kept_model(directory)
     # `more` shares own's sweep jobs: no jobs of its own, its rows only in its table
     assert not (directory / "results/runs/more").exists()
@@ -136,9 +161,6 @@ def _check_kept_model(directory):
     ]  # fmt: skip
 
 
-EMBEDDINGS = ["results/embeddings/vit/pets/train.npy", "results/embeddings/vit/birds/train.npy"]
-
-
 def _planned_embeddings(directory, config: str) -> set[str]:
     """The embedding jobs a dry run of both data sets' embeddings plans (by FM and data set)."""
     result = snakemake(directory, "-n", *EMBEDDINGS, "--configfile", config)
@@ -147,30 +169,20 @@ def _planned_embeddings(directory, config: str) -> set[str]:
     return {re.search(r"output: results/embeddings/(\w+/\w+)/", job)[1] for job in jobs}
 
 
-def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(tmp_path):
-    directory = copy_workflow(tmp_path)
-    image_folder(directory / "data/pets", train=3, test=2)
-    image_folder(directory / "data/birds", classes=("emu", "kea"), train=3, test=2)
-    config = {
-        "fms": {"vit": CONFIG["fms"]["vit"]},
-        "datasets": {"pets": {"folder": "data/pets"}, "birds": {"folder": "data/birds"}},
-        "experiments": {
-            "own": {"methods": ["qi"], "fms": ["vit"], "datasets": ["pets", "birds"],
-                    "mappings": ["none"], "tasks": ["all"], "seeds": [1]},
-        },
-        "collapse": [{"fms": ["vit"], "datasets": ["birds"], "mappings": ["none"],
-                      "tasks": ["all"]}],
-        "statistics": {}, "figures": {},
-    }  # fmt: skip
-    (directory / "config/own.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(directory, *EMBEDDINGS, "--configfile", "config/own.yaml")
-    assert result.returncode == 0, result.stderr[-4000:]
+# Two rounds of changes to the image folders, each round two data sets and not the third, so
+# that every change is seen to rerun its data set's embeddings and no other.
+ROUNDS = ({"edited": "pets", "added": "birds"}, {"removed": "fish", "moved": "birds"})
+
+
+def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(own_run, tmp_path):
+    directory = _copy(own_run, tmp_path)
     assert _planned_embeddings(directory, "config/own.yaml") == set()
 
-    pets = directory / "data/pets"
-    cat, dog = pets / "train/cat/0_0.png", pets / "train/dog/1_0.png"
-    added, removed = pets / "test/owl/new.png", pets / "test/yak/3_1.png"
-    kept = {path: (path.read_bytes(), path.stat().st_mtime) for path in (cat, removed)}
+    data = directory / "data"
+    cat, dog = data / "pets/train/cat/0_0.png", data / "pets/train/dog/1_0.png"
+    emu, moved = data / "birds/train/emu/0_0.png", data / "birds/train/kea/moved.png"
+    added, removed = data / "birds/test/kea/new.png", data / "fish/test/eel/1_1.png"
+    kept = {path: (path.read_bytes(), path.stat().st_mtime) for path in (cat, emu, removed)}
 
     def restore(path, source=None):
         """``path`` as it was, its old modification time included (so nothing is newer)."""
@@ -182,19 +194,22 @@ def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(tm
 
     changes = {
         "edited": (lambda: cat.write_bytes(dog.read_bytes()), lambda: restore(cat)),
-        "added": (lambda: added.write_bytes(cat.read_bytes()), added.unlink),
+        "added": (lambda: added.write_bytes(emu.read_bytes()), added.unlink),
         "removed": (removed.unlink, lambda: restore(removed)),
-        "moved": (lambda: cat.rename(pets / "train/dog/moved.png"),
-                  lambda: restore(cat, pets / "train/dog/moved.png")),
+        "moved": (lambda: emu.rename(moved), lambda: restore(emu, moved)),
     }  # fmt: skip
-    for name, (change, undo) in changes.items():
+    for changed in ROUNDS:
         time.sleep(1.1)  # a new modification time
-        change()
-        assert _planned_embeddings(directory, "config/own.yaml") == {"vit/pets"}, name
-        undo()
+        for name in changed:
+            changes[name][0]()
+        planned = {f"vit/{dataset}" for dataset in changed.values()}
+        assert _planned_embeddings(directory, "config/own.yaml") == planned, changed
+        for name in changed:
+            changes[name][1]()
     assert _planned_embeddings(directory, "config/own.yaml") == set()
     changes["moved"][0]()
     result = snakemake(directory, *EMBEDDINGS, "--configfile", "config/own.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
-    _, labels = open_embeddings(directory / "results/embeddings/vit/pets/train.npy")
-    assert np.bincount(labels).tolist() == [2, 4, 3, 3]  # one cat image moved to dog
+    assert result.stderr.count("rule embed:") == 1
+    _, labels = open_embeddings(directory / "results/embeddings/vit/birds/train.npy")
+    assert np.bincount(labels).tolist() == [2, 4]  # one emu image moved to kea
