@@ -185,14 +185,11 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
         "cd_diagram": 5, "figure": 2, "fig6": 1, "collapse_figure": 2, "fig12": 1, "table1": 1,
         "gen_time": 1, "paper_comparison": 1,
     }  # fmt: skip
-    shard = "results/runs/fig6/pack1.parquet"
-    cpu_only = _submitted(
-        directory, endpoint, record, shard, "--forcerun", shard, "--config", "sweep_device=cpu"
-    )
-    assert Counter(j["rule"] for j in cpu_only) == {"sweep_shard": 1}
-    for job in compute + report + cpu_only:
+    # The GEN-time experiments' sweeps run on the CPU (as the paper timed them): CPU sweep pods.
+    assert any("experiment=gen_time_" in j["wildcards"] for j in compute)
+    for job in compute + report:
         requests = job["container"]["resources"]["requests"]
-        timed = "experiment=gen_time_" in job["wildcards"]  # on the CPU, as the paper timed
+        timed = "experiment=gen_time_" in job["wildcards"]
         gpu = job in compute and job["rule"] in ("embed", "sweep_shard") and not timed
         assert ("nvidia.com/gpu" in requests) == gpu, job["rule"]
         if gpu:
