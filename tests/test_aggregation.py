@@ -8,6 +8,7 @@ import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
+from imprint.method import aggregation
 from imprint.method.aggregation import (
     AGG,
     Variant,
@@ -158,9 +159,18 @@ def test_cosine_distance_is_never_negative_and_an_exact_match_wins_the_weighted_
     assert got.tolist() == [0] * 200
 
 
+@pytest.fixture(params=[False, True], ids=["torch", "kernel"])
+def selection(request, monkeypatch):
+    """Both ways the nearest proxies are selected: torch's (small searches, GPUs) and the numba
+    kernel's (large searches on the CPU), here forced for every size."""
+    if request.param:
+        monkeypatch.setattr(aggregation, "_KERNEL_ENTRIES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("distance", ["manhattan", "chebyshev"])
 @pytest.mark.parametrize("m", [1, 3, 8, 60])
-def test_nearest_proxies_order_ties_by_index_as_a_stable_sort(distance, m):
+def test_nearest_proxies_order_ties_by_index_as_a_stable_sort(distance, m, selection):
     """Small integer coordinates make many equal distances, also at the m-th place: the m nearest
     must be a stable sort's first m columns, rows with and without a tie at the boundary alike."""
     rng = np.random.default_rng(11)
@@ -173,3 +183,16 @@ def test_nearest_proxies_order_ties_by_index_as_a_stable_sort(distance, m):
     expected = np.argsort(brute, axis=1, kind="stable")[:, :m]
     assert np.array_equal(index.numpy(), expected)
     assert np.array_equal(dists.numpy(), np.take_along_axis(brute, expected, 1).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 4, 9])
+def test_the_least_entries_of_rows_are_a_stable_sorts_first(dtype, m, selection):
+    """Rows of few distinct values, signed zeros and infinities: the m least of each row and
+    their columns are those of NumPy's stable ascending sort."""
+    rng = np.random.default_rng(5)
+    d = rng.choice(np.array([0.0, -0.0, 0.5, 1.0, 2.0, np.inf], dtype=dtype), size=(200, 9))
+    values, columns = aggregation._smallest(torch.tensor(d), m)
+    expected = np.argsort(d, axis=1, kind="stable")[:, :m]
+    assert np.array_equal(columns.numpy(), expected)
+    assert np.array_equal(values.numpy(), np.take_along_axis(d, expected, 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,6 +18,9 @@ from imprint.method.batch import ProxySet
 
 # Rows of test embeddings per block, so that a block's score matrix holds about 2**24 entries.
 _BLOCK_ENTRIES = 2**24
+# Distance matrices from this many entries select their nearest proxies with the numba kernel
+# (its import and load take most of a second: not worth it for a small search).
+_KERNEL_ENTRIES = 2**18
 
 
 def _blocks(n_rows: int, n_cols: int) -> list[slice]:
@@ -154,9 +158,18 @@ def nearest_proxies(
 
 def _smallest(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
     """The m smallest entries of each row of ``d`` and their columns, ordered by (value, column):
-    what a stable sort's first m columns hold, found by a partial selection of m + 1."""
+    what a stable sort's first m columns hold, found by a partial selection of m + 1 (large
+    blocks on the CPU: one pass of a numba kernel, ``least_in_rows``)."""
     n_columns = d.shape[1]
     m = min(m, n_columns)
+    on_cpu = d.device.type == "cpu" and d.dtype in (torch.float32, torch.float64)
+    if on_cpu and d.numel() >= _KERNEL_ENTRIES:
+        from imprint.method.kernels import least_in_rows, on_torch_threads
+
+        scores = np.ascontiguousarray(d.detach().numpy())
+        values, columns = np.empty((len(d), m), scores.dtype), np.empty((len(d), m), np.int64)
+        on_torch_threads(least_in_rows, scores, values, columns)
+        return torch.from_numpy(values), torch.from_numpy(columns)
     values, columns = torch.topk(d, min(m + 1, n_columns), dim=1, largest=False, sorted=True)
     by_column = torch.sort(columns, dim=1).indices  # (value, column) order: columns ascending,
     values = torch.gather(values, 1, by_column)  # then a stable sort by value

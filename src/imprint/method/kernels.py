@@ -107,3 +107,33 @@ def distances_to(x: np.ndarray, point: np.ndarray, out: np.ndarray) -> None:  # 
                 sums[j] += d * d
         for j in range(rows):
             out[c, lo + j] = np.sqrt(sums[j])
+
+
+@numba.njit(boundscheck=False, parallel=True, cache=True)
+def least_in_rows(  # pragma: no cover
+    d: np.ndarray, values: np.ndarray, columns: np.ndarray
+) -> None:
+    """The m = ``values.shape[1]`` least entries of every row of ``d`` (N, P) and their columns,
+    ordered by (value, column) as the first m of a stable ascending sort (NaN last): one pass
+    over the row keeping the m least so far in order, a new entry going after its equals."""
+    m = values.shape[1]
+    for i in numba.prange(d.shape[0]):
+        held = 0
+        for j in range(d.shape[1]):
+            v = d[i, j]
+            k = held if held < m else m - 1
+            if held == m and not _after(values[i, k], v):
+                continue
+            while k > 0 and _after(values[i, k - 1], v):
+                values[i, k] = values[i, k - 1]
+                columns[i, k] = columns[i, k - 1]
+                k -= 1
+            values[i, k] = v
+            columns[i, k] = j
+            held = min(held + 1, m)
+
+
+@numba.njit(inline="always")
+def _after(a: float, b: float) -> bool:  # pragma: no cover
+    """Whether ``a`` sorts after ``b`` ascending, NaN after every number (as torch.sort)."""
+    return a > b or (a != a and b == b)
