@@ -54,3 +54,5 @@ def without_timings(path: Path) -> pd.DataFrame:
 PAPER_SWEEP_JOBS_ON_CPU = 52
 PAPER_SWEEP_JOBS_WITHOUT_IMAGENET = 11
 DEMO_SWEEP_JOBS = 6
+# Every job of the embedded default's run from nothing (README: `make run`).
+DEMO_JOBS = 45
