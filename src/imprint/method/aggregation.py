@@ -163,7 +163,7 @@ def _smallest(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
     n_columns = d.shape[1]
     m = min(m, n_columns)
     on_cpu = d.device.type == "cpu" and d.dtype in (torch.float32, torch.float64)
-    if on_cpu and d.numel() >= _KERNEL_ENTRIES:
+    if on_cpu and m > 0 and d.numel() >= _KERNEL_ENTRIES:
         from imprint.method.kernels import least_in_rows, on_torch_threads
 
         scores = np.ascontiguousarray(d.detach().numpy())
