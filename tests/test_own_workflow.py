@@ -62,7 +62,7 @@ def _comparable(path) -> pd.DataFrame:
     return table.sort_values(list(table.columns[:8])).reset_index(drop=True)
 
 
-# The data sets besides pets, and their classes: the rerun test changes each on its own.
+# The data sets besides pets and their classes (vit embeds them; the image-change test uses them).
 SMALL_DATASETS = {"birds": ("emu", "kea"), "fish": ("cod", "eel")}
 EMBEDDINGS = [f"results/embeddings/vit/{name}/train.npy" for name in ("pets", *SMALL_DATASETS)]
 
@@ -162,7 +162,7 @@ def _check_kept_model(directory):
 
 
 def _planned_embeddings(directory, config: str) -> set[str]:
-    """The embedding jobs a dry run of both data sets' embeddings plans (by FM and data set)."""
+    """The embedding jobs a dry run of the vit embeddings plans (by FM and data set)."""
     result = snakemake(directory, "-n", *EMBEDDINGS, "--configfile", config)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [job for job in result.stdout.split("\nrule ")[1:] if job.startswith("embed:")]
@@ -176,10 +176,10 @@ ROUNDS = ({"edited": "pets", "added": "birds"}, {"removed": "fish", "moved": "bi
 
 def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(own_run, tmp_path):
     directory = _copy(own_run, tmp_path)
-    data = directory / "data"
-    cat, dog = data / "pets/train/cat/0_0.png", data / "pets/train/dog/1_0.png"
-    emu, moved = data / "birds/train/emu/0_0.png", data / "birds/train/kea/moved.png"
-    added, removed = data / "birds/test/kea/new.png", data / "fish/test/eel/1_1.png"
+    images = directory / "data"
+    cat, dog = images / "pets/train/cat/0_0.png", images / "pets/train/dog/1_0.png"
+    emu, moved = images / "birds/train/emu/0_0.png", images / "birds/train/kea/moved.png"
+    added, removed = images / "birds/test/kea/new.png", images / "fish/test/eel/1_1.png"
     kept = {path: (path.read_bytes(), path.stat().st_mtime) for path in (cat, emu, removed)}
 
     def restore(path, source=None):
