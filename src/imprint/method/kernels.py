@@ -121,9 +121,9 @@ def least_in_rows(  # pragma: no cover
         held = 0
         for j in range(d.shape[1]):
             v = d[i, j]
-            k = held if held < m else m - 1
-            if held == m and not _after(values[i, k], v):
+            if held == m and not _after(values[i, m - 1], v):
                 continue
+            k = min(held, m - 1)
             while k > 0 and _after(values[i, k - 1], v):
                 values[i, k] = values[i, k - 1]
                 columns[i, k] = columns[i, k - 1]
