@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from imprint.io import atomic_path
 from tests.workflow_runs import (
+    copy_run,
     copy_workflow,
     snakemake,
     without_timings,
@@ -29,7 +29,7 @@ SHARD = "results/runs/fig6/pack1.parquet"  # fig6 of every demo FM: one job
 @pytest.fixture
 def finished(workflow_run: Path, tmp_path: Path) -> Path:
     """A private copy of the finished embedded-default run."""
-    return Path(shutil.copytree(workflow_run, tmp_path / "run", symlinks=True))
+    return copy_run(workflow_run, tmp_path / "run")
 
 
 def test_a_write_killed_midway_leaves_the_old_file_or_none(tmp_path):

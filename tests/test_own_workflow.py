@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from imprint.deploy.model_file import load_model
 from imprint.fms.store import embeddings_precision, open_embeddings
 from imprint.method.engine import TIMING_COLUMNS
 from tests.own_files import image_folder
-from tests.workflow_runs import copy_workflow, snakemake
+from tests.workflow_runs import copy_run, copy_workflow, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -84,12 +83,8 @@ def own_run(tmp_path_factory) -> Path:
     return directory
 
 
-def _copy(run: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(run, tmp_path / "run", symlinks=True))
-
-
 def test_own_models_folders_mappings_and_precomputed_embeddings(own_run, tmp_path):
-    directory = _copy(own_run, tmp_path)
+    directory = copy_run(own_run, tmp_path / "run")
     _check_kept_model(directory)
     # `more` shares own's sweep jobs: no jobs of its own, its rows only in its table
     assert not (directory / "results/runs/more").exists()
@@ -175,7 +170,7 @@ ROUNDS = ({"edited": "pets", "added": "birds"}, {"removed": "fish", "moved": "bi
 
 
 def test_changed_moved_added_or_removed_images_rerun_exactly_their_embeddings(own_run, tmp_path):
-    directory = _copy(own_run, tmp_path)
+    directory = copy_run(own_run, tmp_path / "run")
     images = directory / "data"
     cat, dog = images / "pets/train/cat/0_0.png", images / "pets/train/dog/1_0.png"
     emu, moved = images / "birds/train/emu/0_0.png", images / "birds/train/kea/moved.png"

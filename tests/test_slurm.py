@@ -18,6 +18,7 @@ from tests.workflow_runs import (
     SUBSET,
     SUBSET_EXPERIMENTS,
     SUBSET_FIGURES,
+    copy_run,
     snakemake,
     without_timings,
 )
@@ -66,7 +67,7 @@ def slurm_run(cluster, workflow_run, tmp_path_factory) -> Path:
     """The shared run, copied, remade under SLURM from one FM's training on: every stage that
     is not a local rule (training, embedding, NC1, sweeps, figures) runs on the cluster."""
     directory = tmp_path_factory.mktemp("slurm") / "run"
-    shutil.copytree(workflow_run, directory, symlinks=True)
+    copy_run(workflow_run, directory)
     remade = [*SUBSET, f"resources/models/{REMADE_FM}.pt", f"results/embeddings/{REMADE_FM}"]
     for name in [*remade, *(f"results/runs/{e}" for e in SUBSET_EXPERIMENTS)]:
         path = directory / name

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.workflow_runs import copy_run
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +36,7 @@ JOBS = -(-SWEEPS // 10)  # in groups of up to 10
 def finished(workflow_run, tmp_path) -> Path:
     """A copy of the finished embedded default, its partition placeholders filled in, and a
     folder of fake SLURM commands."""
-    directory = tmp_path / "run"
-    shutil.copytree(workflow_run, directory, symlinks=True)
+    directory = copy_run(workflow_run, tmp_path / "run")
     partitions = directory / "workflow/profiles/slurm/partitions.yaml"
     text = partitions.read_text().replace("<cpu-partition>", "cpu")
     partitions.write_text(text.replace("<gpu-partition>", "gpu"))

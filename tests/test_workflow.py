@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 
 import pandas as pd
 import pytest
@@ -14,7 +13,7 @@ from imprint.method.params import RUN_COLUMNS
 from imprint.study.catalog import Catalog
 from imprint.study.cost import load_budget, units
 from imprint.study.experiments import shard_runs
-from tests.workflow_runs import snakemake, without_timings
+from tests.workflow_runs import copy_run, snakemake, without_timings
 
 pytestmark = pytest.mark.e2e
 
@@ -181,8 +180,7 @@ def test_report_shows_every_figure_with_its_caption(workflow_run):
 
 
 def test_adding_a_task_reruns_its_experiments_job_and_reordering_none(workflow_run, tmp_path):
-    directory = tmp_path / "run"
-    shutil.copytree(workflow_run, directory, symlinks=True)
+    directory = copy_run(workflow_run, tmp_path / "run")
     config = yaml.safe_load((directory / "config/config.yaml").read_text())
     config["experiments"]["fig6"]["tasks"] = ["all", "even"]
     config["experiments"]["sec51"]["tasks"].reverse()
@@ -214,8 +212,7 @@ def test_fig12_reports_its_fit_and_the_gain_against_every_collapse_metric(workfl
 def test_a_budget_that_splits_shards_gives_the_same_runs_table(workflow_run, tmp_path):
     """With a budget of a third of a fig6 shard's projected time, the shard runs as parts along
     its proxy sets and gathering them gives the unsplit rows (in another order)."""
-    directory = tmp_path / "run"
-    shutil.copytree(workflow_run, directory, symlinks=True)
+    directory = copy_run(workflow_run, tmp_path / "run")
     config = yaml.safe_load((directory / "config/config.yaml").read_text())
     budget, _ = load_budget(1e9, None, "cpu")
     size = Catalog().task_size("demo_cnn", "digits", "none", "all")

@@ -32,6 +32,12 @@ def copy_workflow(directory: Path) -> Path:
     return directory
 
 
+def copy_run(run: Path, directory: Path) -> Path:
+    """A copy of the finished run ``run`` at ``directory``: its outputs, modification times and
+    Snakemake metadata, so that Snakemake there sees what it saw in ``run``."""
+    return Path(shutil.copytree(run, directory, symlinks=True))
+
+
 def snakemake(directory: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``snakemake --cores 2 ARGS`` in ``directory`` (its default profile applies)."""
     return subprocess.run(
