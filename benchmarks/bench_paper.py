@@ -39,11 +39,10 @@ from bench_sweep import make_task
 
 from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
-from imprint.method.baselines import BASELINES, fit_baseline, fit_linear_probe
+from imprint.method.baselines import fit_baseline, fit_linear_probe
 from imprint.method.batch import ClassBatch
 from imprint.method.clustering import kmeans_together, kmedoids_together, reference_distances
 from imprint.method.collapse import nearest_class_centre
-from imprint.method.engine import plan_runs
 from imprint.method.generators import (
     GEN,
     GenContext,
@@ -53,8 +52,9 @@ from imprint.method.generators import (
     ridge_factor,
 )
 from imprint.method.normalize import NORM, NORM_POST
-from imprint.method.params import validate_params
+from imprint.method.params import BASELINES, validate_params
 from imprint.method.pipeline import distance_metric, prepare_classes
+from imprint.method.plan import plan_runs
 from imprint.method.randomness import ClassStreams
 from imprint.study.catalog import Catalog
 from imprint.study.config import job_owner, sweep_group

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 
@@ -11,10 +12,18 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from imprint.method.aggregation import AGG, DISTANCES, WEIGHTINGS
-from imprint.method.baselines import BASELINES
+from imprint.method.aggregation import AGG
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM, NORM_POST
+from imprint.method.params import (
+    AGGS,
+    BASELINES,
+    DISTANCES,
+    GENS,
+    NORMS,
+    NORMS_POST,
+    WEIGHTINGS,
+)
 from imprint.study.config import (
     check_experiments,
     check_models,
@@ -25,8 +34,10 @@ from imprint.study.config import (
     image_source,
     resolve_config,
 )
+from imprint.study.continual import FIELD_LEARNERS
+from imprint.study.continual_spec import FIELD_METHODS
 from imprint.study.methods import NAMED_METHODS
-from tests.workflow_runs import copy_workflow, snakemake
+from tests.workflow_runs import DEMO_JOBS, copy_workflow, planned_jobs, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
@@ -69,6 +80,28 @@ def test_the_cifar100_class_incremental_example_plans_offline(tmp_path):
     assert jobs["continual"] == jobs["continual_report"] == jobs["continual_cd"] == "3"
     for study in ("b0_inc10", "b50_inc10", "fewshot_5way_5shot"):
         assert f"results/tables/continual/{study}.md" in result.stdout
+
+
+def test_the_planning_names_are_the_registries_keys():
+    """Planning checks runs by the names in ``imprint.method.params`` (no PyTorch there); they
+    are exactly the keys of the registries that hold the functions, in order."""
+    assert tuple(NORM) == NORMS and tuple(NORM_POST) == NORMS_POST
+    assert tuple(GEN) == GENS and tuple(AGG) == AGGS
+    assert tuple(FIELD_LEARNERS) == FIELD_METHODS
+
+
+@pytest.mark.e2e
+def test_the_embedded_default_plans_without_pytorch(tmp_path):
+    """A dry run of the embedded default imports no PyTorch (a ``torch`` that fails to import
+    stands first on the path), so that every plan stays quick."""
+    blocker = tmp_path / "blocker"
+    (blocker / "torch").mkdir(parents=True)
+    (blocker / "torch/__init__.py").write_text('raise ImportError("planning imported torch")\n')
+    directory = copy_workflow(tmp_path / "workflow")
+    path = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
+    result = snakemake(directory, "-n", env={**os.environ, "PYTHONPATH": path})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result.stdout) == DEMO_JOBS
 
 
 def test_schema_lists_exactly_the_registries():

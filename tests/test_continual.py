@@ -19,7 +19,8 @@ from imprint.method import cil_methods
 from imprint.method.baselines import FineTunedProbe
 from imprint.method.classifier import ImprintingClassifier
 from imprint.study.config import continual_ranked
-from imprint.study.continual import check_continual, class_groups, class_order, incremental_runs
+from imprint.study.continual import incremental_runs
+from imprint.study.continual_spec import check_continual, class_groups, class_order
 from imprint.study.methods import NAMED_METHODS
 from tests.conftest import make_task
 

@@ -12,10 +12,10 @@ import yaml
 
 from imprint.fms.data import digits
 from imprint.fms.store import open_embeddings, save_embeddings
-from imprint.method.aggregation import DISTANCES
 from imprint.method.classifier import ImprintingClassifier
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM_POST
+from imprint.method.params import DISTANCES
 from imprint.study.catalog import Catalog
 from imprint.study.config import job_owner, job_spec, sweep_group
 from imprint.study.cost import (
@@ -35,12 +35,12 @@ from imprint.study.experiments import (
     experiment_packs,
     group_runs,
     pack_members,
-    run_pack,
     shard_keys,
     shard_runs,
 )
 from imprint.study.grid import expand_grid
 from imprint.study.methods import NAMED_METHODS
+from imprint.study.sweep_job import run_pack
 from imprint.study.tasks import select_task
 from tests.workflow_runs import ROOT
 

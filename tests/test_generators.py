@@ -9,12 +9,12 @@ import torch
 from imprint.method.batch import ClassBatch
 from imprint.method.generators import (
     GEN,
-    RANDOM_GENS,
     GenContext,
     cluster_together,
     medoids_together,
     sample_together,
 )
+from imprint.method.params import RANDOM_GENS
 from tests.conftest import make_task
 
 

@@ -26,6 +26,7 @@ from tests.workflow_runs import (
     SUBSET_EXPERIMENTS,
     SUBSET_FIGURES,
     copy_workflow,
+    planned_jobs,
     snakemake,
     without_timings,
 )
@@ -60,10 +61,6 @@ def _storage_args(endpoint: str, prefix: str = PREFIX) -> list[str]:
     ]  # fmt: skip
 
 
-def _planned_jobs(output: str) -> int:
-    return int(re.search(r"^total\s+(\d+)$", output, re.MULTILINE)[1])
-
-
 def test_the_profile_names_namespace_image_and_s3_storage():
     profile = yaml.safe_load(PROFILE.read_text())
     assert profile["executor"] == "kubernetes"
@@ -90,7 +87,7 @@ def test_the_kubernetes_profile_plans_the_whole_workflow_on_s3(tmp_path, s3):
         *_storage_args(endpoint),
     )  # fmt: skip
     assert planned.returncode == 0, planned.stderr[-3000:]
-    assert _planned_jobs(planned.stdout) == DEMO_JOBS
+    assert planned_jobs(planned.stdout) == DEMO_JOBS
     assert f"s3://{BUCKET}/{PREFIX}/results/tables/table1.csv" in planned.stdout
 
 

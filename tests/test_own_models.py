@@ -14,7 +14,6 @@ from torch import nn
 from imprint.fms.backbones import (
     _architecture,
     _without_head,
-    check_fm,
     embedding_dim,
     fetch_weights,
     library_fm,
@@ -23,7 +22,7 @@ from imprint.fms.backbones import (
 )
 from imprint.fms.data import save_images
 from imprint.fms.embed import ImageArrayDataModule, embed_images
-from imprint.fms.fm_spec import FMSpec, fm_spec
+from imprint.fms.fm_spec import FMSpec, check_fm, fm_spec
 from imprint.fms.store import open_embeddings
 from imprint.study.catalog import Catalog
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from imprint import ImprintingClassifier
-from imprint.method.baselines import BASELINES
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM_POST
+from imprint.method.params import BASELINES
 from tests.conftest import make_task
 
 NAMES = np.array(["ant", "bee", "cat", "dog", "eel"])

@@ -10,11 +10,11 @@ import pytest
 from imprint.fms.store import (
     CorruptEmbeddingsError,
     labels_path,
+    load_embeddings,
     manifest_path,
     open_embeddings,
     save_embeddings,
 )
-from imprint.study.experiments import load_embeddings
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ import pytest
 from sklearn.metrics import f1_score
 
 from imprint import ImprintingClassifier, expand_grid, sweep
-from imprint.method.baselines import BASELINES
 from imprint.method.engine import TIMING_COLUMNS, f1_per_class
 from imprint.method.generators import GEN
-from imprint.method.params import RUN_COLUMNS
+from imprint.method.params import BASELINES, RUN_COLUMNS
 
 GRID = {
     "norm_pre": ["none", "l2"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,11 @@ def snakemake(directory: Path, *args: str, env: dict | None = None) -> subproces
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
         cwd=directory, capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
+
+
+def planned_jobs(output: str) -> int:
+    """The number of jobs a dry run's ``output`` plans (its job table's total)."""
+    return int(re.search(r"^total\s+(\d+)$", output, re.MULTILINE)[1])
 
 
 def without_timings(path: Path) -> pd.DataFrame:

@@ -2,9 +2,9 @@
 (``imprint.study.continual.study_runs``): one row per FM, data set, class order, method and
 step."""
 
+from imprint.fms.store import load_embeddings
 from imprint.io import log_to, with_provenance, write_table
 from imprint.study.continual import study_runs
-from imprint.study.experiments import load_embeddings
 
 with log_to(snakemake.log[0]):
     study = snakemake.params.study

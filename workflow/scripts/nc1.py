@@ -6,10 +6,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from imprint.fms.store import degenerate
+from imprint.fms.store import degenerate, load_embeddings
 from imprint.io import log_to, with_provenance, write_table
 from imprint.method.collapse import collapse_metrics
-from imprint.study.experiments import load_embeddings
 from imprint.study.tasks import select_task
 
 with log_to(snakemake.log[0]):

@@ -12,7 +12,7 @@ if snakemake.threads == 1:
 import torch
 
 from imprint.io import log_to, write_table
-from imprint.study.experiments import run_pack
+from imprint.study.sweep_job import run_pack
 
 torch.set_num_threads(snakemake.threads)  # the CPUs the scheduler gave this job, no more
 with log_to(snakemake.log[0]):

@@ -15,10 +15,10 @@ from sklearn.metrics import roc_auc_score
 from imprint.deploy.model_file import KeptModel, fm_entry, save_model
 from imprint.fms.backbones import DEMO_INPUT_SIZE, load_fm
 from imprint.fms.fm_spec import FMSpec
+from imprint.fms.store import load_embeddings
 from imprint.io import atomic_path, git_commit
 from imprint.method.classifier import ImprintingClassifier
 from imprint.method.params import RUN_COLUMNS
-from imprint.study.experiments import load_embeddings
 from imprint.study.methods import NAMED_METHODS
 from imprint.study.tasks import select_task
 

@@ -1,9 +1,11 @@
 """Where an FM comes from, as its config entry says: a demo CNN the workflow trains, the paper's
 torchvision FMs by name, any torchvision or timm model by its library name with library, random
-or local weights, or precomputed embeddings. (No PyTorch here: planning reads it cheaply.)"""
+or local weights, or precomputed embeddings. No PyTorch here, so that planning reads it cheaply:
+``check_fm`` imports an FM's library only to look its model up."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,3 +65,48 @@ def fm_spec(name: str, entry: Mapping[str, Any]) -> FMSpec:
     return FMSpec(
         name, entry["source"], entry["model"], entry.get("weights", default), entry.get("sha256")
     )
+
+
+def _no_such(what: str, name: str, known: list[str], listing: str) -> ValueError:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    hint = f"; close matches: {close}" if close else ""
+    return ValueError(f"{what} {name!r} does not exist{hint} (all of them: {listing})")
+
+
+def check_fm(spec: FMSpec) -> None:
+    """Raise ``ValueError`` if the library has no such model or weights tag, listing close
+    matches (before any job runs: this imports the library, not the weights)."""
+    where = f"fms.{spec.name}"
+    if spec.source == "torchvision":
+        import torchvision.models as tvm
+
+        known = tvm.list_models(module=tvm)
+        if spec.model not in known:
+            raise _no_such(
+                f"{where}: torchvision classification model", spec.model, known,
+                "torchvision.models.list_models(module=torchvision.models)",
+            )  # fmt: skip
+        tags = list(tvm.get_model_weights(spec.model).__members__)
+        if spec.tag and spec.tag not in tags:
+            raise _no_such(
+                f"{where}: {spec.model} weights", spec.weights, tags,
+                f"{tags}, random, or a file of your own",
+            )  # fmt: skip
+    elif spec.source == "timm":
+        import timm
+
+        if not timm.is_model(spec.model):
+            known = timm.list_models() + timm.list_models(pretrained=True)
+            raise _no_such(f"{where}: timm model", spec.model, known, "timm.list_models()")
+        if spec.tag and spec.tag != "pretrained":
+            raise ValueError(
+                f"{where}: weights {spec.weights!r} is not valid for timm; use pretrained (name "
+                "the tag in the model, e.g. convnext_femto.d1_in1k), random, or a file path"
+            )
+        published = timm.list_pretrained()
+        if spec.tag and spec.model not in published:
+            if "." in spec.model or not any(n.split(".")[0] == spec.model for n in published):
+                raise _no_such(
+                    f"{where}: timm pretrained weights", spec.model, published,
+                    "timm.list_pretrained(); or use weights random or a file of your own",
+                )  # fmt: skip

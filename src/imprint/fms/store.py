@@ -127,3 +127,17 @@ def open_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             )
         arrays[key] = array
     return arrays["embeddings"], arrays["labels"]
+
+
+def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Checked, memory-mapped embeddings files and their labels (``open_embeddings``); several
+    files are concatenated with each file's labels shifted past the previous ones (CombiDigits:
+    +10 per data set, so that ``mod10`` merges each digit's four data sets)."""
+    xs, ys = [], []
+    offset = 0
+    for path in paths:
+        x, y = open_embeddings(path)
+        xs.append(x)
+        ys.append(y + offset)
+        offset += int(y.max()) + 1
+    return (xs[0], ys[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(ys))

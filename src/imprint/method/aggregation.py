@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from imprint.method.batch import ProxySet
+from imprint.method.params import DISTANCES
 
 # Rows of test embeddings per block, so that a block's score matrix holds about 2**24 entries.
 _BLOCK_ENTRIES = 2**24
@@ -90,9 +91,6 @@ def proxy_distances(distance: str, w: Tensor, metric: Tensor | None) -> Callable
     if distance == "chebyshev":
         return lambda x: torch.cdist(x, w, p=float("inf"))
     raise ValueError(f"distance={distance!r} is not a distance; choose one of {DISTANCES}")
-
-
-DISTANCES = ("cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
 
 
 @dataclass(frozen=True)
@@ -243,4 +241,3 @@ def aggregate_mnn(
 
 
 AGG: dict[str, Callable[..., list[Tensor]]] = {"max": aggregate_max, "mnn": aggregate_mnn}
-WEIGHTINGS = ("uniform", "weighted_by_distance")

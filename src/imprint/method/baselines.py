@@ -22,10 +22,8 @@ from torch import Tensor
 
 from imprint.method.cil_methods import ClassLearner
 from imprint.method.normalize import l2_normalize
+from imprint.method.params import BASELINES
 from imprint.method.randomness import stage_generator, uniform
-
-BASELINES = ("linear_probe", "knn", "cache")
-SEEDED_BASELINES = frozenset({"linear_probe"})  # its held-out split is drawn
 
 KNN_NEIGHBOURS = 20
 KNN_TEMPERATURE = 0.07

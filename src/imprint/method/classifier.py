@@ -15,12 +15,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from imprint.method.aggregation import class_max_scores, nearest_proxies, vote_scores
-from imprint.method.baselines import BASELINES, FittedBaseline, fit_baseline
+from imprint.method.baselines import FittedBaseline, fit_baseline
 from imprint.method.batch import ClassBatch, ProxySet
-from imprint.method.generators import COUPLED_GENS, GEN, GenContext
+from imprint.method.generators import GEN, GenContext
 from imprint.method.normalize import NORM, NORM_POST
 from imprint.method.novelty import FALSE_REJECTION, Calibration, calibrate
-from imprint.method.params import DEFAULTS, validate_params
+from imprint.method.params import BASELINES, COUPLED_GENS, DEFAULTS, refusal, validate_params
 from imprint.method.pipeline import (
     as_embeddings,
     check_dimensions,
@@ -33,7 +33,7 @@ from imprint.method.pipeline import (
     prepare_classes,
 )
 from imprint.method.randomness import class_keys
-from imprint.method.statistics import KEEP, KeptSums, refusal
+from imprint.method.statistics import KEEP, KeptSums
 
 if TYPE_CHECKING:
     from imprint.method.head import ImprintedHead

@@ -16,7 +16,6 @@ import functools
 import logging
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,19 +25,18 @@ import pandas as pd
 import torch
 
 from imprint.method.aggregation import AGG, Variant
-from imprint.method.baselines import BASELINES, SEEDED_BASELINES, fit_baseline
+from imprint.method.baselines import fit_baseline
 from imprint.method.batch import ClassBatch, ProxySet
 from imprint.method.collapse import centred_class_means, nearest_class_centre, self_duality
 from imprint.method.generators import (
     GEN,
-    RANDOM_GENS,
     GenContext,
     cluster_together,
     medoids_together,
     sample_together,
 )
 from imprint.method.normalize import NORM, NORM_POST
-from imprint.method.params import RUN_COLUMNS, validate_params
+from imprint.method.params import BASELINES, RUN_COLUMNS, validate_params
 from imprint.method.pipeline import (
     as_embeddings,
     check_dimensions,
@@ -47,6 +45,7 @@ from imprint.method.pipeline import (
     index_labels,
     prepare_grouped,
 )
+from imprint.method.plan import plan_runs
 from imprint.method.randomness import class_keys
 
 log = logging.getLogger(__name__)
@@ -55,28 +54,6 @@ TIMING_COLUMNS = ("gen_time_s", "time_s")  # measured, so the only columns that 
 RESULT_COLUMNS = (
     "accuracy", "f1_per_class", "ncc_agreement", "self_duality", *TIMING_COLUMNS, "gen_time_seed",
 )  # fmt: skip
-
-
-def plan_runs(runs: list[dict[str, Any]]) -> dict[Hashable, Any]:
-    """Nest run indices as data key -> GEN key -> NORMpost -> (NORMinf, AGG, distance) -> runs.
-
-    Seeds and λ enter the keys only where they change the result."""
-    tree: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
-    for i, p in enumerate(runs):
-        data_seed = p["seed"] if p["fewshot"] != -1 else None
-        gen_seed = p["seed"] if p["gen"] in RANDOM_GENS | SEEDED_BASELINES else None
-        lam = p["lambda_reg"] if p["gen"] in ("ls", "kls") else None
-        data_key = (p["norm_pre"], p["fewshot"], p["weibull"], data_seed)
-        gen_key = (p["gen"], p["k"], lam, gen_seed)
-        scoring_key = (p["norm_inf"], _search(p), p["distance"])
-        tree[data_key][gen_key][p["norm_post"]][scoring_key].append(i)
-    return tree
-
-
-def _search(p: dict[str, Any]) -> str:
-    """The AGG that scores a run: ``max`` with a true distance is the 1-nearest-neighbour vote,
-    so it shares the neighbour search of the ``mnn`` runs with that distance."""
-    return "mnn" if p["agg"] == "max" and p["distance"] != "inner_product" else p["agg"]
 
 
 def _variant(p: dict[str, Any]) -> Variant:

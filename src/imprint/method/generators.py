@@ -17,6 +17,7 @@ from torch import Tensor
 
 from imprint.method import clustering
 from imprint.method.batch import ClassBatch, ProxySet
+from imprint.method.plan import KMEDOIDS_CACHE_ENTRIES
 from imprint.method.randomness import ClassStreams
 
 
@@ -157,10 +158,6 @@ def generate_random(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
 def generate_kmeans(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
     """The k centroids of k-means on each class."""
     return context.kmeans(batch, k)
-
-
-# The most distance entries (classes x samples^2, float64) k-medoids keeps for every k of a view.
-KMEDOIDS_CACHE_ENTRIES = 2**29
 
 
 def generate_kmedoids(batch: ClassBatch, k: int, context: GenContext) -> ProxySet:
@@ -344,8 +341,3 @@ GEN: dict[str, Callable[[ClassBatch, int, GenContext], ProxySet]] = {
     "ls": generate_ls,
     "kls": generate_kls,
 }
-
-# Generators whose proxies of one class depend on the other classes' samples (a joint solve).
-COUPLED_GENS = frozenset({"ls", "kls"})
-# Generators whose proxies depend on the seed (the others are deterministic functions of the data).
-RANDOM_GENS = frozenset({"random", "kmeans", "kmedoids_pam", "fps", "kls"})

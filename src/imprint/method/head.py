@@ -17,8 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from imprint.method.aggregation import proxy_distances, vote_scores
-from imprint.method.baselines import BASELINES, FittedBaseline
+from imprint.method.baselines import FittedBaseline
 from imprint.method.normalize import NORM
+from imprint.method.params import BASELINES
 from imprint.method.pipeline import label_record, labels_from
 
 

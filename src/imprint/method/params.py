@@ -1,7 +1,9 @@
 """The parameters of one imprinting run: their defaults, allowed values and checks.
 
 The classifier, the sweep and the grid expansion all read these, so a value is valid in one
-exactly when it is valid in the others.
+exactly when it is valid in the others. No PyTorch here: the workflow's planning checks runs
+with these names, and the registries that hold the functions (``NORM``, ``NORM_POST``, ``GEN``,
+``AGG``) have exactly them as keys (``tests/test_config.py``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,21 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from imprint.method.aggregation import AGG, DISTANCES, WEIGHTINGS
-from imprint.method.baselines import BASELINES
-from imprint.method.generators import GEN
-from imprint.method.normalize import NORM, NORM_POST
+NORMS = ("none", "l2")  # NORMpre and NORMinf: row-wise maps
+NORMS_POST = ("none", "l2", "quantile", "quantile_sequential")  # maps of a whole proxy set
+GENS = (
+    "all", "mean", "random", "kmeans", "kmedoids", "kmedoids_pam", "fps", "cov_max", "ls", "kls",
+)  # fmt: skip
+# GENs whose proxies of one class depend on the other classes' samples (a joint solve).
+COUPLED_GENS = frozenset({"ls", "kls"})
+# GENs whose proxies depend on the seed (the others are deterministic functions of the data).
+RANDOM_GENS = frozenset({"random", "kmeans", "kmedoids_pam", "fps", "kls"})
+# The field's baselines (``imprint.method.baselines``), which a run names as its GEN.
+BASELINES = ("linear_probe", "knn", "cache")
+SEEDED_BASELINES = frozenset({"linear_probe"})  # its held-out split is drawn
+AGGS = ("max", "mnn")
+DISTANCES = ("cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
+WEIGHTINGS = ("uniform", "weighted_by_distance")
 
 # Defaults are the paper's best method ("Ours": L2, k-means k = 20, L2, L2, max).
 DEFAULTS: dict[str, Any] = {
@@ -34,11 +47,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "norm_pre": tuple(NORM),
-    "gen": (*GEN, *BASELINES),
-    "norm_post": tuple(NORM_POST),
-    "norm_inf": tuple(NORM),
-    "agg": tuple(AGG),
+    "norm_pre": NORMS,
+    "gen": (*GENS, *BASELINES),
+    "norm_post": NORMS_POST,
+    "norm_inf": NORMS,
+    "agg": AGGS,
     "distance": ("inner_product", *DISTANCES),
     "weighting": WEIGHTINGS,
 }
@@ -110,3 +123,12 @@ def validate_params(params: Mapping[str, Any]) -> dict[str, Any]:
         )
     p["weibull"] = _weibull(p["weibull"])
     return p
+
+
+def refusal(p: dict[str, Any]) -> str | None:
+    """Why the configuration ``p`` cannot run exemplar-free, or None where it can."""
+    if p["gen"] == "linear_probe":
+        return "the linear probe refits on every row seen so far"
+    if p["gen"] in BASELINES:
+        return f"{p['gen']} scores test rows against every training row: its model is the rows"
+    return None

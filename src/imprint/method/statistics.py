@@ -29,20 +29,10 @@ import torch
 from torch import Tensor
 
 from imprint.method.aggregation import ledoit_wolf_shrink, whitening_of
-from imprint.method.baselines import BASELINES
 from imprint.method.batch import ClassBatch, ProxySet
 from imprint.method.generators import least_squares_weights, ridge_factor, solve_clusters
 
 KEEP = ("rows", "statistics")
-
-
-def refusal(p: dict[str, Any]) -> str | None:
-    """Why the configuration ``p`` cannot run exemplar-free, or None where it can."""
-    if p["gen"] == "linear_probe":
-        return "the linear probe refits on every row seen so far"
-    if p["gen"] in BASELINES:
-        return f"{p['gen']} scores test rows against every training row: its model is the rows"
-    return None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from imprint.fms.fm_spec import fm_spec
+from imprint.fms.fm_spec import check_fm, fm_spec
 from imprint.study.catalog import BUILTIN_DATASETS, Catalog
+from imprint.study.continual_spec import check_continual
 from imprint.study.tasks import expand_mappings, is_builtin_mapping
 
 # What a sweep shard's result depends on, of its experiment: the lists of FMs, data sets,
@@ -317,8 +318,6 @@ def check_tasks(config: Mapping[str, Any], catalog: Catalog) -> None:
 
 def check_models(config: Mapping[str, Any]) -> None:
     """Every torchvision or timm FM must name a model (and weights tag) its library has."""
-    from imprint.fms.backbones import check_fm
-
     for name, entry in config["fms"].items():
         check_fm(fm_spec(name, entry))
 
@@ -404,11 +403,11 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
 def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None) -> None:
     """Every FM's model must exist; every task must keep two classes or more of its data;
     every grid must expand to at least one run for every FM; every view of the statistics
-    and Table 1 must compare at least two configurations over at least two groups; every figure's
-    experiments must hold what it draws; every class-incremental study must run
-    (``imprint.study.continual.check_continual``). Raise ``ValueError`` naming the key otherwise.
-    ``catalog`` (default: a new one of ``config``) reads your own files; the planner passes
-    the one it plans with, so each file is read once. (Imports PyTorch: planning only.)"""
+    and Table 1 must compare at least two configurations over at least two groups; every
+    figure's experiments must hold what it draws; every class-incremental study must run
+    (``check_continual``). Raise ``ValueError`` naming the key otherwise. ``catalog`` (default:
+    a new one of ``config``) reads your own files; the planner passes the one it plans with, so
+    each file is read once. (Imports pandas, and a torchvision or timm FM's library.)"""
     import pandas as pd
 
     check_models(config)
@@ -441,8 +440,6 @@ def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None)
                 "experiments that do"
             )
     if "continual" in config:
-        from imprint.study.continual import check_continual
-
         known = catalog or Catalog(config)
         for name, study in config["continual"].items():
             check_continual(name, study, lambda fm, d: len(known.classes(fm, d).names))

@@ -11,7 +11,7 @@ import io
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,89 +21,20 @@ import torch
 from imprint.method import cil_methods
 from imprint.method.baselines import FineTunedProbe
 from imprint.method.cil_methods import ClassLearner
-from imprint.method.params import validate_params
-from imprint.method.statistics import refusal
-from imprint.study.methods import NAMED_METHODS
+from imprint.study.continual_spec import CONTINUAL_METHODS, LEARNING, class_groups, class_order
 
 log = logging.getLogger(__name__)
 
-# The methods a class-incremental study may name, as the parameters of their joint fit: the
-# field's nearest class mean (imprinting's `mean` GEN under a Euclidean 1-NN vote: Janson et
-# al.'s method, named as the field names it), the published imprinting methods (exemplar-free),
-# and the linear probe twice: retrained on every row seen (it keeps them: the joint bound) and
-# fine-tuned on each step's rows only (exemplar-free; it forgets).
-CONTINUAL_METHODS = {
-    "ncm": NAMED_METHODS["janson"],
-    **NAMED_METHODS,
-    "linear_probe_finetuned": NAMED_METHODS["linear_probe"],
-}
-# The field's own exemplar-free learners (imprint.method.cil_methods), each made for a class
-# order's seed; each one's joint bound is the same learner given every row seen in one call.
-FIELD_METHODS: dict[str, Callable[[int], ClassLearner]] = {
+# The field's own exemplar-free learners (imprint.method.cil_methods) by ``FIELD_METHODS`` name,
+# each made for a class order's seed.
+FIELD_LEARNERS: dict[str, Callable[[int], ClassLearner]] = {
     "ranpac": lambda seed: cil_methods.RanPAC(cil_methods.RANPAC_DIMENSIONS, seed),
     "fecam": lambda seed: cil_methods.FeCAM(),
-}
-# How a method learns step by step, where not exemplar-free ``partial_fit`` ("statistics"):
-# ``partial_fit`` keeping every row and fitting again ("rows"), ``FineTunedProbe``, or a learner
-# of the field.
-LEARNING = {
-    "linear_probe": "rows",
-    "linear_probe_finetuned": "finetune",
-    **{method: method for method in FIELD_METHODS},
 }
 if TYPE_CHECKING:  # the classifier brings scikit-learn: a second of the workflow's planning
     from imprint.method.classifier import ImprintingClassifier
 
     Learner = ImprintingClassifier | ClassLearner
-
-
-def check_continual(name: str, study: dict[str, Any], n_classes: Callable[[str, str], int]) -> None:
-    """The config's study ``continual.<name>``, before any job: known methods that can run
-    exemplar-free, at least one class a step, and base classes that every (FM, data set) has
-    (``n_classes``). Raises ``ValueError`` naming the key."""
-    key = f"continual.{name}"
-    for method in study["methods"]:
-        if method in FIELD_METHODS:
-            continue
-        if method not in CONTINUAL_METHODS:
-            raise ValueError(
-                f"{key}.methods: no method named {method!r}; choose from "
-                f"{sorted([*CONTINUAL_METHODS, *FIELD_METHODS])}"
-            )
-        why = refusal(validate_params(CONTINUAL_METHODS[method]))
-        if why and method not in LEARNING:
-            raise ValueError(
-                f"{key}.methods: {method} cannot learn classes exemplar-free ({why}); "
-                "leave it out of the class-incremental study"
-            )
-    shots = study.get("shots", -1)
-    if shots == 0 or shots < -1:
-        raise ValueError(f"{key}.shots={shots} is not valid; use n >= 1 rows per class, or -1")
-    for fm in study["fms"]:
-        for dataset in study["datasets"]:
-            try:
-                class_groups(np.arange(n_classes(fm, dataset)), study["base"], study["increment"])
-            except ValueError as error:
-                raise ValueError(f"{key} ({fm} on {dataset}): {error}") from None
-
-
-def class_order(classes: Sequence[Any], seed: int) -> np.ndarray:
-    """The classes in a seeded random order (``numpy.random.default_rng(seed).permutation``)."""
-    return np.random.default_rng(seed).permutation(np.sort(np.asarray(classes)))
-
-
-def class_groups(order: np.ndarray, base: int, increment: int) -> list[np.ndarray]:
-    """The classes of each step: the first ``base``, then ``increment`` at a time (the last group
-    may be smaller)."""
-    if increment < 1:
-        raise ValueError(f"increment={increment} is not valid; add at least one class a step")
-    if not 1 <= base <= len(order):
-        raise ValueError(
-            f"base={base} is not valid: the task has {len(order)} classes; start with 1 to "
-            f"{len(order)} base classes"
-        )
-    cuts = range(base, len(order), increment)
-    return [order[:base], *(order[cut : cut + increment] for cut in cuts)]
 
 
 def _shots(labels: np.ndarray, classes: np.ndarray, shots: int, seed: int) -> np.ndarray:
@@ -130,15 +61,15 @@ def _learner(params: dict[str, Any], learning: str, seed: int) -> Learner:
     ``seed``), or the classifier keeping ``learning`` ("statistics", "rows")."""
     if learning == "finetune":
         return FineTunedProbe(seed=params.get("seed", 0))
-    if learning in FIELD_METHODS:
-        return FIELD_METHODS[learning](seed)
+    if learning in FIELD_LEARNERS:
+        return FIELD_LEARNERS[learning](seed)
     return _imprinting(**params, keep=learning)
 
 
 def _joint(params: dict[str, Any], learning: str, seed: int, x: np.ndarray, y: np.ndarray):
     """The joint bound of a step: a learner of the field given every row at once, else
     ``params`` fitted once (the fine-tuned probe's: the probe retrained on every row)."""
-    if learning in FIELD_METHODS:
+    if learning in FIELD_LEARNERS:
         return _learner(params, learning, seed).partial_fit(x, y)
     return _imprinting(**params).fit(x, y)
 

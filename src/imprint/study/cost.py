@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.method.engine import plan_runs
-from imprint.method.generators import KMEDOIDS_CACHE_ENTRIES, RANDOM_GENS
-from imprint.method.params import validate_params
+from imprint.method.params import RANDOM_GENS, validate_params
+from imprint.method.plan import KMEDOIDS_CACHE_ENTRIES, plan_runs
 
 # The two GEN families that k-least-squares combines: its clustering and its joint solve.
 _CLUSTERING = {"kmeans", "kls"}

@@ -1,11 +1,11 @@
-"""From the workflow's config to sweep shards: which runs a shard holds and which embeddings
-it reads, and the tidy results table it writes."""
+"""From the workflow's config to sweep shards and jobs: which runs a shard holds, how shards
+are packed into jobs, and what a job needs to find its runs again. No PyTorch here, so that the
+workflow plans its jobs without importing it; ``imprint.study.sweep_job`` runs them."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -13,32 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.fms.store import embeddings_precision, open_embeddings
-from imprint.io import with_provenance
-from imprint.method.engine import sweep
 from imprint.method.params import RUN_COLUMNS
 from imprint.study.catalog import Catalog
-from imprint.study.config import job_group
-from imprint.study.cost import Budget, TaskSize, pack, units
+from imprint.study.cost import Budget, pack, units
 from imprint.study.grid import expand_grid
 from imprint.study.methods import NAMED_METHODS
-from imprint.study.tasks import expand_mappings, select_task
-
-log = logging.getLogger(__name__)
-
-
-def load_embeddings(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Checked, memory-mapped embeddings files and their labels (``imprint.fms.store``); several
-    files are concatenated with each file's labels shifted past the previous ones (CombiDigits:
-    +10 per data set, so that ``mod10`` merges each digit's four data sets)."""
-    xs, ys = [], []
-    offset = 0
-    for path in paths:
-        x, y = open_embeddings(path)
-        xs.append(x)
-        ys.append(y + offset)
-        offset += int(y.max()) + 1
-    return (xs[0], ys[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(ys))
+from imprint.study.tasks import expand_mappings
 
 
 def shard_runs(experiment: Mapping[str, Any], lambda_reg: float) -> pd.DataFrame:
@@ -135,10 +115,10 @@ def pack_members(
     job: Sequence[tuple], lambdas: Mapping[str, float], budget: Budget, catalog: Catalog
 ) -> list[dict[str, Any]]:
     """What a sweep job (one of ``experiment_packs``) needs to find its runs again, per shard, as
-    ``run_pack`` takes them: FM and its λ, data set, mapping, task, your own mapping's label
-    table, and for a part of a split shard its place and the budget (``run_shard``'s ``part``;
-    None for a whole shard, so that changing the budget does not touch jobs whose shards stay
-    whole)."""
+    ``imprint.study.sweep_job.run_pack`` takes them: FM and its λ, data set, mapping, task, your
+    own mapping's label table, and for a part of a split shard its place and the budget
+    (``run_shard``'s ``part``; None for a whole shard, so that changing the budget does not touch
+    jobs whose shards stay whole)."""
     members = []
     for (fm, dataset, mapping, task), index, of, _ in job:
         part = None
@@ -163,88 +143,3 @@ def pack_members(
             }
         )
     return members
-
-
-def run_pack(
-    experiment_name: str,
-    spec: Mapping[str, Any],
-    members: list[Mapping[str, Any]],
-    files: Mapping[tuple[str, str], tuple[list[str], list[str]]],
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """Every run of a sweep job of an experiment (``spec``: the job's params,
-    ``imprint.study.config.job_spec``: its shard spec, with those of the experiments that share
-    its jobs): its shards (``members``: ``fm``, ``lambda_reg``, ``dataset``, ``mapping``,
-    ``task``, ``part`` and ``label_table`` each, as ``run_shard`` takes them) one after the
-    other, each FM's data set embeddings (``files``: its train and test embeddings files per
-    (FM, data set)) read once; the rows in the members' order."""
-    group = job_group(experiment_name, spec)
-    loaded: dict[tuple[str, str], tuple] = {}
-    tables = []
-    for m in members:
-        key = (m["fm"], m["dataset"])
-        if key not in loaded:
-            train_files, test_files = files[key]
-            precision = embeddings_precision(train_files[0])
-            loaded[key] = load_embeddings(train_files), load_embeddings(test_files), precision
-        shard = (group, m["fm"], m["lambda_reg"], m["dataset"])
-        shard += (m["mapping"], m["task"], *loaded[key], device, m["part"], m["label_table"])
-        tables.append(run_shard(*shard))
-    return pd.concat(tables, ignore_index=True)
-
-
-def run_shard(
-    group: Mapping[str, Mapping[str, Any]],
-    fm: str,
-    lambda_reg: float,
-    dataset: str,
-    mapping: str,
-    task: str,
-    train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
-    precision: str,
-    device: str = "cpu",
-    part: Mapping[str, Any] | None = None,
-    label_table: dict[int, int] | None = None,
-) -> pd.DataFrame:
-    """Every run of one (FM, data set, mapping, task) of the experiments ``group`` (each one's
-    shard spec by name), in one ``sweep``, so that they compute what they share once, on the
-    data set's embeddings and labels per split (``load_embeddings``) of the given
-    ``precision``: a tidy table, each experiment's rows with its provenance. ``part``
-    (``index`` of ``of``, the ``minutes``, ``rates`` and ``slowdown`` of an
-    ``imprint.study.cost.Budget`` and the shard's ``size`` as planned) keeps one job's runs;
-    ``label_table`` is your own mapping's."""
-    train = select_task(*train, mapping, task, label_table)
-    test = select_task(*test, mapping, task, label_table)
-    runs = group_runs(group, lambda_reg)
-    timing = next(iter(group.values())).get("time_every_seed", False)
-    which = ""
-    if part:
-        budget = Budget(part["minutes"], part["rates"], part["slowdown"])
-        jobs = budget.jobs(units(runs, timing), TaskSize(**part["size"]))
-        if len(jobs) != part["of"]:
-            raise ValueError(
-                f"the budget splits this shard into {len(jobs)} parts, not {part['of']}; "
-                "plan the workflow again"
-            )
-        runs = runs.iloc[jobs[part["index"] - 1][0]].reset_index(drop=True)
-        which = f" (part {part['index']} of {part['of']})"
-    log.info(
-        "%s/%s/%s/%s/%s%s: %d runs, %d train and %d test samples",
-        "+".join(group), fm, dataset, mapping, task, which, len(runs), len(train[1]),
-        len(test[1]),
-    )  # fmt: skip
-    result = sweep(*train, *test, runs, device=device, time_every_seed=timing)
-    result.insert(1, "fm", fm)
-    result.insert(2, "dataset", dataset)
-    result.insert(3, "mapping", mapping)
-    result.insert(4, "task", task)
-    result["embedding_precision"] = precision
-    tables = []
-    for name, experiment in group.items():
-        rows = result[result["experiment"] == name]
-        slice_ = {"experiment": dict(experiment), "lambda_reg": lambda_reg}
-        if label_table is not None:
-            slice_["label_table"] = label_table
-        tables.append(with_provenance(rows, slice_))
-    return pd.concat(tables, ignore_index=True)

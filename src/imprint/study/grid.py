@@ -32,8 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from imprint.method.baselines import BASELINES
-from imprint.method.params import DEFAULTS, RUN_COLUMNS, validate_params
+from imprint.method.params import BASELINES, DEFAULTS, RUN_COLUMNS, validate_params
 
 SINGLE_PROXY_GENS = frozenset({"mean", "ls"})
 LAMBDA_GENS = frozenset({"ls", "kls"})
