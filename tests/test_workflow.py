@@ -54,9 +54,12 @@ def test_the_class_incremental_study_learns_exactly_as_one_fit(workflow_run):
     assert (runs["gap_to_joint"] == 0).all()
     table = pd.read_csv(workflow_run / "results/tables/continual/digits.csv").set_index("method")
     assert (table["forgetting_mean"] > 0).all()
+    # The README's run (an AVX-512 CPU). The demo's FMs are trained by the workflow, and other BLAS
+    # kernels round differently: on an AVX2 CPU fecam, hosoda, oracle and ours each moved by
+    # 0.06 points (about three of the 540 test rows in one of the 9 (FM, order) groups), ncm not.
     stated = {"ncm": 80.99, "ours": 85.19, "oracle": 92.84, "hosoda": 76.73, "fecam": 87.47}
     for method, accuracy in stated.items():
-        assert table.loc[method, "last_accuracy_mean"] == pytest.approx(accuracy, abs=0.01)
+        assert table.loc[method, "last_accuracy_mean"] == pytest.approx(accuracy, abs=0.1)
     assert (workflow_run / "results/figures/continual_cd/digits.pdf").stat().st_size > 1000
     pairs = pd.read_csv(workflow_run / "results/tables/continual_posthoc/digits.csv")
     assert len(pairs) == 10  # every pair of the five methods: Friedman rejects over 9 groups
@@ -71,11 +74,15 @@ def test_the_fine_tuned_probe_forgets_where_ncm_loses_nothing(workflow_run):
     assert tuned["gap_to_joint"].iloc[0] == 0 and (tuned["gap_to_joint"].iloc[1:] > 40).all()
     assert (runs.loc[runs["method"] == "ncm", "gap_to_joint"] == 0).all()
     table = pd.read_csv(workflow_run / "results/tables/continual/digits_probe.csv")
+    # The README's run (an AVX-512 CPU); on an AVX2 CPU the mean gap came out 54.21, the other
+    # numbers within 0.01. The joint fit's held-out search for C turns on rounding: on that CPU,
+    # one thread or two move one step's joint accuracy between 96.92 and 98.77.
     stated = {"linear_probe_finetuned": (11.85, 97.70, 54.47), "ncm": (81.30, 7.81, 0.0)}
     for method, numbers in stated.items():
         row = table.set_index("method").loc[method]
-        measured = (row["last_accuracy_mean"], row["forgetting_mean"], row["gap_to_joint_mean"])
-        assert measured == pytest.approx(numbers, abs=0.01), method
+        assert row["last_accuracy_mean"] == pytest.approx(numbers[0], abs=0.01), method
+        assert row["forgetting_mean"] == pytest.approx(numbers[1], abs=0.01), method
+        assert row["gap_to_joint_mean"] == pytest.approx(numbers[2], abs=0.3), method
     assert not (workflow_run / "results/figures/continual_cd/digits_probe.pdf").exists()
 
 
