@@ -122,31 +122,34 @@ def test_farthest_point_sampling_matches_a_loop():
         assert index[c].tolist() == chosen
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_distances_to_a_point_sum_in_order_as_torch_cdist_does_directly(dtype):
-    """The kernel of farthest-point sampling: per row the squared differences added one
-    dimension after another (a plain loop), then the root; the same bits as ``torch.cdist``'s
-    direct path, which sampling used before, where D is a multiple of 4."""
-    from imprint.method.kernels import distances_to
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_farthest_points_kernel_chooses_as_torch_cdist_does_directly(dtype):
+    """The CPU kernel against the sampling it replaced (the GPU's path), written out with
+    ``torch.cdist``'s direct distances: the same samples and, bit for bit, the same distance of
+    every sample to its nearest chosen one, on classes of unequal sizes (padding), one smaller
+    than k, with duplicated rows (exact ties go to the lowest index)."""
+    from imprint.method.kernels import farthest_points
 
     rng = np.random.default_rng(3)
-    x = (rng.normal(size=(3, 21, 64)) * 3 + 1).astype(dtype)  # 21 rows: a block of 8 left over
-    point = x[:, 4] + dtype(0.01)
-    out = np.empty(x.shape[:2], dtype=dtype)
-    distances_to(x, point, out)
-    loop = np.empty_like(out)
-    for c, r in np.ndindex(*out.shape):
-        total = dtype(0)
-        for t in range(x.shape[2]):
-            total = dtype(total + (x[c, r, t] - point[c, t]) ** 2)
-        loop[c, r] = np.sqrt(total)
-    direct = torch.cdist(
-        torch.from_numpy(x),
-        torch.from_numpy(point)[:, None],
-        compute_mode="donot_use_mm_for_euclid_dist",
-    )[..., 0]
-    assert np.array_equal(out, loop)
-    assert np.array_equal(out, direct.numpy())
+    x = rng.normal(size=(60, 64)) * 3 + 1
+    x[30:40] = x[21:31]  # duplicates within class 1
+    y = np.repeat([0, 1, 2], [21, 30, 9])
+    batch = ClassBatch.from_labels(torch.tensor(x, dtype=dtype), torch.tensor(y), 3)
+    index = farthest_point_sampling(batch.x, batch.mask, 12, _streams(batch, 5))
+
+    def distance_to(chosen: torch.Tensor) -> torch.Tensor:
+        point = torch.gather(batch.x, 1, chosen[..., None].expand(-1, -1, x.shape[1]))
+        return torch.cdist(batch.x, point, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
+
+    expected = [index[:, :1]]
+    closest = distance_to(expected[0]).masked_fill(~batch.mask, -1)
+    for _ in range(1, 12):
+        expected.append(closest.argmax(1, keepdim=True))
+        closest = torch.minimum(closest, distance_to(expected[-1]))
+    assert torch.equal(index, torch.cat(expected, 1))
+    out, kept = index.numpy().copy(), np.empty(batch.mask.shape, dtype=batch.x.numpy().dtype)
+    farthest_points(batch.x.numpy(), batch.mask.numpy(), out, kept)
+    assert np.array_equal(out, index.numpy()) and np.array_equal(kept, closest.numpy())
 
 
 def test_clustering_is_deterministic_per_seed():

@@ -567,24 +567,24 @@ def _swap(
 def farthest_point_sampling(x: Tensor, mask: Tensor, k: int, streams: ClassStreams) -> Tensor:
     """Indices (C, k): a uniformly random first sample, then repeatedly the sample farthest
     (Euclidean) from all chosen ones; ties go to the lowest index. Distances are computed
-    directly, not by the expansion (on the CPU by a numba kernel: ``distances_to``)."""
+    directly, not by the expansion (on the CPU by a numba kernel: ``farthest_points``)."""
+    first = _sample_proportional(mask.to(x.dtype), streams.uniform(1, x.device))
     if x.device.type == "cpu":
-        from imprint.method.kernels import distances_to, on_torch_threads
+        from imprint.method.kernels import farthest_points, on_torch_threads
 
+        out = np.empty((x.shape[0], k), dtype=np.int64)
+        out[:, 0] = first[:, 0].numpy()
         rows = np.ascontiguousarray(x.numpy())
+        closest = np.empty(mask.shape, dtype=rows.dtype)
+        on_torch_threads(farthest_points, rows, mask.numpy(), out, closest)
+        return torch.from_numpy(out)
 
-        def distance_to(index: Tensor) -> Tensor:
-            out = np.empty(rows.shape[:2], dtype=rows.dtype)
-            on_torch_threads(distances_to, rows, _gather_rows(x, index)[:, 0].numpy(), out)
-            return torch.from_numpy(out)
-    else:
+    def distance_to(index: Tensor) -> Tensor:
+        chosen = _gather_rows(x, index)
+        return torch.cdist(x, chosen, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
 
-        def distance_to(index: Tensor) -> Tensor:
-            chosen = _gather_rows(x, index)
-            return torch.cdist(x, chosen, compute_mode="donot_use_mm_for_euclid_dist")[..., 0]
-
-    chosen = [_sample_proportional(mask.to(x.dtype), streams.uniform(1, x.device))]
-    closest = distance_to(chosen[0]).masked_fill(~mask, -1)
+    chosen = [first]
+    closest = distance_to(first).masked_fill(~mask, -1)
     for _ in range(1, k):
         nxt = closest.argmax(1, keepdim=True)
         chosen.append(nxt)

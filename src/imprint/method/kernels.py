@@ -84,29 +84,38 @@ def symmetric_distances(products: np.ndarray, norms: np.ndarray) -> None:  # pra
                     products[c, j, i] = d
 
 
-_ROWS = 8  # rows of ``distances_to`` summed side by side: independent chains of additions
-
-
 @numba.njit(boundscheck=False, parallel=True, cache=True)
-def distances_to(x: np.ndarray, point: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
-    """The Euclidean distance of every row of ``x[c]`` (C, n, D) to ``point[c]`` (C, D), into
-    ``out`` (C, n): per row the squared differences summed in order of the dimensions, then the
-    square root, the bits of ``torch.cdist``'s direct path (``donot_use_mm_for_euclid_dist``) on
-    the CPU where D is a multiple of 4. One chain of additions a row is bound by the additions'
-    latency; eight rows at a time keep the adder busy."""
+def farthest_points(  # pragma: no cover
+    x: np.ndarray, mask: np.ndarray, out: np.ndarray, closest: np.ndarray
+) -> None:
+    """Farthest-point sampling of every class of ``x`` (C, n, D), one class a thread: ``out[c]``
+    (k,) starts with its given first sample; each next one is the sample farthest from all
+    chosen so far, the first of equals (``argmax``), over the distances kept so far in
+    ``closest`` (C, n; at the end each sample's distance to its nearest chosen one), -1 where
+    ``mask`` (C, n) marks padding. A distance is the squared differences summed in order of the
+    dimensions, then the root: the bits of ``torch.cdist``'s direct path
+    (``donot_use_mm_for_euclid_dist``) on the CPU where D is a multiple of 4. Each class is
+    transposed once, so that a pass adds one dimension of every row at a time in vector lanes
+    (each row's sum still in order), and stays in cache for its k passes."""
     n, dim = x.shape[1], x.shape[2]
-    blocks = (n + _ROWS - 1) // _ROWS
-    for task in numba.prange(x.shape[0] * blocks):
-        c, lo = task // blocks, task % blocks * _ROWS
-        rows = min(_ROWS, n - lo)
-        sums = np.zeros(_ROWS, dtype=x.dtype)
-        for t in range(dim):
-            centre = point[c, t]
-            for j in range(rows):
-                d = x[c, lo + j, t] - centre
-                sums[j] += d * d
-        for j in range(rows):
-            out[c, lo + j] = np.sqrt(sums[j])
+    for c in numba.prange(x.shape[0]):
+        columns = np.ascontiguousarray(x[c].T)
+        closest[c] = np.where(mask[c], np.inf, -1.0)
+        sums = np.empty(n, dtype=x.dtype)
+        for step in range(out.shape[1]):
+            if step > 0:
+                out[c, step] = np.argmax(closest[c])
+            chosen = out[c, step]
+            sums[:] = 0
+            for t in range(dim):
+                centre = columns[t, chosen]
+                column = columns[t]
+                for i in range(n):
+                    d = column[i] - centre
+                    sums[i] += d * d
+            for i in range(n):
+                if mask[c, i]:
+                    closest[c, i] = min(closest[c, i], np.sqrt(sums[i]))
 
 
 @numba.njit(boundscheck=False, parallel=True, cache=True)
