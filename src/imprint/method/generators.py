@@ -277,9 +277,15 @@ def generate_cov_max(batch: ClassBatch, k: int, context: GenContext) -> ProxySet
 
 
 def gram_matrix(batch: ClassBatch) -> tuple[Tensor, int]:
-    """X^T X (D, D) over every sample of the batch, in float64, and the number of samples."""
+    """X^T X (D, D) over every sample of the batch, in float64, and the number of samples. On
+    the CPU by NumPy, whose ``A.T @ A`` is BLAS's symmetric rank-k update (half the products of
+    a general product, which is all PyTorch offers), on the threads its BLAS is given
+    (``OPENBLAS_NUM_THREADS``: Snakemake sets it to a job's threads)."""
     x = batch.flat()[0].double()
-    return x.T @ x, x.shape[0]
+    if x.device.type == "cpu":
+        rows = x.numpy()
+        return torch.from_numpy(rows.T @ rows), len(rows)
+    return x.T @ x, len(x)
 
 
 def ridge_factor(gram: Tensor, rows: int, lambda_reg: float) -> tuple[Tensor, Tensor]:

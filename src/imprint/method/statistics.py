@@ -30,7 +30,12 @@ from torch import Tensor
 
 from imprint.method.aggregation import ledoit_wolf_shrink, whitening_of
 from imprint.method.batch import ClassBatch, ProxySet
-from imprint.method.generators import least_squares_weights, ridge_factor, solve_clusters
+from imprint.method.generators import (
+    gram_matrix,
+    least_squares_weights,
+    ridge_factor,
+    solve_clusters,
+)
 
 KEEP = ("rows", "statistics")
 
@@ -98,9 +103,9 @@ class KeptSums:
         sums = self
         if p["gen"] in ("ls", "kls"):
             solved = batch if p["gen"] == "ls" else batch.subset(batch.counts >= p["k"])
-            x = solved.flat()[0].double()
-            gram = x.T @ x if self.gram is None else self.gram + x.T @ x
-            sums = replace(sums, gram=gram, gram_rows=self.gram_rows + len(x))
+            gram, rows = gram_matrix(solved)
+            gram = gram if self.gram is None else self.gram + gram
+            sums = replace(sums, gram=gram, gram_rows=self.gram_rows + rows)
         if p["distance"] == "mahalanobis":
             x = batch.flat()[0]
             moments = RowMoments.of(x) if self.moments is None else self.moments.add(x)
