@@ -11,6 +11,7 @@ from imprint.method.generators import (
     GEN,
     GenContext,
     cluster_together,
+    gram_matrix,
     medoids_together,
     sample_together,
 )
@@ -95,6 +96,20 @@ def test_ls_is_the_closed_form(data):
         proxies.weights.numpy(), _ridge(x64, means, 0.1), rtol=1e-4, atol=1e-6
     )
     assert proxies.labels.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("sizes", [(20, 20, 20), (20, 13, 7)])
+def test_the_gram_matrix_is_numpys_over_the_real_rows_in_blocks(monkeypatch, sizes):
+    """X^T X of the real rows (padding left out) in float64, as NumPy computes it from all of
+    them at once, with blocks of 8 rows (the last one partial) standing in for the CPU's."""
+    monkeypatch.setattr("imprint.method.generators._GRAM_ROWS", 8)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(sum(sizes), 6)).astype(np.float32) * 3 + 1
+    y = np.repeat([0, 1, 2], sizes)
+    gram, rows = gram_matrix(ClassBatch.from_labels(torch.tensor(x), torch.tensor(y), 3))
+    x64 = x.astype(np.float64)
+    assert rows == len(x) and gram.dtype == torch.float64
+    np.testing.assert_allclose(gram.numpy(), x64.T @ x64, rtol=1e-13)
 
 
 def test_kls_solves_least_squares_over_the_kmeans_clusters(data):
