@@ -73,7 +73,10 @@ class ClassBatch:
         return ClassBatch(x * mask[..., None], mask, self.keys)
 
     def subset(self, classes: Tensor) -> ClassBatch:
-        """The classes selected by a boolean or index tensor."""
+        """The classes selected by a boolean or index tensor (this batch itself, not a copy, when
+        a boolean tensor selects every class)."""
+        if classes.dtype == torch.bool and bool(classes.all()):
+            return self
         index = (
             torch.arange(self.n_classes)[classes.cpu()] if classes.dtype == torch.bool else classes
         )
