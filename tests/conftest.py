@@ -2,18 +2,74 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
+from xdist.scheduler import LoadScopeScheduling
 
 from tests.workflow_runs import copy_workflow, snakemake
 
+# Under pytest-xdist each test goes to the next free worker, but for these groups: a group's tests
+# run in one worker, in order, and the groups go out first, in this order. The first makes the
+# shared `workflow_run` and goes on with the tests that read it; the others hold a costly module
+# fixture (SLURM and Kubernetes read the shared run as well: they come after the others, when it
+# is made). Other workers wait for the run rather than make it twice (`workflow_run`).
+GROUPS = {
+    "demo_run": ("test_faults", "test_kept_models", "test_slurm_profile", "test_workflow"),
+    "own_workflow": ("test_own_workflow",),
+    "paper_config": ("test_paper_config",),
+    "envs": ("test_envs",),
+    "kubernetes": ("test_kubernetes",),
+    "slurm": ("test_slurm",),
+}
+_GROUP_OF = {module: group for group, modules in GROUPS.items() for module in modules}
+_RANK = {group: rank for rank, group in enumerate(GROUPS)}
+
+
+def _group(nodeid: str) -> str | None:
+    return _GROUP_OF.get(Path(nodeid.split("::")[0]).stem)
+
+
+class GroupedScheduling(LoadScopeScheduling):
+    """xdist's scheduling by work unit: a group (``GROUPS``) is one unit, any other test is its
+    own; units go out in collection order (``pytest_collection_modifyitems`` puts the groups
+    first)."""
+
+    def __init__(self, config: pytest.Config, log=None) -> None:
+        config.option.loadscopereorder = False
+        super().__init__(config, log)
+
+    def _split_scope(self, nodeid: str) -> str:
+        return _group(nodeid) or nodeid
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker computes with its share of the cores (threads that
+    outnumber the cores spin and stall each other); set before the workers start, so that their
+    libraries read it as they load. Workflow jobs keep theirs: Snakemake sets a job's threads."""
+    workers = getattr(config.option, "numprocesses", None)
+    if workers and "PYTEST_XDIST_WORKER" not in os.environ:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> GroupedScheduling | None:
+    """``GroupedScheduling`` for ``-n`` (xdist's ``load``); another ``--dist`` as asked."""
+    return GroupedScheduling(config, log) if config.getvalue("dist") == "load" else None
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``cuda`` are skipped where no CUDA GPU is available."""
+    """The groups' tests first, in ``GROUPS`` order; tests marked ``cuda`` are skipped where no
+    CUDA GPU is available."""
     import torch
 
+    items.sort(key=lambda item: _RANK.get(_group(item.nodeid), len(_RANK)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
@@ -52,8 +108,23 @@ def task() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def workflow_run(tmp_path_factory) -> Path:
     """The workflow run to completion on the embedded default, shared by the end-to-end tests
-    (which must not change it: copy it first)."""
-    directory = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    (which must not change it: copy it first). Under pytest-xdist the first worker to ask makes
+    it in the directory all workers share, the others wait for it and use it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _finished_run(tmp_path_factory.mktemp("workflow"))
+    directory = tmp_path_factory.getbasetemp().parent / "workflow"
+    finished = directory.with_name("workflow.finished")
+    with FileLock(directory.with_name("workflow.lock")):
+        if not finished.exists():
+            shutil.rmtree(directory, ignore_errors=True)  # a run that failed in another worker
+            directory.mkdir()
+            _finished_run(directory)
+            finished.touch()
+    return directory
+
+
+def _finished_run(directory: Path) -> Path:
+    copy_workflow(directory)
     result = snakemake(directory)
     assert result.returncode == 0, result.stderr[-5000:]
     return directory
