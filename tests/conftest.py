@@ -48,14 +48,16 @@ class GroupedScheduling(LoadScopeScheduling):
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist each worker computes with its share of the cores (threads that
-    outnumber the cores spin and stall each other); set before the workers start, so that their
-    libraries read it as they load. Workflow jobs keep theirs: Snakemake sets a job's threads."""
+    """Under pytest-xdist each worker computes with its share of the cores, and its idle OpenMP
+    threads (numba's pool keeps one a core) sleep instead of spinning: threads that outnumber the
+    cores stall each other. Set before the workers start, so that their libraries read it as
+    they load. Workflow jobs keep theirs: Snakemake sets a job's threads."""
     workers = getattr(config.option, "numprocesses", None)
     if workers and "PYTEST_XDIST_WORKER" not in os.environ:
         threads = str(max(1, (os.cpu_count() or 1) // workers))
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, threads)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.hookimpl(optionalhook=True)
