@@ -103,33 +103,6 @@ def _seed(client, workflow_run: Path, prefix: str, *missing: str) -> None:
         time.sleep(1.1)
 
 
-def test_the_workflow_on_s3_storage_gives_the_results_of_a_local_run(
-    tmp_path, s3, workflow_run: Path
-):
-    """From the shared run's files in the bucket, one FM's embeddings missing: its embedding,
-    every NC1, the subset's sweeps and figures run on S3 storage."""
-    endpoint, client = s3
-    _seed(client, workflow_run, SEEDED, "results/embeddings/demo_narrow/")
-    directory = copy_workflow(tmp_path / "run")
-    # The targets first: each --storage-s3-* option takes every value after it.
-    result = snakemake(
-        directory, *SUBSET, "--default-storage-provider", "s3", *_storage_args(endpoint, SEEDED)
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ran = re.findall(r"^(?:local)?rule (\w+):", result.stderr, re.MULTILINE)
-    assert Counter(ran) == {"embed": 1, "nc1": 3, "sweep_shard": 2, "gather_runs": 2,
-                            "nc1_table": 1, "collapse_figure": 1, "fig6": 1}  # fmt: skip
-    assert not (directory / "results").exists()  # every output went to the bucket
-    for name in SUBSET_EXPERIMENTS:
-        fetched = tmp_path / f"{name}.parquet"
-        client.download_file(BUCKET, f"{SEEDED}/results/runs/{name}.parquet", str(fetched))
-        local = workflow_run / f"results/runs/{name}.parquet"
-        pd.testing.assert_frame_equal(without_timings(fetched), without_timings(local))
-    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{SEEDED}/results/figures/")
-    figures = {Path(o["Key"]).name for o in listed["Contents"]}
-    assert {f"{name}.pdf" for name in SUBSET_FIGURES} <= figures
-
-
 def _submitted(directory: Path, endpoint: str, record: Path, *args: str) -> list[dict]:
     """The Kubernetes Jobs the executor builds for a run of the paper config, from a recorder in
     place of the API (``tests.kubernetes_recorder``); each job's rule and its container."""
@@ -199,3 +172,32 @@ def test_pod_specs_of_every_job_of_the_paper_config(tmp_path, s3):
         if timed:  # 8 threads, of which the executor requests 95 %
             cpu = requests["cpu"]
             assert (float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)) >= 7.5, job
+
+
+# Last in the module: it reads the shared demo run, which another pytest-xdist worker may still be
+# making when the module starts (tests/conftest.py's GROUPS).
+def test_the_workflow_on_s3_storage_gives_the_results_of_a_local_run(
+    tmp_path, s3, workflow_run: Path
+):
+    """From the shared run's files in the bucket, one FM's embeddings missing: its embedding,
+    every NC1, the subset's sweeps and figures run on S3 storage."""
+    endpoint, client = s3
+    _seed(client, workflow_run, SEEDED, "results/embeddings/demo_narrow/")
+    directory = copy_workflow(tmp_path / "run")
+    # The targets first: each --storage-s3-* option takes every value after it.
+    result = snakemake(
+        directory, *SUBSET, "--default-storage-provider", "s3", *_storage_args(endpoint, SEEDED)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = re.findall(r"^(?:local)?rule (\w+):", result.stderr, re.MULTILINE)
+    assert Counter(ran) == {"embed": 1, "nc1": 3, "sweep_shard": 2, "gather_runs": 2,
+                            "nc1_table": 1, "collapse_figure": 1, "fig6": 1}  # fmt: skip
+    assert not (directory / "results").exists()  # every output went to the bucket
+    for name in SUBSET_EXPERIMENTS:
+        fetched = tmp_path / f"{name}.parquet"
+        client.download_file(BUCKET, f"{SEEDED}/results/runs/{name}.parquet", str(fetched))
+        local = workflow_run / f"results/runs/{name}.parquet"
+        pd.testing.assert_frame_equal(without_timings(fetched), without_timings(local))
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{SEEDED}/results/figures/")
+    figures = {Path(o["Key"]).name for o in listed["Contents"]}
+    assert {f"{name}.pdf" for name in SUBSET_FIGURES} <= figures
