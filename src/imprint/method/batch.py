@@ -53,8 +53,11 @@ class ClassBatch:
         return self.x.shape[0]
 
     def flat(self) -> tuple[Tensor, Tensor]:
-        """All real samples (N, D) and their class indices (N,), class by class."""
+        """All real samples (N, D) and their class indices (N,), class by class (the samples a
+        view of ``x``, not a copy, when no class is padded)."""
         labels = torch.arange(self.n_classes, device=self.x.device)[:, None].expand_as(self.mask)
+        if bool(self.mask.all()):
+            return self.x.flatten(0, 1), labels.reshape(-1)
         return self.x[self.mask], labels[self.mask]
 
     def means(self) -> Tensor:

@@ -287,7 +287,7 @@ def gram_matrix(batch: ClassBatch) -> tuple[Tensor, int]:
     NumPy's ``A.T @ A``: BLAS's symmetric rank-k update, half the products of a general product
     (all PyTorch offers), on the threads its BLAS is given (``OPENBLAS_NUM_THREADS``: Snakemake
     sets it to a job's threads)."""
-    x = batch.x.flatten(0, 1) if bool(batch.mask.all()) else batch.flat()[0]
+    x = batch.flat()[0]
     if x.device.type != "cpu":
         x = x.double()
         return x.T @ x, len(x)
