@@ -94,7 +94,7 @@ IMPORT_NAMES = {
     "scipy": "scipy", "scikit-learn": "sklearn", "pandas": "pandas", "pyarrow": "pyarrow",
     "scikit-posthocs": "scikit_posthocs", "seaborn": "seaborn", "matplotlib": "matplotlib",
     "tabulate": "tabulate", "networkx": "networkx", "timm": "timm", "pillow": "PIL",
-    "numba": "numba",
+    "numba": "numba", "threadpoolctl": "threadpoolctl",
 }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ with every setting open.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import optimize
+from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
 from imprint.method.cil_methods import ClassLearner
@@ -40,7 +43,8 @@ PROBE_COARSE_STEP = 2.0  # decades
 PROBE_FINEST_STEP = 1 / 8
 PROBE_HOLDOUT = 0.2
 PROBE_MAX_ITER = 1000
-_CHECK_EVERY = 25  # L-BFGS iterations between checks of the probe's gradient
+PROBE_TOLERANCE = 1e-4  # scikit-learn's: the largest entry of the gradient at which a fit stops
+_FTOL = 64 * np.finfo(np.float64).eps  # scikit-learn's: the least relative decrease of the loss
 # Below this many training entries (rows × D) a probe on a GPU is fitted on the CPU: each L-BFGS
 # step is a few small kernels and a synchronisation, so at the demo's size (1,257 × 64) a fit took
 # 20× as long on a GPU shared by 8 sweep jobs as on one CPU core; at CIFAR-10 size (50,000 × 512)
@@ -216,17 +220,6 @@ def _probe_rows(x: Tensor) -> Tensor:
     return x.double() if x.device.type == "cpu" else x.float()
 
 
-def _gradient(
-    closure: Callable[[], Tensor], v: Tensor, bias: Tensor, basis_change: Tensor, mean: Tensor
-) -> float:
-    """The largest entry of the probe's gradient in W and b on the rows as given (scikit-learn's
-    stopping test), from the gradient in V and b' (``basis_change``: P^-1; logits
-    z V^T + b' = x W^T + b' - W·mean)."""
-    closure()
-    weight_gradient = v.grad @ basis_change + bias.grad[:, None] * mean
-    return max(float(weight_gradient.abs().max()), float(bias.grad.abs().max()))
-
-
 @dataclass(frozen=True)
 class FeatureBasis:
     """The mean (D,) of a probe's training rows and the eigen-decomposition (values (D,),
@@ -272,6 +265,76 @@ def _reparametrised(
     return weight @ inverse, bias + weight @ mean
 
 
+class _Objective:
+    """scikit-learn's logistic objective over C · N on the reparametrised rows ``z`` (logits
+    z V^T + b' = x W^T + b), as SciPy minimises it: called at a flat (V, b'), the loss and its
+    gradient; ``largest_gradient``, scikit-learn's stopping quantity, in W and b."""
+
+    def __init__(
+        self, z: Tensor, onehot: Tensor, C: float, change: tuple[Tensor, Tensor], mean: Tensor
+    ):
+        """``onehot``: the labels (classes, rows); ``change``: P and P^-1 (D, D); ``mean``: the
+        rows' (D,)."""
+        self.z, self.n_rows, self.mean = z, len(z), mean
+        self.onehot = onehot.to(z.dtype).contiguous()
+        self.curved, self.inverse = change[0] @ change[0], change[1]
+        self.penalty = 1 / (2 * C * self.n_rows)
+        self.evaluations = 0
+        self._last: tuple[np.ndarray, Tensor] | None = None
+
+    def unflatten(self, flat: np.ndarray) -> tuple[Tensor, Tensor]:
+        """V (classes, D) and b' (classes,) of a flat vector."""
+        theta = torch.from_numpy(flat).to(self.z)
+        return theta[: -len(self.onehot)].view(len(self.onehot), -1), theta[-len(self.onehot) :]
+
+    def __call__(self, flat: np.ndarray) -> tuple[float, np.ndarray]:
+        self.evaluations += 1
+        v, bias = self.unflatten(flat)
+        log_p = torch.log_softmax(torch.addmm(bias[:, None], v, self.z.T), dim=0)
+        bent = v @ self.curved  # ½ ‖W‖² = ½ tr(V P P V^T)
+        loss = self.penalty * torch.vdot(v.ravel(), bent.ravel())
+        loss -= torch.vdot(log_p.ravel(), self.onehot.ravel()) / self.n_rows
+        residual = log_p.exp_().sub_(self.onehot).div_(self.n_rows)
+        v_gradient = torch.addmm(bent, residual, self.z, beta=2 * self.penalty)
+        gradient = torch.cat([v_gradient.ravel(), residual.sum(1)])
+        self._last = flat.copy(), gradient
+        return float(loss), gradient.double().cpu().numpy()
+
+    def largest_gradient(self, flat: np.ndarray) -> float:
+        """The largest entry of the gradient in W and b at ``flat``."""
+        if self._last is None or not np.array_equal(self._last[0], flat):
+            self(flat)
+        gradient = self._last[1]
+        v_gradient, bias_gradient = gradient[: -len(self.onehot)], gradient[-len(self.onehot) :]
+        weight_gradient = v_gradient.view(len(self.onehot), -1) @ self.inverse
+        weight_gradient += bias_gradient[:, None] * self.mean
+        return max(float(weight_gradient.abs().max()), float(bias_gradient.abs().max()))
+
+
+def _minimise(objective: _Objective, initial: np.ndarray, max_iter: int) -> np.ndarray:
+    """scikit-learn's solver as it runs the logistic regression: SciPy's L-BFGS-B with its
+    settings, until no entry of the gradient in W and b exceeds ``PROBE_TOLERANCE``."""
+
+    def converged(intermediate_result: optimize.OptimizeResult) -> None:
+        if objective.largest_gradient(intermediate_result.x) <= PROBE_TOLERANCE:
+            raise StopIteration  # SciPy ends the minimisation there
+
+    if objective.largest_gradient(initial) <= PROBE_TOLERANCE:
+        return initial
+    options = {"maxiter": max_iter, "maxls": 50, "gtol": 0.0, "ftol": _FTOL}
+    # L-BFGS-B's own products are tiny; OpenBLAS threads woken for them spin on the cores torch's
+    # threads need (2 threads on 2 cores: a fit 10-30x as long as on one BLAS thread)
+    with _thread_pools().limit(limits=1, user_api="blas"):
+        return optimize.minimize(
+            objective, initial, jac=True, method="L-BFGS-B", callback=converged, options=options
+        ).x
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
 def fit_logistic(
     train: Tensor,
     labels: Tensor,
@@ -282,53 +345,24 @@ def fit_logistic(
     basis: FeatureBasis | None = None,
 ) -> LogisticFit:
     """Multinomial logistic regression with an L2 penalty, scikit-learn's objective
-    C · Σ cross-entropy + ½ ‖W‖² (bias not penalised), by full-batch L-BFGS from ``start``
-    (weights, biases; default zeros). L-BFGS runs on an exact reparametrisation, W = V P with the
-    centred rows (``FeatureBasis.preconditioner``; ``basis``: the rows' own, when the caller has
-    it): the same optimum, reached in far fewer iterations than on raw embeddings, whose
-    curvature spans orders of magnitude. Returns weights (classes, D), biases (classes,) and the
-    loss evaluations."""
+    C · Σ cross-entropy + ½ ‖W‖² (bias not penalised), by scikit-learn's solver (``_minimise``)
+    from ``start`` (weights, biases; default zeros). The solver runs on an exact
+    reparametrisation, W = V P with the centred rows (``FeatureBasis.preconditioner``;
+    ``basis``: the rows' own, when the caller has it): the same optimum, reached in far fewer
+    iterations than on raw embeddings, whose curvature spans orders of magnitude. The loss and
+    its gradient are computed where the rows are (float64 on the CPU, float32 on a GPU).
+    Returns weights (classes, D), biases (classes,) and the loss evaluations."""
     x = _probe_rows(train)
     basis = FeatureBasis.of(x) if basis is None else basis
     shape, inverse = basis.preconditioner(len(x), n_classes, C)
-    z = (x - basis.mean) @ shape  # logits z V^T + b' = x W^T + b' - W·mean
-    v, bias = _reparametrised(start, z, n_classes, inverse, basis.mean)
-    optimiser = torch.optim.LBFGS(
-        [v, bias],
-        max_iter=_CHECK_EVERY,
-        tolerance_grad=0.0,  # checked below, on the gradient in W
-        tolerance_change=64 * torch.finfo(torch.float64).eps,  # scikit-learn's ftol
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
-    penalty = 1 / (2 * C * len(x))  # the objective over C · N
-    rows = torch.arange(len(x), device=x.device)
-    curved = shape @ shape
-    evaluations = 0
-
-    def closure() -> Tensor:  # the loss and its gradient, without autograd's overhead
-        nonlocal evaluations
-        evaluations += 1
-        log_p = torch.log_softmax(z @ v.T + bias, dim=1)
-        loss = -log_p[rows, labels].mean() + penalty * (v @ shape).pow(2).sum()
-        residual = log_p.exp_()
-        residual[rows, labels] -= 1
-        residual /= len(x)
-        v.grad = residual.T @ z + 2 * penalty * v @ curved
-        bias.grad = residual.sum(0)
-        return loss
-
+    z = (x - basis.mean) @ shape
     with torch.no_grad():
-        done = 0
-        while done < max_iter and _gradient(closure, v, bias, inverse, basis.mean) > 1e-4:
-            optimiser.param_groups[0]["max_iter"] = min(_CHECK_EVERY, max_iter - done)
-            optimiser.step(closure)
-            progress = optimiser.state[v]["n_iter"] - done
-            done += progress
-            if progress < optimiser.param_groups[0]["max_iter"]:
-                break  # L-BFGS stopped itself: no more change
+        objective = _Objective(z, F.one_hot(labels, n_classes).T, C, (shape, inverse), basis.mean)
+        v, bias = _reparametrised(start, z, n_classes, inverse, basis.mean)
+        initial = torch.cat([v.ravel(), bias]).double().cpu().numpy()
+        v, bias = objective.unflatten(_minimise(objective, initial, max_iter))
         weight = v @ shape
-        return LogisticFit(weight, bias - weight @ basis.mean, evaluations)
+        return LogisticFit(weight, bias - weight @ basis.mean, objective.evaluations)
 
 
 class ProbeFit(NamedTuple):
