@@ -14,12 +14,11 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import optimize
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
@@ -27,6 +26,9 @@ from imprint.method.cil_methods import ClassLearner
 from imprint.method.normalize import l2_normalize
 from imprint.method.params import BASELINES
 from imprint.method.randomness import stage_generator, uniform
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 KNN_NEIGHBOURS = 20
 KNN_TEMPERATURE = 0.07
@@ -314,8 +316,9 @@ class _Objective:
 def _minimise(objective: _Objective, initial: np.ndarray, max_iter: int) -> np.ndarray:
     """scikit-learn's solver as it runs the logistic regression: SciPy's L-BFGS-B with its
     settings, until no entry of the gradient in W and b exceeds ``PROBE_TOLERANCE``."""
+    from scipy import optimize  # here: planning, which imports this module, needs no SciPy
 
-    def converged(intermediate_result: optimize.OptimizeResult) -> None:
+    def converged(intermediate_result: OptimizeResult) -> None:
         if objective.largest_gradient(intermediate_result.x) <= PROBE_TOLERANCE:
             raise StopIteration  # SciPy ends the minimisation there
 
