@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from imprint.fms import fm_spec as fm_spec_module
 from imprint.fms.backbones import (
     _architecture,
     _without_head,
@@ -22,7 +23,7 @@ from imprint.fms.backbones import (
 )
 from imprint.fms.data import save_images
 from imprint.fms.embed import ImageArrayDataModule, embed_images
-from imprint.fms.fm_spec import FMSpec, check_fm, fm_spec
+from imprint.fms.fm_spec import FMSpec, check_fm, check_fms, fm_spec
 from imprint.fms.store import open_embeddings
 from imprint.study.catalog import Catalog
 
@@ -217,6 +218,36 @@ def test_random_weights_are_seeded(tmp_path):
 def test_unknown_models_and_weights_list_close_matches(entry, message):
     with pytest.raises(ValueError, match=message):
         check_fm(fm_spec("mine", entry))
+
+
+def test_fms_are_looked_up_once_per_library_version_and_failures_never_recorded(
+    tmp_path, monkeypatch
+):
+    looked_up = []
+    look_up = fm_spec_module.check_fm
+
+    def counted(spec):
+        looked_up.append(spec.model)
+        look_up(spec)
+
+    monkeypatch.setattr(fm_spec_module, "check_fm", counted)
+    record = tmp_path / "checked.json"
+    good = fm_spec("a", {"source": "torchvision", "model": "resnet18", "weights": "random"})
+    bad = fm_spec("b", {"source": "torchvision", "model": "resnet19"})
+    demo = fm_spec("demo_cnn", {})
+    check_fms([good, demo], record)
+    check_fms([good, demo], record)
+    assert looked_up == ["resnet18"]  # the demo CNN has no library to look it up in
+    for _ in range(2):
+        with pytest.raises(ValueError, match="resnet19"):
+            check_fms([good, bad], record)
+    assert looked_up == ["resnet18", "resnet19", "resnet19"]
+    monkeypatch.setattr(fm_spec_module.importlib.metadata, "version", lambda name: "99.0")
+    check_fms([good], record)  # another torchvision: looked up again
+    record.write_text("{not json")
+    check_fms([good], record)  # an unreadable record: looked up again, and rewritten
+    check_fms([good], record)
+    assert looked_up == ["resnet18", "resnet19", "resnet19", "resnet18", "resnet18"]
 
 
 def test_timm_weights_without_internet_say_how_to_go_on(tmp_path, monkeypatch):

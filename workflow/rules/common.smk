@@ -54,7 +54,7 @@ def catalog():
 
 
 if workflow.is_main_process:  # jobs on cluster nodes were checked when planned
-    check_experiments(config, catalog())
+    check_experiments(config, catalog(), Path(".snakemake/imprint/checked_fms.json"))
 
 
 wildcard_constraints:

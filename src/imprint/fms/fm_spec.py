@@ -1,13 +1,18 @@
 """Where an FM comes from, as its config entry says: a demo CNN the workflow trains, the paper's
 torchvision FMs by name, any torchvision or timm model by its library name with library, random
 or local weights, or precomputed embeddings. No PyTorch here, so that planning reads it cheaply:
-``check_fm`` imports an FM's library only to look its model up."""
+``check_fm`` imports an FM's library only to look its model up; ``check_fms`` does so only for
+models not yet checked under the installed library's version."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import importlib.metadata
+import json
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # The paper's FMs: torchvision builders with their ImageNet-1k V1 weights, by name alone.
@@ -71,6 +76,37 @@ def _no_such(what: str, name: str, known: list[str], listing: str) -> ValueError
     close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
     hint = f"; close matches: {close}" if close else ""
     return ValueError(f"{what} {name!r} does not exist{hint} (all of them: {listing})")
+
+
+def check_fms(specs: Iterable[FMSpec], record: Path | None = None) -> None:
+    """``check_fm`` for every spec but those ``record`` (a JSON file) lists as checked under the
+    installed version of their library, then the passed ones added to it: importing torchvision
+    or timm to look a name up takes seconds, and the workflow checks its config at every
+    invocation. Nothing that failed is recorded; a new library version checks again."""
+    checked = set(_recorded(record)) if record else set()
+    before = len(checked)
+    for spec in specs:
+        if spec.source not in SOURCES:
+            continue  # nothing to look up
+        key = (
+            f"{spec.source}=={importlib.metadata.version(spec.source)}:{spec.model}:{spec.weights}"
+        )
+        if key not in checked:
+            check_fm(spec)
+            checked.add(key)
+    if record and len(checked) > before:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        partial = record.with_name(f"{record.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(sorted(checked), indent=0))
+        partial.replace(record)  # atomic: a planner beside this one reads the old or the new
+
+
+def _recorded(record: Path) -> list[str]:
+    """The keys ``record`` holds; none if it is missing or unreadable (they are checked again)."""
+    try:
+        return json.loads(record.read_text())
+    except (OSError, ValueError):
+        return []
 
 
 def check_fm(spec: FMSpec) -> None:

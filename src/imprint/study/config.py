@@ -6,9 +6,10 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from imprint.fms.fm_spec import check_fm, fm_spec
+from imprint.fms.fm_spec import check_fms, fm_spec
 from imprint.study.catalog import BUILTIN_DATASETS, Catalog
 from imprint.study.continual_spec import check_continual
 from imprint.study.tasks import expand_mappings, is_builtin_mapping
@@ -316,10 +317,11 @@ def check_tasks(config: Mapping[str, Any], catalog: Catalog) -> None:
                 )
 
 
-def check_models(config: Mapping[str, Any]) -> None:
-    """Every torchvision or timm FM must name a model (and weights tag) its library has."""
-    for name, entry in config["fms"].items():
-        check_fm(fm_spec(name, entry))
+def check_models(config: Mapping[str, Any], record: Path | None = None) -> None:
+    """Every torchvision or timm FM must name a model (and weights tag) its library has
+    (``check_fms``: those ``record`` lists as checked under the installed library are not
+    looked up again)."""
+    check_fms((fm_spec(name, entry) for name, entry in config["fms"].items()), record)
 
 
 def _configurations(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -400,17 +402,20 @@ def _missing_for_figure(figure: str, runs: Any, config: Mapping[str, Any], used:
     return ""
 
 
-def check_experiments(config: Mapping[str, Any], catalog: Catalog | None = None) -> None:
+def check_experiments(
+    config: Mapping[str, Any], catalog: Catalog | None = None, checked_fms: Path | None = None
+) -> None:
     """Every FM's model must exist; every task must keep two classes or more of its data;
     every grid must expand to at least one run for every FM; every view of the statistics
     and Table 1 must compare at least two configurations over at least two groups; every
     figure's experiments must hold what it draws; every class-incremental study must run
     (``check_continual``). Raise ``ValueError`` naming the key otherwise. ``catalog`` (default:
     a new one of ``config``) reads your own files; the planner passes the one it plans with, so
-    each file is read once. (Imports pandas, and a torchvision or timm FM's library.)"""
+    each file is read once; ``checked_fms``, the record of FMs checked before
+    (``check_models``). (Imports pandas, and a torchvision or timm FM's library unless recorded.)"""
     import pandas as pd
 
-    check_models(config)
+    check_models(config, checked_fms)
     check_tasks(config, catalog or Catalog(config))
     tables = _configurations(config)
     for view, spec in config["statistics"].get("cd_diagrams", {}).items():
