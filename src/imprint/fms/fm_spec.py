@@ -88,9 +88,12 @@ def check_fms(specs: Iterable[FMSpec], record: Path | None = None) -> None:
     for spec in specs:
         if spec.source not in SOURCES:
             continue  # nothing to look up
-        key = (
-            f"{spec.source}=={importlib.metadata.version(spec.source)}:{spec.model}:{spec.weights}"
-        )
+        try:
+            version = importlib.metadata.version(spec.source)
+        except importlib.metadata.PackageNotFoundError:
+            check_fm(spec)  # its import fails and says so
+            continue
+        key = f"{spec.source}=={version}:{spec.model}:{spec.weights}"
         if key not in checked:
             check_fm(spec)
             checked.add(key)
