@@ -277,7 +277,7 @@ class _Objective:
     ):
         """``onehot``: the labels (classes, rows); ``change``: P and P^-1 (D, D); ``mean``: the
         rows' (D,)."""
-        self.z, self.n_rows, self.mean = z, len(z), mean
+        self.z, self.n_rows, self.n_classes, self.mean = z, len(z), len(onehot), mean
         self.onehot = onehot.to(z.dtype).contiguous()
         self.curved, self.inverse = change[0] @ change[0], change[1]
         self.penalty = 1 / (2 * C * self.n_rows)
@@ -286,8 +286,11 @@ class _Objective:
 
     def unflatten(self, flat: np.ndarray) -> tuple[Tensor, Tensor]:
         """V (classes, D) and b' (classes,) of a flat vector."""
-        theta = torch.from_numpy(flat).to(self.z)
-        return theta[: -len(self.onehot)].view(len(self.onehot), -1), theta[-len(self.onehot) :]
+        return self._split(torch.from_numpy(flat).to(self.z))
+
+    def _split(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """The weight part (classes, D) and the bias part (classes,) of a flat tensor."""
+        return theta[: -self.n_classes].view(self.n_classes, -1), theta[-self.n_classes :]
 
     def __call__(self, flat: np.ndarray) -> tuple[float, np.ndarray]:
         self.evaluations += 1
@@ -306,9 +309,8 @@ class _Objective:
         """The largest entry of the gradient in W and b at ``flat``."""
         if self._last is None or not np.array_equal(self._last[0], flat):
             self(flat)
-        gradient = self._last[1]
-        v_gradient, bias_gradient = gradient[: -len(self.onehot)], gradient[-len(self.onehot) :]
-        weight_gradient = v_gradient.view(len(self.onehot), -1) @ self.inverse
+        v_gradient, bias_gradient = self._split(self._last[1])
+        weight_gradient = v_gradient @ self.inverse
         weight_gradient += bias_gradient[:, None] * self.mean
         return max(float(weight_gradient.abs().max()), float(bias_gradient.abs().max()))
 
