@@ -224,10 +224,11 @@ def _probe_rows(x: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class FeatureBasis:
-    """The mean (D,) of a probe's training rows and the eigen-decomposition (values (D,),
-    vectors (D, D)) of their covariance: what ``fit_logistic`` preconditions with, computed
-    once for every C."""
+    """A probe's training rows (N, D) as it fits them (``_probe_rows``), their mean (D,) and
+    the eigen-decomposition (values (D,), vectors E (D, D)) of their covariance: what
+    ``fit_logistic`` preconditions with, computed once for every C."""
 
+    rows: Tensor
     mean: Tensor
     values: Tensor
     vectors: Tensor
@@ -236,15 +237,18 @@ class FeatureBasis:
     def of(cls, x: Tensor) -> FeatureBasis:
         mean = x.mean(0)
         centred = x - mean
-        values, vectors = torch.linalg.eigh(centred.T @ centred / len(x))
-        return cls(mean, values.clamp_min(0), vectors)
+        if x.device.type == "cpu":  # NumPy's A.T @ A: BLAS's symmetric rank-k update
+            covariance = torch.from_numpy(centred.numpy().T @ centred.numpy())
+        else:
+            covariance = centred.T @ centred
+        values, vectors = torch.linalg.eigh(covariance / len(x))
+        return cls(x, mean, values.clamp_min(0), vectors)
 
-    def preconditioner(self, n_rows: int, n_classes: int, C: float) -> tuple[Tensor, Tensor]:
-        """P and P^-1 (D, D) for which the objective over V = W P^-1 is about as curved in
-        every direction: P = (Σ / classes + I / (C N))^(-1/2), Σ the covariance, the first term
-        the cross-entropy's curvature at uniform probabilities, the second the penalty's."""
-        scale = (self.values / n_classes + 1 / (C * n_rows)).rsqrt()
-        return (self.vectors * scale) @ self.vectors.T, (self.vectors / scale) @ self.vectors.T
+    def scale(self, n_classes: int, C: float) -> Tensor:
+        """s (D,) for which the objective over V = W E diag(1/s) is about as curved in every
+        direction: s = (eigenvalues / classes + 1 / (C N))^(-1/2), the first term the
+        cross-entropy's curvature at uniform probabilities, the second the penalty's."""
+        return (self.values / n_classes + 1 / (C * len(self.rows))).rsqrt()
 
 
 class LogisticFit(NamedTuple):
@@ -256,62 +260,58 @@ class LogisticFit(NamedTuple):
     evaluations: int
 
 
-def _reparametrised(
-    start: tuple[Tensor, Tensor] | None, z: Tensor, n_classes: int, inverse: Tensor, mean: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``fit_logistic``'s starting V and b' over the rows ``z``: zeros, or the weights and biases
-    of ``start`` in that parametrisation (``inverse``: P^-1)."""
-    if start is None:
-        return z.new_zeros(n_classes, z.shape[1]), z.new_zeros(n_classes)
-    weight, bias = (t.to(z.dtype) for t in start)
-    return weight @ inverse, bias + weight @ mean
-
-
 class _Objective:
-    """scikit-learn's logistic objective over C · N on the reparametrised rows ``z`` (logits
-    z V^T + b' = x W^T + b), as SciPy minimises it: called at a flat (V, b'), the loss and its
-    gradient; ``largest_gradient``, scikit-learn's stopping quantity, in W and b."""
+    """scikit-learn's logistic objective over C · N, as SciPy minimises it, in the coordinates
+    V = W E diag(1/s), b' = b + W mean of ``basis`` (an orthogonal change of basis of the centred
+    rows, scaled): called at a flat (V, b'), the loss and its gradient; ``largest_gradient``,
+    scikit-learn's stopping quantity, in W and b; ``weights`` and ``coordinates`` convert
+    between (W, b) and (V, b'). Each call reads the rows once for the logits and once for the
+    gradient; the change of basis is applied to the weights (classes × D), never to the rows."""
 
-    def __init__(
-        self, z: Tensor, onehot: Tensor, C: float, change: tuple[Tensor, Tensor], mean: Tensor
-    ):
-        """``onehot``: the labels (classes, rows); ``change``: P and P^-1 (D, D); ``mean``: the
-        rows' (D,)."""
-        self.z, self.n_rows, self.n_classes, self.mean = z, len(z), len(onehot), mean
-        self.onehot = onehot.to(z.dtype).contiguous()
-        self.curved, self.inverse = change[0] @ change[0], change[1]
+    def __init__(self, basis: FeatureBasis, labels: Tensor, n_classes: int, C: float):
+        self.basis, self.n_rows, self.n_classes = basis, len(basis.rows), n_classes
+        self.scale = basis.scale(n_classes, C)
+        self.onehot = F.one_hot(labels, n_classes).T.to(basis.rows.dtype).contiguous()
         self.penalty = 1 / (2 * C * self.n_rows)
         self.evaluations = 0
-        self._last: tuple[np.ndarray, Tensor] | None = None
+        self._last: tuple[np.ndarray, Tensor, Tensor] | None = None
 
-    def unflatten(self, flat: np.ndarray) -> tuple[Tensor, Tensor]:
-        """V (classes, D) and b' (classes,) of a flat vector."""
-        return self._split(torch.from_numpy(flat).to(self.z))
+    def coordinates(self, start: tuple[Tensor, Tensor] | None) -> np.ndarray:
+        """The flat (V, b') of weights and biases ``start`` (default: zeros)."""
+        if start is None:
+            return np.zeros(self.n_classes * (len(self.scale) + 1))
+        weight, bias = (t.to(self.scale) for t in start)
+        v = (weight @ self.basis.vectors).div_(self.scale)
+        return torch.cat([v.ravel(), bias + weight @ self.basis.mean]).double().cpu().numpy()
 
-    def _split(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        """The weight part (classes, D) and the bias part (classes,) of a flat tensor."""
-        return theta[: -self.n_classes].view(self.n_classes, -1), theta[-self.n_classes :]
+    def weights(self, flat: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The weights W (classes, D) and biases b (classes,) at a flat (V, b')."""
+        theta = torch.from_numpy(flat).to(self.scale)
+        v, shifted = theta[: -self.n_classes].view(self.n_classes, -1), theta[-self.n_classes :]
+        weight = (v * self.scale) @ self.basis.vectors.T
+        return weight, shifted - weight @ self.basis.mean
 
     def __call__(self, flat: np.ndarray) -> tuple[float, np.ndarray]:
         self.evaluations += 1
-        v, bias = self.unflatten(flat)
-        log_p = torch.log_softmax(torch.addmm(bias[:, None], v, self.z.T), dim=0)
-        bent = v @ self.curved  # ½ ‖W‖² = ½ tr(V P P V^T)
-        loss = self.penalty * torch.vdot(v.ravel(), bent.ravel())
+        weight, bias = self.weights(flat)
+        x = self.basis.rows
+        log_p = torch.log_softmax(torch.addmm(bias[:, None], weight, x.T), dim=0)
+        loss = self.penalty * torch.vdot(weight.ravel(), weight.ravel())
         loss -= torch.vdot(log_p.ravel(), self.onehot.ravel()) / self.n_rows
         residual = log_p.exp_().sub_(self.onehot).div_(self.n_rows)
-        v_gradient = torch.addmm(bent, residual, self.z, beta=2 * self.penalty)
-        gradient = torch.cat([v_gradient.ravel(), residual.sum(1)])
-        self._last = flat.copy(), gradient
-        return float(loss), gradient.double().cpu().numpy()
+        bias_gradient = residual.sum(1)
+        weight_gradient = torch.addmm(weight, residual, x, beta=2 * self.penalty)
+        self._last = flat.copy(), weight_gradient, bias_gradient
+        # in V: the gradient in W of the centred rows' weights, rotated and scaled
+        centred = weight_gradient - bias_gradient[:, None] * self.basis.mean
+        v_gradient = (centred @ self.basis.vectors).mul_(self.scale)
+        return float(loss), torch.cat([v_gradient.ravel(), bias_gradient]).double().cpu().numpy()
 
     def largest_gradient(self, flat: np.ndarray) -> float:
         """The largest entry of the gradient in W and b at ``flat``."""
         if self._last is None or not np.array_equal(self._last[0], flat):
             self(flat)
-        v_gradient, bias_gradient = self._split(self._last[1])
-        weight_gradient = v_gradient @ self.inverse
-        weight_gradient += bias_gradient[:, None] * self.mean
+        _, weight_gradient, bias_gradient = self._last
         return max(float(weight_gradient.abs().max()), float(bias_gradient.abs().max()))
 
 
@@ -352,22 +352,16 @@ def fit_logistic(
     """Multinomial logistic regression with an L2 penalty, scikit-learn's objective
     C · Σ cross-entropy + ½ ‖W‖² (bias not penalised), by scikit-learn's solver (``_minimise``)
     from ``start`` (weights, biases; default zeros). The solver runs on an exact
-    reparametrisation, W = V P with the centred rows (``FeatureBasis.preconditioner``;
-    ``basis``: the rows' own, when the caller has it): the same optimum, reached in far fewer
-    iterations than on raw embeddings, whose curvature spans orders of magnitude. The loss and
-    its gradient are computed where the rows are (float64 on the CPU, float32 on a GPU).
+    reparametrisation in the eigenbasis of the rows' covariance (``_Objective``; ``basis``:
+    ``FeatureBasis.of`` the rows, when the caller has it): the same optimum, reached in far
+    fewer iterations than on raw embeddings, whose curvature spans orders of magnitude. The loss
+    and its gradient are computed where the rows are (float64 on the CPU, float32 on a GPU).
     Returns weights (classes, D), biases (classes,) and the loss evaluations."""
-    x = _probe_rows(train)
-    basis = FeatureBasis.of(x) if basis is None else basis
-    shape, inverse = basis.preconditioner(len(x), n_classes, C)
-    z = (x - basis.mean) @ shape
+    basis = FeatureBasis.of(_probe_rows(train)) if basis is None else basis
     with torch.no_grad():
-        objective = _Objective(z, F.one_hot(labels, n_classes).T, C, (shape, inverse), basis.mean)
-        v, bias = _reparametrised(start, z, n_classes, inverse, basis.mean)
-        initial = torch.cat([v.ravel(), bias]).double().cpu().numpy()
-        v, bias = objective.unflatten(_minimise(objective, initial, max_iter))
-        weight = v @ shape
-        return LogisticFit(weight, bias - weight @ basis.mean, objective.evaluations)
+        objective = _Objective(basis, labels, n_classes, C)
+        solution = _minimise(objective, objective.coordinates(start), max_iter)
+        return LogisticFit(*objective.weights(solution), objective.evaluations)
 
 
 class ProbeFit(NamedTuple):
@@ -400,8 +394,7 @@ def fit_linear_probe(
         )
     passes = 0.0
     solutions: dict[float, tuple[Tensor, Tensor]] = {}
-    # per row count (the held-out split's kept rows, all rows): the rows as fitted, their basis
-    rows: dict[int, Tensor] = {}
+    # per row count (the held-out split's kept rows, all rows): the rows' basis
     bases: dict[int, FeatureBasis] = {}
 
     def nearest(c: float) -> tuple[Tensor, Tensor] | None:
@@ -411,9 +404,7 @@ def fit_linear_probe(
 
     def logistic(x: Tensor, y: Tensor, c: float, start: tuple[Tensor, Tensor] | None):
         if len(x) not in bases:
-            rows[len(x)] = _probe_rows(x)
-            bases[len(x)] = FeatureBasis.of(rows[len(x)])
-        x = rows[len(x)]
+            bases[len(x)] = FeatureBasis.of(_probe_rows(x))
         weight, bias, evaluations = fit_logistic(x, y, n_classes, c, max_iter, start, bases[len(x)])
         nonlocal passes
         passes += evaluations * len(x) / len(train)
