@@ -16,27 +16,18 @@ from tests.workflow_runs import copy_workflow, snakemake
 # Under pytest-xdist each test goes to the next free worker, but for these groups: a group's tests
 # run in one worker, in order, and the groups go out first, in this order. The first makes the
 # shared `workflow_run` and goes on with the tests that read it; the others hold a costly module
-# fixture (Kubernetes and SLURM read the shared run last: other workers wait for it rather than
-# make it twice, `workflow_run`). The modules in LAST read the shared run too, test by test on
-# any worker: they go out after every other test, when the run is made.
+# fixture (SLURM and Kubernetes read the shared run as well: they come after the others, when it
+# is made). Other workers wait for the run rather than make it twice (`workflow_run`).
 GROUPS = {
-    "demo_run": ("test_workflow",),
+    "demo_run": ("test_faults", "test_kept_models", "test_slurm_profile", "test_workflow"),
     "own_workflow": ("test_own_workflow",),
     "paper_config": ("test_paper_config",),
     "envs": ("test_envs",),
     "kubernetes": ("test_kubernetes",),
     "slurm": ("test_slurm",),
 }
-LAST = ("test_faults", "test_kept_models", "test_slurm_profile")
 _GROUP_OF = {module: group for group, modules in GROUPS.items() for module in modules}
 _RANK = {group: rank for rank, group in enumerate(GROUPS)}
-
-
-def _order(nodeid: str) -> int:
-    """Where a test goes out: its group's rank, then ungrouped tests, then those of ``LAST``."""
-    module = Path(nodeid.split("::")[0]).stem
-    group = _GROUP_OF.get(module)
-    return _RANK[group] if group else len(GROUPS) + (module in LAST)
 
 
 def _group(nodeid: str) -> str | None:
@@ -85,11 +76,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> GroupedScheduling
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The groups' tests first, in ``GROUPS`` order, ``LAST``'s last; tests marked ``cuda`` are
-    skipped where no CUDA GPU is available."""
+    """The groups' tests first, in ``GROUPS`` order; tests marked ``cuda`` are skipped where no
+    CUDA GPU is available."""
     import torch
 
-    items.sort(key=lambda item: _order(item.nodeid))
+    items.sort(key=lambda item: _RANK.get(_group(item.nodeid), len(_RANK)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
