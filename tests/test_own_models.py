@@ -23,7 +23,7 @@ from imprint.fms.backbones import (
 )
 from imprint.fms.data import save_images
 from imprint.fms.embed import ImageArrayDataModule, embed_images
-from imprint.fms.fm_spec import FMSpec, check_fm, check_fms, fm_spec
+from imprint.fms.fm_spec import FMSpec, check_fm, check_fms, checked_record, fm_spec
 from imprint.fms.store import open_embeddings
 from imprint.study.catalog import Catalog
 
@@ -248,6 +248,11 @@ def test_fms_are_looked_up_once_per_library_version_and_failures_never_recorded(
     check_fms([good], record)  # an unreadable record: looked up again, and rewritten
     check_fms([good], record)
     assert looked_up == ["resnet18", "resnet19", "resnet19", "resnet18", "resnet18"]
+    (tmp_path / "file").touch()
+    check_fms([good], tmp_path / "file/checked.json")  # no folder for a record: checked, no error
+    assert looked_up[-1] == "resnet18" and len(looked_up) == 6
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert checked_record() == tmp_path / "cache/imprint/checked_fms.json"
 
 
 def test_timm_weights_without_internet_say_how_to_go_on(tmp_path, monkeypatch):

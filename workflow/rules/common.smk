@@ -27,7 +27,7 @@ from imprint.study.config import (
     sweep_setup,
 )
 from imprint.environment import prepend_pythonpath
-from imprint.fms.fm_spec import PAPER_FMS, fm_spec
+from imprint.fms.fm_spec import PAPER_FMS, checked_record, fm_spec
 from imprint.study.tasks import member_datasets
 
 min_version("9.0")
@@ -54,7 +54,7 @@ def catalog():
 
 
 if workflow.is_main_process:  # jobs on cluster nodes were checked when planned
-    check_experiments(config, catalog(), Path(".snakemake/imprint/checked_fms.json"))
+    check_experiments(config, catalog(), checked_record())
 
 
 wildcard_constraints:

@@ -78,6 +78,14 @@ def _no_such(what: str, name: str, known: list[str], listing: str) -> ValueError
     return ValueError(f"{what} {name!r} does not exist{hint} (all of them: {listing})")
 
 
+def checked_record() -> Path:
+    """Where ``check_fms`` records the FMs checked on this machine: ``imprint/checked_fms.json``
+    in the user's cache folder (``$XDG_CACHE_HOME``, else ``~/.cache``). A name's look-up turns
+    only on the installed library, so every checkout and working folder shares the record."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "imprint" / "checked_fms.json"
+
+
 def check_fms(specs: Iterable[FMSpec], record: Path | None = None) -> None:
     """``check_fm`` for every spec but those ``record`` (a JSON file) lists as checked under the
     installed version of their library, then the passed ones added to it: importing torchvision
@@ -98,10 +106,13 @@ def check_fms(specs: Iterable[FMSpec], record: Path | None = None) -> None:
             check_fm(spec)
             checked.add(key)
     if record and len(checked) > before:
-        record.parent.mkdir(parents=True, exist_ok=True)
         partial = record.with_name(f"{record.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(sorted(checked), indent=0))
-        partial.replace(record)  # atomic: a planner beside this one reads the old or the new
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(sorted(checked), indent=0))
+            partial.replace(record)  # atomic: a planner beside this one reads the old or the new
+        except OSError:  # a read-only cache: the names are checked again next time
+            partial.unlink(missing_ok=True)
 
 
 def _recorded(record: Path) -> list[str]:
