@@ -6,6 +6,7 @@ models not yet checked under the installed library's version."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.metadata
 import json
@@ -112,7 +113,8 @@ def check_fms(specs: Iterable[FMSpec], record: Path | None = None) -> None:
             partial.write_text(json.dumps(sorted(checked), indent=0))
             partial.replace(record)  # atomic: a planner beside this one reads the old or the new
         except OSError:  # a read-only cache: the names are checked again next time
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink()
 
 
 def _recorded(record: Path) -> list[str]:
