@@ -135,7 +135,10 @@ def workflow_run(tmp_path_factory) -> Path:
 
 
 def _finished_run(directory: Path) -> Path:
+    """The embedded default run in ``directory``, as many jobs at once as there are workers:
+    the end-to-end tests wait for it, so it takes a larger share of the cores than one worker's
+    (the other workers' tests run beside it)."""
     copy_workflow(directory)
-    result = snakemake(directory)
+    result = snakemake(directory, "--cores", str(2 * (os.cpu_count() or 1)))
     assert result.returncode == 0, result.stderr[-5000:]
     return directory
