@@ -135,10 +135,11 @@ def workflow_run(tmp_path_factory) -> Path:
 
 
 def _finished_run(directory: Path) -> Path:
-    """The embedded default run in ``directory``, as many jobs at once as there are workers:
-    the end-to-end tests wait for it, so it takes a larger share of the cores than one worker's
-    (the other workers' tests run beside it)."""
+    """The embedded default run in ``directory``, as many jobs at once as there are workers (at
+    least 2): the end-to-end tests wait for it, so it takes a larger share of the cores than one
+    worker's (the other workers' tests run beside it)."""
     copy_workflow(directory)
-    result = snakemake(directory, "--cores", str(2 * (os.cpu_count() or 1)))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
+    result = snakemake(directory, "--cores", str(max(2, workers)))
     assert result.returncode == 0, result.stderr[-5000:]
     return directory
