@@ -1,8 +1,9 @@
 """Manhattan nearest-proxy distances: the tiled kernel against ``torch.cdist(p=1)``, one process.
 
 Both compute the (test rows × proxies) L1 distances of a search in blocks, as ``nearest_proxies``
-does; the float32 GEMM of the same shape is the yardstick (an L1 term costs a difference and an
-addition, 2 flops like the GEMM's multiply-add; its absolute value clears a sign bit). Default
+does; the float32 GEMM of the same shape is the yardstick (an L1 term is priced at 2 flops, a
+difference and an addition, like the GEMM's multiply-add; the kernel spends a minimum and an
+addition on it, two vector operations where the GEMM spends one). Default
 sizes: a CIFAR-sized ``all`` proxy set (50,000 × 512) and 2,000 test rows, on every CPU thread.
 
     python benchmarks/bench_manhattan.py

@@ -18,7 +18,7 @@ def _brute(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(("rows", "proxies"), [(1, 1), (3, 5), (4, 2), (9, 7), (13, 40)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_every_shape_and_dtype_matches_a_brute_force_sum(rows, proxies, dtype):
-    """Row counts off the 4 × 2 tile are padded; the padding never reaches the result."""
+    """Row counts off the 6 × 4 tile are padded; the padding never reaches the result."""
     rng = np.random.default_rng(rows * 100 + proxies)
     x = rng.normal(size=(rows, 37)) * 3 + 1
     w = rng.normal(size=(proxies, 37)) * 3 - 1
