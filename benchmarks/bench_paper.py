@@ -338,7 +338,8 @@ def project(config: dict, budget: Budget) -> pd.DataFrame:
 
 def gemm_rates(device: str, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
     """Flop/s of a square matrix product in float32 and float64 on ``device``: the median of
-    ``repeats`` products (a shared machine's rate moves from one call to the next)."""
+    ``repeats`` products (a shared machine's rate moves from one call to the next; ``main``
+    also measures it before, between and after the calibration's steps)."""
     rates = []
     for dtype in (torch.float32, torch.float64):
         a = torch.randn(size, size, device=device, dtype=dtype)
@@ -430,6 +431,7 @@ def arithmetic_floor(
     rates: dict[str, float],
     device: str,
     threads: int,
+    gemm: list[tuple[float, float]],
     steps: float,
     trials: float,
     rounds: float,
@@ -438,11 +440,16 @@ def arithmetic_floor(
     distinct result once, its least arithmetic at this machine's GEMM rates (k-means at
     ``steps`` Lloyd steps and ``trials`` seeding candidates a step at ``LLOYD_REFERENCE`` samples
     per class, scaled as the projection scales them, k-medoids at the rounds ``rounds`` of
-    ``kmedoids_at_size``, the probe at ``probe_passes``)."""
-    gemm32, gemm64 = gemm_rates(device)
+    ``kmedoids_at_size``, the probe at ``probe_passes``). The GEMM rates are the medians of
+    ``gemm``, measured around the calibration, and once more here: a shared machine's speed moves
+    over minutes, and the floor should see the machine the rates saw."""
+    gemm.append(gemm_rates(device))
+    gemm32, gemm64 = (float(np.median(r)) for r in zip(*gemm, strict=True))
     passes = probe_passes(device)
+    spread = ", ".join(f"{r32 / 1e9:.0f}/{r64 / 1e9:.0f}" for r32, r64 in gemm)
     print(
-        f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64); "
+        f"   GEMM {gemm32 / 1e9:.0f} GFLOP/s (float32), {gemm64 / 1e9:.0f} GFLOP/s (float64), "
+        f"medians of {len(gemm)} measurements ({spread}); "
         f"k-means {steps:.1f} Lloyd steps at {LLOYD_REFERENCE} samples per class (× n^"
         f"{rates['lloyd_steps_exponent']:.2f} elsewhere), {trials:.1f} seeding candidates a "
         f"step, k-medoids {rounds:.1f} rounds (k-weighted), the linear probe {passes:.0f} passes "
@@ -493,9 +500,12 @@ def main() -> None:
     config = yaml.safe_load(Path(args.config).read_text())
 
     start = time.perf_counter()
+    gemm = [gemm_rates(device)]
     rates = calibrate(device)
+    gemm.append(gemm_rates(device))
     rates["gen_kmeans"], steps, trials, rates["lloyd_steps_exponent"] = kmeans_at_size(device)
     rates["gen_kmedoids"], rounds = kmedoids_at_size(device)
+    gemm.append(gemm_rates(device))
     families = len(rates) - 1  # all but k-means' step exponent
     print(f"1. calibrated {families} families in {time.perf_counter() - start:.0f} s", flush=True)
     print("2. projected vs measured on sampled units:", flush=True)
@@ -527,7 +537,7 @@ def main() -> None:
         f"{'one GPU' if gpu else f'{threads} cores'}: {waited:.1f} hours of wall time"
     )
     print("5. the projection and its arithmetic floor:", flush=True)
-    arithmetic_floor(config, rates, device, 1 if gpu else threads, steps, trials, rounds)
+    arithmetic_floor(config, rates, device, 1 if gpu else threads, gemm, steps, trials, rounds)
     if device.startswith("cuda"):
         print("6. GPU goals:", flush=True)
         gpu_targets(config, device)
