@@ -1,5 +1,5 @@
-"""The baselines (linear probe, k-NN, cache) against direct NumPy computations and
-scikit-learn, and in the sweep beside imprinting."""
+"""The baselines (linear probe, k-NN, cache, RanPAC, FeCAM) against direct NumPy computations
+and scikit-learn, and in the sweep beside imprinting."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from imprint.method.baselines import (
     search_log_scale,
     select_cache_beta,
 )
+from imprint.method.cil_methods import FeCAM, RanPAC
+from imprint.method.normalize import l2_normalize
 from imprint.method.pipeline import prepare_classes
 from tests.conftest import make_task
 
@@ -219,14 +221,17 @@ def test_baselines_in_a_sweep_equal_the_classifier_and_see_the_few_shot_rows(tas
 def test_named_baselines_and_their_grid_rules():
     assert NAMED_METHODS["knn"]["k"] == 20 and NAMED_METHODS["linear_probe"]["norm_pre"] == "none"
     runs = expand_grid(
-        {"gen": ["knn", "cache", "linear_probe"], "k": [5, 20], "norm_pre": ["none", "l2"],
-         "norm_inf": ["none", "l2"], "norm_post": ["l2", "quantile"], "agg": ["max", "mnn"],
-         "distance": ["cosine"], "m": [3]}
+        {"gen": ["knn", "cache", "linear_probe", "ranpac", "fecam"], "k": [5, 20],
+         "norm_pre": ["none", "l2"], "norm_inf": ["none", "l2"], "norm_post": ["l2", "quantile"],
+         "agg": ["max", "mnn"], "distance": ["cosine"], "m": [3]}
     )  # fmt: skip
     found = sorted(map(tuple, runs[["gen", "k", "norm_pre", "norm_inf"]].values.tolist()))
     assert found == [
-        ("cache", -1, "l2", "l2"), ("knn", 5, "l2", "l2"), ("knn", 20, "l2", "l2"),
+        ("cache", -1, "l2", "l2"), ("fecam", -1, "l2", "l2"), ("fecam", -1, "none", "none"),
+        ("knn", 5, "l2", "l2"), ("knn", 20, "l2", "l2"),
         ("linear_probe", -1, "l2", "l2"), ("linear_probe", -1, "none", "none"),
+        ("ranpac", 5, "l2", "l2"), ("ranpac", 5, "none", "none"),
+        ("ranpac", 20, "l2", "l2"), ("ranpac", 20, "none", "none"),
     ]  # fmt: skip
 
 
@@ -255,3 +260,34 @@ def test_small_probes_are_fitted_on_the_cpu_and_large_ones_on_the_gpu():
         cpu_scores = x.double() @ cpu_weight.T + cpu_bias
         scores = (x.cuda().to(weight.dtype) @ weight.T + bias).cpu()
         assert (scores.argmax(1) == cpu_scores.argmax(1)).double().mean() >= 0.99
+
+
+@pytest.mark.parametrize("fewshot", [-1, 4])
+def test_ranpac_and_fecam_in_a_sweep_predict_as_their_learners_fitted_once(task, fewshot):
+    """``gen="ranpac"`` and ``"fecam"`` (whose learners test_cil_methods checks against NumPy
+    references) in a sweep predict what one ``partial_fit`` of the learner on the run's
+    NORMpre'd rows predicts; RanPAC's projection (``k`` wide) and λ's split are the run's
+    seed's. The classifier fitted with the same parameters scores the same."""
+    x, y, x_test, y_test = task
+    runs = expand_grid(
+        {"gen": ["ranpac", "fecam"], "k": [300], "norm_pre": ["l2"], "norm_inf": ["l2"],
+         "fewshot": [fewshot], "seed": [1, 2]}
+    )  # fmt: skip
+    assert sorted(map(tuple, runs[["gen", "k"]].values.tolist())) == [
+        ("fecam", -1), ("fecam", -1), ("ranpac", 300), ("ranpac", 300)
+    ]  # fmt: skip
+    result = sweep(x, y, x_test, y_test, runs)
+    test_rows = l2_normalize(torch.tensor(x_test)).numpy()
+    for _, row in result.iterrows():
+        batch = prepare_classes(torch.tensor(x), torch.tensor(y), 4, "l2", fewshot, None, row.seed)
+        rows, index = (t.numpy() for t in batch.flat())
+        learner = RanPAC(300, row.seed) if row.gen == "ranpac" else FeCAM()
+        expected = np.mean(learner.partial_fit(rows, index).predict(test_rows) == y_test) * 100
+        assert row["accuracy"] == pytest.approx(expected)
+        clf = ImprintingClassifier(**{c: row[c] for c in runs.columns}).fit(x, y)
+        assert clf.score(x_test, y_test) * 100 == pytest.approx(expected)
+
+
+def test_fecam_refuses_one_shot_before_it_runs():
+    with pytest.raises(ValueError, match=r"fecam.*two rows a class.*fewshot >= 2"):
+        expand_grid({"gen": ["fecam"], "fewshot": [1]})

@@ -460,3 +460,17 @@ def test_pack_members_say_where_a_jobs_runs_are():
         assert first["index"] == 1 and first["of"] > 1 and first["minutes"] == 0.001
         assert members[0]["task"] == "all"  # the demo digits: 1,257 training and 540 test rows
         assert first["size"] == {"n_classes": 10, "train_per_class": 126, "n_test": 540, "dim": 64}
+
+
+def test_ranpac_and_fecam_are_priced_by_their_steps():
+    """RanPAC (width M = k): rows projected, their Gram matrix, the solve and λ's
+    eigen-decomposition, then M·(d + c) multiply-adds a test row; FeCAM: each class's outer
+    products and pseudo-inverse, then a quadratic form per class."""
+    size = TaskSize(2, 3, 4, 5)  # c, n per class, test rows, d
+    assert operations(("gen", "ranpac", 7, None), -1, size) == (
+        "gen_ranpac",
+        6 * 7 * 12 + 343 + 216,
+    )
+    assert operations(("search", "ranpac", 7, "max"), -1, size) == ("search_max", 4 * 7 * 7)
+    assert operations(("gen", "fecam", -1, None), -1, size) == ("gen_fecam", 2 * (3 * 25 + 125))
+    assert operations(("search", "fecam", -1, "max"), -1, size) == ("search_max", 4 * 2 * 5 * 6)

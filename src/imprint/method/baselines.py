@@ -1,11 +1,13 @@
 """The baselines the field reports for a frozen backbone, run where imprinting runs: a linear
-probe (CLIP's protocol), DINO's weighted k-NN and a Tip-Adapter-style cache without text.
+probe (CLIP's protocol), DINO's weighted k-NN, a Tip-Adapter-style cache without text, and the
+class-incremental learners RanPAC and FeCAM (``imprint.method.cil_methods``) fitted on all rows
+at once.
 
 Each fits on the training rows a run's NORMpre and presampling left (so a few-shot run sees the
 rows imprinting saw) and scores test rows per class; the predicted class is the first with the
 highest score, as for imprinting. ``ImprintingClassifier`` and ``sweep`` take them as GENs
-(``gen="linear_probe"``, ``"knn"`` or ``"cache"``); the functions below are their library form,
-with every setting open.
+(``gen="linear_probe"``, ``"knn"``, ``"cache"``, ``"ranpac"`` or ``"fecam"``); the functions
+below are their library form, with every setting open.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import torch.nn.functional as F
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
-from imprint.method.cil_methods import ClassLearner
+from imprint.method.cil_methods import ClassLearner, FeCAM, RanPAC, fecam_scores, ranpac_scores
 from imprint.method.normalize import l2_normalize
-from imprint.method.params import BASELINES
+from imprint.method.params import BASELINES, RANPAC_DIMENSIONS
 from imprint.method.randomness import stage_generator, uniform
 
 if TYPE_CHECKING:
@@ -66,8 +68,10 @@ def _chunked(score: Callable[[Tensor], Tensor], test: Tensor, n_train: int) -> T
 class FittedBaseline:
     """A fitted baseline: called on test rows, their class scores (rows, classes).
 
-    ``tensors`` are a linear probe's ``weight`` (C, D) and ``bias`` (C,), or a k-NN's or
-    cache's ``bank`` of L2-normalised training rows (N, D) and their class ``labels`` (N,)."""
+    ``tensors`` are a linear probe's ``weight`` (C, D) and ``bias`` (C,), a k-NN's or
+    cache's ``bank`` of L2-normalised training rows (N, D) and their class ``labels`` (N,),
+    RanPAC's ``projection`` (D, M) and ``weight`` (M, C), or FeCAM's class ``means`` (C, D) and
+    ``precisions`` (C, D, D)."""
 
     name: str
     tensors: dict[str, Tensor]
@@ -77,15 +81,23 @@ class FittedBaseline:
     beta: float = CACHE_BETA
 
     def __call__(self, rows: Tensor) -> Tensor:
-        if self.name == "linear_probe":
-            return self.score_block(rows)
-        return _chunked(self.score_block, rows, len(self.tensors["bank"]))
+        if self.name in ("knn", "cache"):
+            return _chunked(self.score_block, rows, len(self.tensors["bank"]))
+        if self.name == "ranpac":
+            return _chunked(self.score_block, rows, self.tensors["projection"].shape[1])
+        return self.score_block(rows)
 
     def score_block(self, rows: Tensor) -> Tensor:
         """The scores of one block of rows, with fixed-shape operations (``torch.export``)."""
         t = self.tensors
         if self.name == "linear_probe":
             return rows.to(t["weight"].dtype) @ t["weight"].T + t["bias"]
+        if self.name == "ranpac":
+            return ranpac_scores(rows, t["projection"], t["weight"])
+        if self.name == "fecam":
+            return fecam_scores(
+                F.normalize(rows.to(t["means"].dtype), dim=1), t["means"], t["precisions"]
+            )
         similarity = l2_normalize(rows) @ t["bank"].T
         if self.name == "knn":
             k = len(t["bank"]) if self.k == -1 else min(self.k, len(t["bank"]))
@@ -470,10 +482,30 @@ def fit_baseline(
     name: str, train: Tensor, labels: Tensor, n_classes: int, k: int, seed: int
 ) -> FittedBaseline:
     """A baseline with the study's settings, fitted. ``k`` is the k-NN's number of neighbours
-    (−1: all)."""
+    (−1: all) and RanPAC's projection width M (−1: ``RANPAC_DIMENSIONS``, its authors')."""
     if name == "linear_probe":
         weight, bias, *_ = fit_linear_probe(train, labels, n_classes, seed)
         return FittedBaseline(name, {"weight": weight, "bias": bias}, n_classes)
     if name in ("knn", "cache"):
         return FittedBaseline(name, {"bank": l2_normalize(train), "labels": labels}, n_classes, k)
+    if name in ("ranpac", "fecam"):
+        return FittedBaseline(name, _learnt(name, train, labels, n_classes, k, seed), n_classes)
     raise ValueError(f"no baseline named {name!r}; choose one of {list(BASELINES)}")
+
+
+def _learnt(
+    name: str, train: Tensor, labels: Tensor, n_classes: int, k: int, seed: int
+) -> dict[str, Tensor]:
+    """RanPAC's (its projection ``k`` wide, −1: ``RANPAC_DIMENSIONS``; seeded) or FeCAM's tensors
+    from one ``partial_fit`` on all the rows, on their device."""
+    x, y = train.cpu().numpy(), labels.cpu().numpy()
+    width = RANPAC_DIMENSIONS if k == -1 else k
+    learner = RanPAC(width, seed) if name == "ranpac" else FeCAM()
+    learner.partial_fit(x, y)
+    if not np.array_equal(learner.classes_, np.arange(n_classes)):
+        raise ValueError(f"{name} needs rows of every one of the {n_classes} classes")
+    if name == "ranpac":
+        tensors = {"projection": learner.projection, "weight": learner.weight}
+    else:
+        tensors = {"means": learner.means(), "precisions": torch.stack(learner.precision)}
+    return {key: tensor.to(train.device) for key, tensor in tensors.items()}

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-RANPAC_DIMENSIONS = 10_000
+from imprint.method.params import RANPAC_DIMENSIONS
+
 RANPAC_RIDGES = 10.0 ** np.arange(-8, 9)
 RANPAC_HELD_OUT = 0.2
 _CHUNK_ROWS = 2048  # rows RanPAC projects at a time where it needs only their sums
@@ -106,6 +107,22 @@ class _Projected:
         return gram, products
 
 
+def ranpac_scores(x: Tensor, projection: Tensor, weight: Tensor) -> Tensor:
+    """RanPAC's class scores of the rows ``x`` (N, D): ReLU(x P) W, (N, classes)."""
+    return torch.relu(x.to(projection.dtype) @ projection) @ weight
+
+
+def fecam_scores(x: Tensor, means: Tensor, precisions: Tensor) -> Tensor:
+    """FeCAM's class scores of the rows ``x`` (N, D; transformed and L2-normalised as FeCAM
+    does): each row's negative Mahalanobis distance to each class of ``means`` (C, D) under its
+    matrix of ``precisions`` (C, D, D)."""
+    distances = []
+    for mean, precision in zip(means, precisions, strict=True):
+        centred = x - mean
+        distances.append((centred @ precision * centred).sum(1))
+    return -torch.stack(distances, 1)
+
+
 class RanPAC(ClassLearner):
     """RanPAC without its first-session adapter training (module docstring): ``partial_fit``
     adds each call's rows to G and Q, chooses λ on them and solves for the weights."""
@@ -149,7 +166,7 @@ class RanPAC(ClassLearner):
 
     def scores(self, X: np.ndarray) -> Tensor:
         """Each row's score per class (N, classes): its projected features times the weights."""
-        return torch.relu(_rows(X) @ self.projection) @ self.weight
+        return ranpac_scores(_rows(X), self.projection, self.weight)
 
     def kept_state(self) -> dict[str, Tensor]:
         """What RanPAC keeps between calls: G, Q and the weights (the projection is its seed's)."""
@@ -220,12 +237,13 @@ class FeCAM(ClassLearner):
 
     def scores(self, X: np.ndarray) -> Tensor:
         """Each row's negative Mahalanobis distance to each class (N, classes)."""
-        x = self._transformed(X)
-        distances = []
-        for count, total, precision in zip(self.count, self.total, self.precision, strict=True):
-            centred = x - total / count
-            distances.append((centred @ precision * centred).sum(1))
-        return -torch.stack(distances, 1)
+        return fecam_scores(self._transformed(X), self.means(), torch.stack(self.precision))
+
+    def means(self) -> Tensor:
+        """Each class's mean (classes, D)."""
+        return torch.stack(
+            [total / count for count, total in zip(self.count, self.total, strict=True)]
+        )
 
     def kept_state(self) -> dict[str, Tensor]:
         """What FeCAM keeps between calls: each class's count, sum, outer products and matrix."""

@@ -23,8 +23,10 @@ COUPLED_GENS = frozenset({"ls", "kls"})
 # GENs whose proxies depend on the seed (the others are deterministic functions of the data).
 RANDOM_GENS = frozenset({"random", "kmeans", "kmedoids_pam", "fps", "kls"})
 # The field's baselines (``imprint.method.baselines``), which a run names as its GEN.
-BASELINES = ("linear_probe", "knn", "cache")
-SEEDED_BASELINES = frozenset({"linear_probe"})  # its held-out split is drawn
+BASELINES = ("linear_probe", "knn", "cache", "ranpac", "fecam")
+# the probe's and RanPAC's held-out splits are drawn, and RanPAC's projection
+SEEDED_BASELINES = frozenset({"linear_probe", "ranpac"})
+RANPAC_DIMENSIONS = 10_000  # RanPAC's random projection's width (its authors' M)
 AGGS = ("max", "mnn")
 DISTANCES = ("cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
 WEIGHTINGS = ("uniform", "weighted_by_distance")
@@ -102,6 +104,11 @@ def validate_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"k={p['k']} is not valid; use k >= 1, or k = -1 for all samples")
     if p["fewshot"] != -1 and p["fewshot"] < 1:
         raise ValueError(f"fewshot={p['fewshot']} is not valid; use n >= 1, or -1 for all samples")
+    if p["gen"] == "fecam" and p["fewshot"] == 1:
+        raise ValueError(
+            "gen='fecam' needs at least two rows a class (a covariance each); fewshot=1 gives "
+            "one: use fewshot >= 2"
+        )
     if p["agg"] == "mnn":
         if p["m"] < 1:
             raise ValueError(f"m={p['m']} is not valid for agg='mnn'; use m >= 1")
@@ -129,6 +136,11 @@ def refusal(p: dict[str, Any]) -> str | None:
     """Why the configuration ``p`` cannot run exemplar-free, or None where it can."""
     if p["gen"] == "linear_probe":
         return "the linear probe refits on every row seen so far"
+    if p["gen"] in ("ranpac", "fecam"):
+        return (
+            f"{p['gen']} is fitted on all its rows here; its exemplar-free form, which keeps "
+            "sums only, is imprint.method.cil_methods' (the continual experiments run it)"
+        )
     if p["gen"] in BASELINES:
         return f"{p['gen']} scores test rows against every training row: its model is the rows"
     return None

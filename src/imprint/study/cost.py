@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.method.params import RANDOM_GENS, validate_params
+from imprint.method.params import RANDOM_GENS, RANPAC_DIMENSIONS, validate_params
 from imprint.method.plan import KMEDOIDS_CACHE_ENTRIES, plan_runs
 
 # The two GEN families that k-least-squares combines: its clustering and its joint solve.
@@ -146,6 +146,7 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     c, d, n_test = size.n_classes, size.dim, size.n_test
     n = _drawn(fewshot, size)
     kept = n if k == -1 else min(k, n)
+    M = RANPAC_DIMENSIONS if k == -1 else k  # RanPAC's width
     # A baseline's search compares with every training row (k-NN, cache) or class (probe).
     per_class = 1 if gen in ("mean", "ls", "linear_probe") else (n if gen in _ALL_ROWS else kept)
     proxies = c * per_class
@@ -162,7 +163,7 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
     if family == "post":
         return f"post_{option}", 0.0 if option == "none" else proxies * d
     if family == "search":
-        return f"search_{option}", n_test * proxies * d
+        return f"search_{option}", n_test * _compared(gen, proxies, c, d, M)
     if family == "vote":
         return "vote", n_test * (option + 1)
     distances = c * n * n * d
@@ -182,8 +183,22 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
         "knn": c * n * d,
         "cache": c * n * d,
         "linear_probe": c * n * d * c,  # one logistic-loss evaluation; the rate holds the fits
+        # the rows projected, their Gram matrix, the solve, and λ's eigen-decomposition (of G,
+        # or of the kernel matrix of the fitted rows where they are fewer)
+        "ranpac": c * n * M * (d + M) + M**3 + min(c * n, M) ** 3,
+        "fecam": c * (n * d * d + d**3),  # the outer products and pseudo-inverse of each class
     }
     return f"gen_{gen}", work[gen]
+
+
+def _compared(gen: str, proxies: int, c: int, d: int, width: int) -> int:
+    """The multiply-adds of a search per test row: ``d`` per proxy (a baseline's training row or
+    class), RanPAC's projection to ``width`` and its weights, FeCAM's quadratic form per class."""
+    if gen == "ranpac":
+        return width * (d + c)
+    if gen == "fecam":
+        return c * d * (d + 1)
+    return proxies * d
 
 
 # The samples per class at which k-means' rate is measured (CIFAR-10's): its Lloyd steps grow
@@ -208,6 +223,8 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "gen_cache": (1, False),
     # one pass; floor_rates counts the passes. float64, as scikit-learn fits it for CLIP's protocol
     "gen_linear_probe": (4, True),
+    "gen_ranpac": (2, True),
+    "gen_fecam": (2, True),
     "gen_gram": (1, True),  # the symmetric X^T X and an LU of (2/3) D^3
     "gen_ls": (2, True),
     "gen_kmedoids_distances": (2, True),

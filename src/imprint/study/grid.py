@@ -46,7 +46,7 @@ def _baseline_rules(p: dict[str, Any]) -> dict[str, Any] | None:
         p["norm_pre"] = p["norm_inf"] = "l2"
     elif p["norm_inf"] != p["norm_pre"]:
         return None
-    if p["gen"] != "knn":
+    if p["gen"] not in ("knn", "ranpac"):  # k: the k-NN's neighbours, RanPAC's width M
         p["k"] = -1
     return p
 

@@ -44,4 +44,12 @@ NAMED_METHODS: dict[str, dict[str, Any]] = {
     ),
     "knn": _method(norm_pre="l2", gen="knn", k=20, norm_post="none", norm_inf="l2", agg="max"),
     "cache": _method(norm_pre="l2", gen="cache", k=-1, norm_post="none", norm_inf="l2", agg="max"),
+    # The class-incremental field's RanPAC and FeCAM (imprint.method.cil_methods) fitted on all
+    # rows at once, on the raw embeddings as their authors fed them (FeCAM normalises its own).
+    "ranpac": _method(
+        norm_pre="none", gen="ranpac", k=-1, norm_post="none", norm_inf="none", agg="max"
+    ),
+    "fecam": _method(
+        norm_pre="none", gen="fecam", k=-1, norm_post="none", norm_inf="none", agg="max"
+    ),
 }
