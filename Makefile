@@ -1,6 +1,10 @@
 # The README's two commands. Both build the virtual environment from pyproject.toml first.
 VENV := .venv
 BIN := $(VENV)/bin
+# pip installs without compiling every module it writes (a minute of the set-up, most of it for
+# modules nothing imports); Python writes a module's bytecode when a process first imports it,
+# which a shell's PYTHONDONTWRITEBYTECODE would forbid, making every process compile again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test lint
 
@@ -19,6 +23,6 @@ lint: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
 	$(BIN)/python -m imprint.method.precompile  # numba's kernels, compiled once
 	touch $@
