@@ -65,7 +65,7 @@ def _moved(values: list[Tensor | None], device: str) -> list[Tensor | None]:
 
 def _stacked(parts: list[Tensor]) -> tuple[Tensor, Tensor]:
     """The rows of ``parts`` stacked, and the index of the part each row came from."""
-    sizes = torch.tensor([len(part) for part in parts])
+    sizes = torch.tensor([part.shape[0] for part in parts])  # shape: no Python-level __len__
     x = torch.cat(parts)
     return x, torch.repeat_interleave(torch.arange(len(parts)), sizes).to(x.device)
 
