@@ -21,6 +21,8 @@ RanPAC's λ is chosen on each step's rows, so a sequence of steps may differ fro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -112,10 +114,12 @@ def ranpac_scores(x: Tensor, projection: Tensor, weight: Tensor) -> Tensor:
     return torch.relu(x.to(projection.dtype) @ projection) @ weight
 
 
-def fecam_scores(x: Tensor, means: Tensor, precisions: Tensor) -> Tensor:
+def fecam_scores(
+    x: Tensor, means: Tensor | Sequence[Tensor], precisions: Tensor | Sequence[Tensor]
+) -> Tensor:
     """FeCAM's class scores of the rows ``x`` (N, D; transformed and L2-normalised as FeCAM
     does): each row's negative Mahalanobis distance to each class of ``means`` (C, D) under its
-    matrix of ``precisions`` (C, D, D)."""
+    matrix of ``precisions`` (C, D, D), stacked or one tensor a class."""
     distances = []
     for mean, precision in zip(means, precisions, strict=True):
         centred = x - mean
@@ -237,7 +241,7 @@ class FeCAM(ClassLearner):
 
     def scores(self, X: np.ndarray) -> Tensor:
         """Each row's negative Mahalanobis distance to each class (N, classes)."""
-        return fecam_scores(self._transformed(X), self.means(), torch.stack(self.precision))
+        return fecam_scores(self._transformed(X), self.means(), self.precision)
 
     def means(self) -> Tensor:
         """Each class's mean (classes, D)."""
