@@ -14,6 +14,7 @@ from imprint.method.aggregation import (
     Variant,
     ledoit_wolf_covariance,
     nearest_proxies,
+    proxy_distances,
     vote,
     whitening,
 )
@@ -183,6 +184,48 @@ def test_nearest_proxies_order_ties_by_index_as_a_stable_sort(distance, m, selec
     expected = np.argsort(brute, axis=1, kind="stable")[:, :m]
     assert np.array_equal(index.numpy(), expected)
     assert np.array_equal(dists.numpy(), np.take_along_axis(brute, expected, 1).astype(np.float32))
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "mahalanobis"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("coordinates", ["integers", "normal"])
+def test_euclidean_searches_select_on_cdists_distances(distance, dtype, coordinates, selection):
+    """On the CPU the selection takes the distances' square roots as it reads them: the
+    distances are still ``torch.cdist``'s bits (of the centred, projected rows), and the m
+    nearest a stable sort's first m of them, many ties (integer coordinates) included."""
+    rng = np.random.default_rng(3)
+    draw = (lambda n: rng.integers(0, 3, size=(n, 4))) if coordinates == "integers" else (
+        lambda n: rng.normal(size=(n, 4))
+    )
+    w, x = torch.tensor(draw(60), dtype=dtype), torch.tensor(draw(300), dtype=dtype)
+    metric = torch.tensor(rng.normal(size=(4, 4)), dtype=dtype) if distance == "mahalanobis" else None
+    project = (lambda v: v @ metric) if metric is not None else (lambda v: v)
+    centre = project(w).mean(0)
+    distances = torch.cdist(project(x) - centre, project(w) - centre)
+    assert torch.equal(proxy_distances(distance, w, metric)(x), distances)
+    proxies = ProxySet(w, torch.zeros(60, dtype=torch.int64))
+    for m in (1, 3, 8):
+        dists, index = nearest_proxies(x, proxies, distance, m, metric)
+        expected = np.argsort(distances.numpy(), axis=1, kind="stable")[:, :m]
+        assert np.array_equal(index.numpy(), expected)
+        assert np.array_equal(dists.numpy(), np.take_along_axis(distances.numpy(), expected, 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("m", [1, 4, 9])
+def test_the_least_roots_of_rows_are_a_stable_sort_of_the_roots(dtype, m, selection):
+    """Squares a few units in the last place apart, many of which share a square root once it
+    is rounded: the m least roots and their columns are those of a stable sort of the roots
+    torch takes, whether the squares or the roots were selected."""
+    rng = np.random.default_rng(8)
+    steps = torch.tensor(rng.integers(-1, 12, size=(300, 40)), dtype=dtype)
+    squares = 1 + steps * torch.finfo(dtype).eps
+    roots = squares.clamp_min(0).sqrt()
+    assert len(roots.unique()) < len(squares.unique())  # the rounding this is about
+    values, columns = aggregation._smallest(squares.clone(), m, rooted=True)
+    expected = np.argsort(roots.numpy(), axis=1, kind="stable")[:, :m]
+    assert np.array_equal(columns.numpy(), expected)
+    assert np.array_equal(values.numpy(), np.take_along_axis(roots.numpy(), expected, 1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

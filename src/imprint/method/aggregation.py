@@ -67,6 +67,16 @@ def whitening_of(covariance: Tensor) -> Tensor:
 def proxy_distances(distance: str, w: Tensor, metric: Tensor | None) -> Callable[[Tensor], Tensor]:
     """A function from a block of test rows to their distances to every proxy (rows, P); what
     depends on the proxies alone is computed once, here."""
+    scores, rooted = _proxy_scores(distance, w, metric)
+    return (lambda x: scores(x).clamp_min_(0).sqrt_()) if rooted else scores
+
+
+def _proxy_scores(
+    distance: str, w: Tensor, metric: Tensor | None
+) -> tuple[Callable[[Tensor], Tensor], bool]:
+    """``proxy_distances``' function, or, where ``rooted`` (Euclidean and Mahalanobis on the
+    CPU), one that leaves out the final clamp at 0 and square root (``_squared_distances``), so
+    that the selection of the nearest proxies takes them of the entries it reads."""
     if distance == "cosine":
         wn_t = (w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)).T
         one = w.new_ones(())
@@ -76,21 +86,43 @@ def proxy_distances(distance: str, w: Tensor, metric: Tensor | None) -> Callable
             # rounding can push 1 - cos of equal rows below 0
             return torch.addmm(one, xn, wn_t, alpha=-1).clamp_min_(0)
 
-        return cosine
+        return cosine, False
     if distance in ("euclidean", "mahalanobis"):
         project = (lambda v: v @ metric) if distance == "mahalanobis" else (lambda v: v)
         w = project(w)
         centre = w.mean(0)  # distances are translation invariant; centring keeps float32 accurate
         w = w - centre
-        return lambda x: torch.cdist(project(x) - centre, w)
+        if _rooted(w):
+            squares = _squared_distances(w)
+            return (lambda x: squares(project(x) - centre)), True
+        return (lambda x: torch.cdist(project(x) - centre, w)), False
     if distance == "manhattan":
         # numba's import and kernel load take most of a second: only where runs ask for it
         from imprint.method.manhattan import manhattan_to
 
-        return manhattan_to(w)
+        return manhattan_to(w), False
     if distance == "chebyshev":
-        return lambda x: torch.cdist(x, w, p=float("inf"))
+        return (lambda x: torch.cdist(x, w, p=float("inf"))), False
     raise ValueError(f"distance={distance!r} is not a distance; choose one of {DISTANCES}")
+
+
+def _rooted(w: Tensor) -> bool:
+    """Whether a search of proxies ``w`` takes its Euclidean distances' roots in the selection:
+    on the CPU, where ``torch.cdist`` takes its product path for every block (over 25 proxies)."""
+    return w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64) and len(w) > 25
+
+
+def _squared_distances(w: Tensor) -> Callable[[Tensor], Tensor]:
+    """``torch.cdist``'s product path (more than 25 rows on a side) without its clamp and root:
+    one product of the rows widened to (-2 x, ‖x‖², 1) with the proxies widened to (w, 1, ‖w‖²),
+    the same operations and so the same bits; the proxies' side built once, not every block."""
+    w_wide = torch.cat([w, torch.ones_like(w[:, :1]), w.pow(2).sum(-1, keepdim=True)], -1)
+
+    def squares(x: Tensor) -> Tensor:
+        norms = x.pow(2).sum(-1, keepdim=True)
+        return torch.cat([x.mul(-2), norms, torch.ones_like(norms)], -1).matmul(w_wide.mT)
+
+    return squares
 
 
 @dataclass(frozen=True)
@@ -145,35 +177,34 @@ def nearest_proxies(
     partial selection, not a sort); the rare rows whose (m + 1)-th distance equals their m-th are
     sorted in full so that ties still go by index."""
     dists, index = [], []
-    to_proxies = proxy_distances(distance, proxies.weights, metric)
+    to_proxies, rooted = _proxy_scores(distance, proxies.weights, metric)
     for block in _blocks(x.shape[0], proxies.weights.shape[0]):
-        d = to_proxies(x[block])
-        block_dists, block_index = _smallest(d, m)
+        block_dists, block_index = _smallest(to_proxies(x[block]), m, rooted)
         dists.append(block_dists)
         index.append(block_index)
     return torch.cat(dists), torch.cat(index)
 
 
-def _smallest(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
+def _smallest(d: Tensor, m: int, rooted: bool = False) -> tuple[Tensor, Tensor]:
     """The m smallest entries of each row of ``d`` and their columns, ordered by (value, column):
     what a stable sort's first m columns hold, found by a partial selection of m + 1 (large
-    blocks on the CPU: one pass of a numba kernel, ``least_in_rows``)."""
+    blocks on the CPU: one pass of a numba kernel, ``least_in_rows``). ``rooted``: of the square
+    roots of ``d`` clamped at 0, as torch takes them (``_smallest_roots``)."""
     n_columns = d.shape[1]
     m = min(m, n_columns)
     on_cpu = d.device.type == "cpu" and d.dtype in (torch.float32, torch.float64)
-    if on_cpu and m > 0 and d.numel() >= _KERNEL_ENTRIES:
+    kernel = on_cpu and m > 0 and d.numel() >= _KERNEL_ENTRIES
+    if rooted:
+        return _smallest_roots(d, m) if kernel else _smallest(d.clamp_min_(0).sqrt_(), m)
+    if kernel:
         from imprint.method.kernels import least_in_rows, on_torch_threads
 
         scores = np.ascontiguousarray(d.detach().numpy())
         values, columns = np.empty((len(d), m), scores.dtype), np.empty((len(d), m), np.int64)
         on_torch_threads(least_in_rows, scores, values, columns)
         return torch.from_numpy(values), torch.from_numpy(columns)
-    values, columns = torch.topk(d, min(m + 1, n_columns), dim=1, largest=False, sorted=True)
-    by_column = torch.sort(columns, dim=1).indices  # (value, column) order: columns ascending,
-    values = torch.gather(values, 1, by_column)  # then a stable sort by value
-    order = torch.sort(values, dim=1, stable=True).indices
-    values = torch.gather(values, 1, order)
-    columns = torch.gather(torch.gather(columns, 1, by_column), 1, order)[:, :m]
+    values, columns = _ordered(*torch.topk(d, min(m + 1, n_columns), dim=1, largest=False))
+    columns = columns[:, :m]
     if values.shape[1] > m:
         # Where the m-th value ties with the next, columns of lower index holding that value may
         # have been left out: keep the entries below it, then take its lowest-index columns.
@@ -190,6 +221,32 @@ def _smallest(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
             lowest = torch.gather(lowest, 1, (position - below).clamp_min(0))
             columns[tied] = torch.where(from_ties, lowest, columns[tied])
             values[tied] = torch.where(from_ties, threshold, values[tied])
+    return values, columns
+
+
+def _ordered(values: Tensor, columns: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row's entries in (value, column) order: columns ascending, then a stable sort by
+    value."""
+    by_column = torch.sort(columns, dim=1).indices
+    values, columns = torch.gather(values, 1, by_column), torch.gather(columns, 1, by_column)
+    order = torch.sort(values, dim=1, stable=True).indices
+    return torch.gather(values, 1, order), torch.gather(columns, 1, order)
+
+
+def _smallest_roots(d: Tensor, m: int) -> tuple[Tensor, Tensor]:
+    """``_smallest`` of ``d.clamp_min(0).sqrt()`` (the bits of ``torch.cdist``'s distances),
+    with the kernel's selection of the m + 1 least of ``d`` itself: the root keeps the order
+    of the squares, but may round two of them to one value, so the m + 1 roots are put in
+    (root, column) order, and the rare rows whose m-th and (m + 1)-th roots are equal (a column
+    of lower index may hold that root beyond them) are selected again on all their roots."""
+    squares, columns = _smallest(d, min(m + 1, d.shape[1]))
+    values, columns = _ordered(squares.clamp_min_(0).sqrt_(), columns)
+    if values.shape[1] == m:
+        return values, columns
+    tied = torch.nonzero(values[:, m - 1] == values[:, m]).squeeze(1)
+    values, columns = values[:, :m].contiguous(), columns[:, :m].contiguous()
+    if len(tied):
+        values[tied], columns[tied] = _smallest(d[tied].clamp_min_(0).sqrt_(), m)
     return values, columns
 
 
