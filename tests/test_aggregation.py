@@ -194,11 +194,14 @@ def test_euclidean_searches_select_on_cdists_distances(distance, dtype, coordina
     distances are still ``torch.cdist``'s bits (of the centred, projected rows), and the m
     nearest a stable sort's first m of them, many ties (integer coordinates) included."""
     rng = np.random.default_rng(3)
-    draw = (lambda n: rng.integers(0, 3, size=(n, 4))) if coordinates == "integers" else (
-        lambda n: rng.normal(size=(n, 4))
-    )
-    w, x = torch.tensor(draw(60), dtype=dtype), torch.tensor(draw(300), dtype=dtype)
-    metric = torch.tensor(rng.normal(size=(4, 4)), dtype=dtype) if distance == "mahalanobis" else None
+    if coordinates == "integers":
+        w, x = rng.integers(0, 3, size=(60, 4)), rng.integers(0, 3, size=(300, 4))
+    else:
+        w, x = rng.normal(size=(60, 4)), rng.normal(size=(300, 4))
+    w, x = torch.tensor(w, dtype=dtype), torch.tensor(x, dtype=dtype)
+    metric = None
+    if distance == "mahalanobis":
+        metric = torch.tensor(rng.normal(size=(4, 4)), dtype=dtype)
     project = (lambda v: v @ metric) if metric is not None else (lambda v: v)
     centre = project(w).mean(0)
     distances = torch.cdist(project(x) - centre, project(w) - centre)
