@@ -3,7 +3,7 @@
 1. calibrate: every step family ``imprint.study.cost`` prices (prepare, each GEN, each
    NORMpost, each search, the votes) is timed on synthetic embeddings at the paper's sizes,
    giving seconds per operation and a fixed cost per step;
-2. check: sampled units of real-sized shards (one per GEN of every experiment, CIFAR-10 and
+2. check: sampled units of real-sized shards (one per GEN of every sweep job, CIFAR-10 and
    ResNet-18 sizes, test rows capped) are swept and their time compared with the projection;
 3. search floor: the ``all`` rows of a CIFAR-sized shard of the default config's ``sec51`` grid
    against one distance matrix + top-50 per distinct search (the least any nearest-proxy search
@@ -221,20 +221,22 @@ def _sampled_runs(runs: pd.DataFrame, time_every_seed: bool) -> pd.DataFrame:
 
 
 def check(config: dict, rates: dict[str, float], device: str, test_rows: int) -> pd.DataFrame:
-    """Sweep one unit per GEN of every experiment's ResNet-18 shard (CIFAR-10, or the first data
-    set) at real training sizes and ``test_rows`` test rows — for k-means and k-least-squares
-    with the other k and seeds of its view, for k-medoids with its other k (``_sampled_runs``) —
-    measured against projected seconds."""
+    """Sweep one unit per GEN of every sweep job's ResNet-18 shard (CIFAR-10, or the first data
+    set; experiments that share jobs together, as they run) at real training sizes and
+    ``test_rows`` test rows — for k-means and k-least-squares with the other k and seeds of its
+    view, for k-medoids with its other k (``_sampled_runs``) — measured against projected
+    seconds."""
     rows = []
-    for name, experiment in config["experiments"].items():
-        dataset = "cifar10" if "cifar10" in experiment["datasets"] else experiment["datasets"][0]
+    for label, group in job_groups(config).items():
+        owner = next(iter(group.values()))
+        dataset = "cifar10" if "cifar10" in owner["datasets"] else owner["datasets"][0]
         if dataset == "imagenet":
             continue  # the same grids as the other §5.3 experiments
-        mapping = expand_mappings(experiment["mappings"])[0]
-        size = Catalog().task_size("resnet18", dataset, mapping, experiment["tasks"][0])
+        mapping = expand_mappings(owner["mappings"])[0]
+        size = Catalog().task_size("resnet18", dataset, mapping, owner["tasks"][0])
         size = TaskSize(size.n_classes, size.train_per_class, test_rows, size.dim)
-        runs = shard_runs(experiment, config["fms"]["resnet18"]["lambda_reg"])
-        timing = experiment.get("time_every_seed", False)
+        runs = group_runs(group, config["fms"]["resnet18"]["lambda_reg"])
+        timing = owner.get("time_every_seed", False)
         sample = _sampled_runs(runs, timing)
         n = round(size.train_per_class)
         x, y = make_task(n, 1, n_classes=size.n_classes, dim=size.dim)
@@ -245,7 +247,7 @@ def check(config: dict, rates: dict[str, float], device: str, test_rows: int) ->
         projected = sum(part_seconds(units(sample, timing), size, rates))
         rows.append(
             {
-                "experiment": name,
+                "experiment": label,
                 "size": f"{size.n_classes}×{n} train, {test_rows} test, D={size.dim}",
                 "runs": len(sample),
                 "measured_s": measured,
@@ -253,7 +255,7 @@ def check(config: dict, rates: dict[str, float], device: str, test_rows: int) ->
                 "ratio": measured / projected,
             }
         )
-        print(f"  {name}: {rows[-1]['ratio']:.2f}× ({measured:.1f} s measured)", flush=True)
+        print(f"  {label}: {rows[-1]['ratio']:.2f}× ({measured:.1f} s measured)", flush=True)
     return pd.DataFrame(rows)
 
 
