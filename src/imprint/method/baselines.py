@@ -184,7 +184,9 @@ def _held_out_accuracy(
     if split is None:
         return None
     kept, held = split
-    return lambda v: _accuracy(fit(train[kept], labels[kept], v)(train[held]), labels[held])
+    x_kept, y_kept = train[kept], labels[kept]  # copied once, not once a value
+    x_held, y_held = train[held], labels[held]
+    return lambda v: _accuracy(fit(x_kept, y_kept, v)(x_held), y_held)
 
 
 def search_log_scale(
