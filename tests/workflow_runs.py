@@ -58,11 +58,11 @@ def without_timings(path: Path) -> pd.DataFrame:
 
 
 # Sweep jobs under the default 30-minute job budget with the shipped rates: the paper
-# configuration's on the CPU with ImageNet (README: the cost table's `jobs` column), on its own
-# device (`sweep_device: cuda`, GPU rates: one job per experiment but the GEN-time ones' CPU jobs)
-# without ImageNet, and the embedded default's (one pack per experiment). A changed packing, or a
-# shard lost from a pack, changes them. The paper's `*_kls` experiments run in their k-means
-# siblings' jobs.
+# configuration's on the CPU with ImageNet (benchmarks/README.md: the cost table's `jobs` column),
+# on its own device (`sweep_device: cuda`, GPU rates: one job per experiment but the GEN-time ones'
+# CPU jobs) without ImageNet, and the embedded default's (one pack per experiment). A changed
+# packing, or a shard lost from a pack, changes them. The paper's `*_kls` experiments run in their
+# k-means siblings' jobs.
 PAPER_SWEEP_JOBS_ON_CPU = 52
 PAPER_SWEEP_JOBS_WITHOUT_IMAGENET = 11
 DEMO_SWEEP_JOBS = 6
