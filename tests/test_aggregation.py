@@ -160,6 +160,15 @@ def test_cosine_distance_is_never_negative_and_an_exact_match_wins_the_weighted_
     assert got.tolist() == [0] * 200
 
 
+def _assert_a_stable_sorts_first(values, columns, reference: np.ndarray, m: int) -> None:
+    """``values`` and ``columns`` (tensors) of each row are the first m of a stable ascending sort
+    of that row of ``reference`` (NumPy's), the values in their dtype."""
+    expected = np.argsort(reference, axis=1, kind="stable")[:, :m]
+    assert np.array_equal(columns.numpy(), expected)
+    expected_values = np.take_along_axis(reference, expected, 1).astype(values.numpy().dtype)
+    assert np.array_equal(values.numpy(), expected_values)
+
+
 @pytest.fixture(params=[False, True], ids=["torch", "kernel"])
 def selection(request, monkeypatch):
     """Both ways the nearest proxies are selected: torch's (small searches, GPUs) and the numba
@@ -181,9 +190,7 @@ def test_nearest_proxies_order_ties_by_index_as_a_stable_sort(distance, m, selec
     dists, index = nearest_proxies(torch.tensor(x), proxies, distance, m, None)
     order = 1 if distance == "manhattan" else np.inf
     brute = np.linalg.norm(x[:, None, :] - weights[None, :, :], ord=order, axis=2)
-    expected = np.argsort(brute, axis=1, kind="stable")[:, :m]
-    assert np.array_equal(index.numpy(), expected)
-    assert np.array_equal(dists.numpy(), np.take_along_axis(brute, expected, 1).astype(np.float32))
+    _assert_a_stable_sorts_first(dists, index, brute, m)
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "mahalanobis"])
@@ -209,9 +216,7 @@ def test_euclidean_searches_select_on_cdists_distances(distance, dtype, coordina
     proxies = ProxySet(w, torch.zeros(60, dtype=torch.int64))
     for m in (1, 3, 8):
         dists, index = nearest_proxies(x, proxies, distance, m, metric)
-        expected = np.argsort(distances.numpy(), axis=1, kind="stable")[:, :m]
-        assert np.array_equal(index.numpy(), expected)
-        assert np.array_equal(dists.numpy(), np.take_along_axis(distances.numpy(), expected, 1))
+        _assert_a_stable_sorts_first(dists, index, distances.numpy(), m)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -226,9 +231,7 @@ def test_the_least_roots_of_rows_are_a_stable_sort_of_the_roots(dtype, m, select
     roots = squares.clamp_min(0).sqrt()
     assert len(roots.unique()) < len(squares.unique())  # the rounding this is about
     values, columns = aggregation._smallest(squares.clone(), m, rooted=True)
-    expected = np.argsort(roots.numpy(), axis=1, kind="stable")[:, :m]
-    assert np.array_equal(columns.numpy(), expected)
-    assert np.array_equal(values.numpy(), np.take_along_axis(roots.numpy(), expected, 1))
+    _assert_a_stable_sorts_first(values, columns, roots.numpy(), m)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -239,6 +242,4 @@ def test_the_least_entries_of_rows_are_a_stable_sorts_first(dtype, m, selection)
     rng = np.random.default_rng(5)
     d = rng.choice(np.array([0.0, -0.0, 0.5, 1.0, 2.0, np.inf], dtype=dtype), size=(200, 9))
     values, columns = aggregation._smallest(torch.tensor(d), m)
-    expected = np.argsort(d, axis=1, kind="stable")[:, :m]
-    assert np.array_equal(columns.numpy(), expected)
-    assert np.array_equal(values.numpy(), np.take_along_axis(d, expected, 1))
+    _assert_a_stable_sorts_first(values, columns, d, m)
