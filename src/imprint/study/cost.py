@@ -210,7 +210,9 @@ LLOYD_REFERENCE = 5000
 # result, priced at the machine's GEMM rate (``floor_rates``). k-means' depends on the Lloyd
 # steps (4 flops per step: distances and update) and seeding (2 per candidate, 2 + ln k a step),
 # k-medoids' on its alternate rounds (2 flops each: the members' total distances), the linear
-# probe's on its passes over the rows (4 flops each: its logits and their gradient).
+# probe's on its passes over the rows (4 flops each: its logits and their gradient). The GEMM
+# rate counts a multiply-add as 2 flops done by one instruction; a distance with no product form
+# spends an instruction on each of its operations a term, priced as 2 flops each.
 FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "prepare": (2, False),
     "ncc": (2, True),
@@ -234,8 +236,9 @@ FLOOR_FLOPS: dict[str, tuple[float, bool]] = {
     "search_cosine": (2, False),
     "search_euclidean": (2, False),
     "search_mahalanobis": (2, False),
-    "search_manhattan": (2, False),  # difference and sum (|.| clears a sign bit): no product form
-    "search_chebyshev": (2, False),  # difference and maximum
+    # minimum and sum (|a - b| = a + b - 2 min(a, b), the row sums known): two instructions
+    "search_manhattan": (4, False),
+    "search_chebyshev": (6, False),  # difference, |.| (a sign bit cleared) and maximum
     "post_none": (0, False),
     "post_l2": (3, False),
     "post_quantile": (10, False),
