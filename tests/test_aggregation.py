@@ -12,6 +12,7 @@ from imprint.method import aggregation
 from imprint.method.aggregation import (
     AGG,
     Variant,
+    class_max_scores,
     ledoit_wolf_covariance,
     nearest_proxies,
     proxy_distances,
@@ -191,6 +192,41 @@ def test_nearest_proxies_order_ties_by_index_as_a_stable_sort(distance, m, selec
     order = 1 if distance == "manhattan" else np.inf
     brute = np.linalg.norm(x[:, None, :] - weights[None, :, :], ord=order, axis=2)
     _assert_a_stable_sorts_first(dists, index, brute, m)
+
+
+@pytest.mark.parametrize(
+    "distance", ["inner_product", "cosine", "euclidean", "mahalanobis", "manhattan"]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocks_sharing_one_buffer_find_what_fresh_blocks_find(
+    distance, dtype, selection, monkeypatch
+):
+    """A search's blocks write their scores into one buffer, each over the one before: in blocks
+    of 3 rows (the last of 1) the largest inner products per class, or the distances and
+    columns of the 5 nearest proxies, are those found with a fresh tensor a block, and brute
+    force's (integer coordinates: exact inner products and L1 distances)."""
+    rng = np.random.default_rng(5)
+    w = torch.tensor(rng.integers(-3, 4, size=(40, 6)), dtype=dtype)
+    x = torch.tensor(rng.integers(-3, 4, size=(70, 6)), dtype=dtype)
+    proxies = ProxySet(w, torch.arange(40) // 10)
+    metric = torch.tensor(rng.normal(size=(6, 6)), dtype=dtype)
+
+    def search():
+        if distance == "inner_product":
+            return (class_max_scores(x, proxies, 4),)
+        return nearest_proxies(x, proxies, distance, 5, metric)
+
+    monkeypatch.setattr(aggregation, "_BLOCK_ENTRIES", 3 * 40)
+    in_blocks = search()
+    with monkeypatch.context() as fresh:
+        fresh.setattr(aggregation.Scratch, "__call__", lambda self, rows, cols, like: None)
+        assert all(torch.equal(a, b) for a, b in zip(search(), in_blocks, strict=True))
+    if distance == "inner_product":
+        brute = (x.numpy() @ w.numpy().T).reshape(70, 4, 10).max(2)
+        assert np.array_equal(in_blocks[0].numpy(), brute)
+    if distance == "manhattan":
+        brute = np.abs(x.numpy()[:, None] - w.numpy()[None]).sum(2)
+        _assert_a_stable_sorts_first(*in_blocks, brute, 5)
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "mahalanobis"])

@@ -102,11 +102,15 @@ def _shift(w: Tensor) -> Tensor:
     return w[:: -(-len(w) // _SHIFT_SAMPLE)].median(dim=0).values
 
 
-def manhattan_to(w: Tensor) -> Callable[[Tensor], Tensor]:
+def manhattan_to(
+    w: Tensor, scratch: Callable[[int, int, Tensor], Tensor | None] | None = None
+) -> Callable[[Tensor], Tensor]:
     """A function from rows ``x`` (N, D) to their L1 distances to the rows of ``w`` (P, D), (N, P).
 
-    CPU tensors of float32 or float64 use the tiled kernel (``w`` is laid out once, here); on
-    any other device, or for other dtypes, ``torch.cdist(p=1)`` computes them."""
+    CPU tensors of float32 or float64 use the tiled kernel (``w`` is laid out once, here),
+    writing into ``scratch(rows, columns, like)`` where given (``aggregation.Scratch``: each call
+    over the one before); on any other device, or for other dtypes, ``torch.cdist(p=1)``
+    computes them."""
     if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64):
         return lambda x: torch.cdist(x, w, p=1.0)
     shift = _shift(w)
@@ -114,8 +118,10 @@ def manhattan_to(w: Tensor) -> Callable[[Tensor], Tensor]:
 
     def distances(x: Tensor) -> Tensor:
         rows, row_sums = _laid_out(x.to(w.dtype), shift, _ROWS)
-        out = np.empty((rows.shape[0], proxies.shape[0]), dtype=rows.dtype)
-        on_torch_threads(_l1_tiles, rows, proxies, row_sums, proxy_sums, out)
-        return torch.from_numpy(out)[: x.shape[0], : w.shape[0]]
+        shape = (rows.shape[0], proxies.shape[0])
+        out = scratch(*shape, w) if scratch else None
+        out = torch.from_numpy(np.empty(shape, dtype=rows.dtype)) if out is None else out
+        on_torch_threads(_l1_tiles, rows, proxies, row_sums, proxy_sums, out.numpy())
+        return out[: x.shape[0], : w.shape[0]]
 
     return distances
