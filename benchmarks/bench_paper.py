@@ -39,7 +39,13 @@ from bench_sweep import make_task
 
 from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
-from imprint.method.baselines import fit_baseline, fit_linear_probe
+from imprint.method.baselines import (
+    FeatureBasis,
+    fit_baseline,
+    fit_linear_probe,
+    holdout_split,
+    probe_rows,
+)
 from imprint.method.batch import ClassBatch
 from imprint.method.clustering import kmeans_together, kmedoids_together, reference_distances
 from imprint.method.collapse import nearest_class_centre
@@ -166,6 +172,15 @@ def calibrate(device: str) -> dict[str, float]:
         if name != "ranpac":
             run = lambda name=name: fit_baseline(name, rows, index, c, k, 0)  # noqa: E731
             rate(f"gen_{name}", count("gen", name, k), _clock(device, run))
+    # the probe's bases (of the held-out split's kept rows and of all rows) apart from its fits:
+    # they grow with D² where the fits grow with D times the classes
+    kept, _ = holdout_split(index, c, 0)
+    bases = lambda: [FeatureBasis.of(probe_rows(r)) for r in (rows[kept], rows)]  # noqa: E731
+    seconds = _clock(device, bases)
+    rate("gen_probe_bases", count("gen", "probe_bases", k), seconds)
+    rates["gen_linear_probe"] = max(
+        rates["gen_linear_probe"] - seconds / count("gen", "linear_probe", k), 0.0
+    )
     # RanPAC on 100 rows a class: its steps of M × M (M = 10,000) dominate at any size
     few = torch.arange(len(y), device=device) % n < 100
     ranpac = lambda: fit_baseline("ranpac", x[few], y[few], c, -1, 0)  # noqa: E731

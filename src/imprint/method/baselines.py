@@ -231,14 +231,14 @@ def select_cache_beta(
     return _select(grid, fit, train, labels, n_classes, seed, CACHE_BETA)
 
 
-def _probe_rows(x: Tensor) -> Tensor:
+def probe_rows(x: Tensor) -> Tensor:
     """Training rows as the probe fits them: float64 on the CPU, float32 on a GPU."""
     return x.double() if x.device.type == "cpu" else x.float()
 
 
 @dataclass(frozen=True)
 class FeatureBasis:
-    """A probe's training rows (N, D) as it fits them (``_probe_rows``), their mean (D,) and
+    """A probe's training rows (N, D) as it fits them (``probe_rows``), their mean (D,) and
     the eigen-decomposition (values (D,), vectors E (D, D)) of their covariance: what
     ``fit_logistic`` preconditions with, computed once for every C."""
 
@@ -371,7 +371,7 @@ def fit_logistic(
     fewer iterations than on raw embeddings, whose curvature spans orders of magnitude. The loss
     and its gradient are computed where the rows are (float64 on the CPU, float32 on a GPU).
     Returns weights (classes, D), biases (classes,) and the loss evaluations."""
-    basis = FeatureBasis.of(_probe_rows(train)) if basis is None else basis
+    basis = FeatureBasis.of(probe_rows(train)) if basis is None else basis
     with torch.no_grad():
         objective = _Objective(basis, labels, n_classes, C)
         solution = _minimise(objective, objective.coordinates(start), max_iter)
@@ -418,7 +418,7 @@ def fit_linear_probe(
 
     def logistic(x: Tensor, y: Tensor, c: float, start: tuple[Tensor, Tensor] | None):
         if len(x) not in bases:
-            bases[len(x)] = FeatureBasis.of(_probe_rows(x))
+            bases[len(x)] = FeatureBasis.of(probe_rows(x))
         weight, bias, evaluations = fit_logistic(x, y, n_classes, c, max_iter, start, bases[len(x)])
         nonlocal passes
         passes += evaluations * len(x) / len(train)
