@@ -21,6 +21,12 @@
 
 from __future__ import annotations
 
+# isort: off
+from imprint.environment import quiet_blas_threads
+
+quiet_blas_threads()  # before NumPy loads OpenBLAS, as the workflow's sweep jobs inherit it
+# isort: on
+
 import argparse
 import datetime
 import json

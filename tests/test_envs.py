@@ -178,3 +178,15 @@ def test_the_source_goes_on_pythonpath_once_and_only_if_it_exists(tmp_path, monk
     prepend_pythonpath(tmp_path)
     prepend_pythonpath(tmp_path / "missing")
     assert os.environ["PYTHONPATH"] == os.pathsep.join([str(tmp_path), "/elsewhere"])
+
+
+def test_blas_threads_sleep_after_a_product_unless_the_environment_says_otherwise(monkeypatch):
+    """The shortest thread timeout OpenBLAS takes, unless the environment sets one."""
+    from imprint.environment import quiet_blas_threads
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    quiet_blas_threads()
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "20")
+    quiet_blas_threads()
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"

@@ -26,7 +26,7 @@ from imprint.study.config import (
     sweep_group,
     sweep_setup,
 )
-from imprint.environment import prepend_pythonpath
+from imprint.environment import prepend_pythonpath, quiet_blas_threads
 from imprint.fms.fm_spec import PAPER_FMS, checked_record, fm_spec
 from imprint.study.tasks import member_datasets
 
@@ -35,6 +35,8 @@ min_version("9.0")
 # Steps run with `--sdm conda` get the pinned dependencies from envs/ and the imprint package
 # from this checkout's src/ (a checkout-relative path cannot go into a conda env file).
 prepend_pythonpath(Path(workflow.basedir).parent / "src")
+# and the steps' NumPy BLAS threads do not spin on the cores of their PyTorch threads
+quiet_blas_threads()
 
 check_unique_keys(workflow.configfiles)
 validate(config, schema="../schemas/config.schema.yaml")
