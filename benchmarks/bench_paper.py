@@ -178,10 +178,15 @@ def calibrate(device: str) -> dict[str, float]:
         if name != "ranpac":
             run = lambda name=name: fit_baseline(name, rows, index, c, k, 0)  # noqa: E731
             rate(f"gen_{name}", count("gen", name, k), _clock(device, run))
-    # the probe's bases (of the held-out split's kept rows and of all rows) apart from its fits:
-    # they grow with D² where the fits grow with D times the classes
-    kept, _ = holdout_split(index, c, 0)
-    bases = lambda: [FeatureBasis.of(probe_rows(r)) for r in (rows[kept], rows)]  # noqa: E731
+    # the probe's bases (of the held-out split's kept rows; of all rows, joined from the kept
+    # and the held-out rows') apart from its fits: they grow with D² where the fits grow with D
+    # times the classes
+    kept, held = holdout_split(index, c, 0)
+
+    def bases() -> FeatureBasis:
+        basis = FeatureBasis.of(probe_rows(rows[kept]))
+        return basis.joined(probe_rows(rows), probe_rows(rows[held]))
+
     seconds = _clock(device, bases)
     rate("gen_probe_bases", count("gen", "probe_bases", k), seconds)
     rates["gen_linear_probe"] = max(

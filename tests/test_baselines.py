@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from imprint import NAMED_METHODS, ImprintingClassifier, expand_grid, sweep
 from imprint.method.baselines import (
     PROBE_GPU_MIN_ENTRIES,
+    FeatureBasis,
     cache_scores,
     fit_linear_probe,
     fit_logistic,
@@ -100,6 +101,25 @@ def test_logistic_regression_agrees_with_scikit_learn(noise, C):
     best = LogisticRegression(C=C, max_iter=20_000, tol=1e-8).fit(x[train], labels[train])
     reached = objective(weight.numpy(), bias.numpy())
     assert reached <= objective(best.coef_.astype(np.float64), best.intercept_) + 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_basis_joined_from_two_row_sets_is_that_of_their_union(dtype):
+    """All rows' basis from the kept rows' and the held-out rows' (the probe's refit): the mean,
+    the scatter (N - 1 times NumPy's covariance) and an eigen-decomposition of it of the union,
+    rows far from the origin (the sets' means differ) included."""
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(300, 6)) * [1, 2, 3, 1e-3, 1, 5] + 40
+    rows[:80] += 3  # the second set's rows, of another mean
+    union = torch.tensor(rows[::-1].copy(), dtype=dtype)  # in any order
+    first = FeatureBasis.of(torch.tensor(rows[80:], dtype=dtype))
+    basis = first.joined(union, torch.tensor(rows[:80], dtype=dtype))
+    rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    np.testing.assert_allclose(basis.mean, rows.mean(0), rtol=rtol)
+    np.testing.assert_allclose(basis.scatter, 299 * np.cov(rows.T), rtol=rtol, atol=rtol)
+    covariance = basis.vectors @ torch.diag(basis.values) @ basis.vectors.T
+    np.testing.assert_allclose(covariance, np.cov(rows.T) * 299 / 300, rtol=rtol, atol=rtol)
+    assert basis.rows is union
 
 
 def test_holdout_split_keeps_a_seeded_fifth_of_every_class():

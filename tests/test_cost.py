@@ -12,7 +12,6 @@ import yaml
 
 from imprint.fms.data import digits
 from imprint.fms.store import open_embeddings, save_embeddings
-from imprint.method.baselines import PROBE_HOLDOUT
 from imprint.method.classifier import ImprintingClassifier
 from imprint.method.generators import GEN
 from imprint.method.normalize import NORM_POST
@@ -21,7 +20,6 @@ from imprint.study.catalog import Catalog
 from imprint.study.config import job_owner, job_spec, sweep_group
 from imprint.study.cost import (
     LLOYD_REFERENCE,
-    PROBE_BASIS_ROWS,
     RATES,
     TaskSize,
     family_seconds,
@@ -370,8 +368,9 @@ def test_the_floor_prices_each_step_at_its_least_arithmetic():
         ("gen", "gram", 0, None): (10 * 1000 * 64 * 64 + 64**3) / 5e10,
         ("gen", "kmedoids", 5, None): 10 * 1000 * 1000 * 5 * 2 * 4 / 5e10,
         ("gen", "linear_probe", -1, None): 150 * 4 * (10 * 1000) * 64 * 10 / 5e10,
-        # the covariances of all 10,000 rows and of the 8,000 kept, two tridiagonal reductions
-        ("gen", "probe_bases", -1, None): (18_000 * 64 * 64 + 2 * 4 / 3 * 64**3) / 5e10,
+        # the scatter matrices of the 8,000 kept rows and the 2,000 held out (together all
+        # rows'), two tridiagonal reductions (of the kept rows' covariance, of all rows')
+        ("gen", "probe_bases", -1, None): (10_000 * 64 * 64 + 2 * 4 / 3 * 64**3) / 5e10,
         ("search", "kmeans", 5, "max"): 2 * 500 * (10 * 5) * 64 / 1e11,
         # two instructions a term (a minimum and a sum), each priced as a multiply-add's 2 flops
         ("search", "kmeans", 5, "manhattan"): 2 * 2 * 500 * (10 * 5) * 64 / 1e11,
@@ -384,16 +383,16 @@ def test_the_floor_prices_each_step_at_its_least_arithmetic():
 
 
 def test_a_probe_is_priced_as_its_bases_and_its_fits():
-    """A linear probe's unit holds its bases (of D² a row: the held-out split's kept rows and all
-    rows; one basis where a class has a single row) and its fits (D × classes a row); rates
-    measured before the split, which hold the bases in the fits' rate, price the bases at 0."""
-    assert PROBE_BASIS_ROWS == 2 - PROBE_HOLDOUT
+    """A linear probe's unit holds its bases (D² a row, and a decomposition of the held-out
+    split's kept rows and one of all rows; one where a class has a single row) and its fits
+    (D × classes a row); rates measured before the split, which hold the bases in the fits'
+    rate, price the bases at 0."""
     (unit,) = units(expand_grid({"gen": ["linear_probe"], "k": [-1]}))
     assert [s[1] for s in unit.steps if s[0] == "gen"] == ["probe_bases", "linear_probe"]
     size = TaskSize(n_classes=3, train_per_class=10, n_test=5, dim=4)
     rates = dict.fromkeys(json.loads(RATES.read_text())["cpu"]["seconds_per_op"], 0.0)
     rates.update(gen_linear_probe=1.0, gen_probe_bases=1.0)
-    expected = {"gen_probe_bases": 30 * 1.8 * 16 + 2 * 4 / 3 * 64, "gen_linear_probe": 30 * 4 * 3}
+    expected = {"gen_probe_bases": 30 * 16 + 2 * 4 / 3 * 64, "gen_linear_probe": 30 * 4 * 3}
     priced = family_seconds([unit], size, rates)
     assert {f: priced[f] for f in expected} == pytest.approx(expected)
     one_row = operations(("gen", "probe_bases", -1, None), 1, size)[1]

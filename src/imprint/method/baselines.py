@@ -236,27 +236,45 @@ def probe_rows(x: Tensor) -> Tensor:
     return x.double() if x.device.type == "cpu" else x.float()
 
 
+def _scatter(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The mean (D,) of rows ``x`` (N, D) and their scatter matrix, the sum of (x - mean)(x -
+    mean)^T (D, D)."""
+    mean = x.mean(0)
+    centred = x - mean
+    if x.device.type == "cpu":  # NumPy's A.T @ A: BLAS's symmetric rank-k update
+        return mean, torch.from_numpy(centred.numpy().T @ centred.numpy())
+    return mean, centred.T @ centred
+
+
 @dataclass(frozen=True)
 class FeatureBasis:
-    """A probe's training rows (N, D) as it fits them (``probe_rows``), their mean (D,) and
-    the eigen-decomposition (values (D,), vectors E (D, D)) of their covariance: what
-    ``fit_logistic`` preconditions with, computed once for every C."""
+    """A probe's training rows (N, D) as it fits them (``probe_rows``), their mean (D,), their
+    scatter matrix (D, D) and the eigen-decomposition (values (D,), vectors E (D, D)) of their
+    covariance: what ``fit_logistic`` preconditions with, computed once for every C."""
 
     rows: Tensor
     mean: Tensor
     values: Tensor
     vectors: Tensor
+    scatter: Tensor
 
     @classmethod
-    def of(cls, x: Tensor) -> FeatureBasis:
-        mean = x.mean(0)
-        centred = x - mean
-        if x.device.type == "cpu":  # NumPy's A.T @ A: BLAS's symmetric rank-k update
-            covariance = torch.from_numpy(centred.numpy().T @ centred.numpy())
-        else:
-            covariance = centred.T @ centred
-        values, vectors = torch.linalg.eigh(covariance / len(x))
-        return cls(x, mean, values.clamp_min(0), vectors)
+    def of(cls, x: Tensor, moments: tuple[Tensor, Tensor] | None = None) -> FeatureBasis:
+        """The basis of rows ``x``; ``moments``: their mean and scatter matrix, if known."""
+        mean, scatter = _scatter(x) if moments is None else moments
+        values, vectors = torch.linalg.eigh(scatter / len(x))
+        return cls(x, mean, values.clamp_min(0), vectors, scatter)
+
+    def joined(self, rows: Tensor, others: Tensor) -> FeatureBasis:
+        """The basis of ``rows``, which are this basis's rows and ``others`` (in any order):
+        their mean and scatter from this basis's and those of ``others`` (the pairwise update
+        of Chan, Golub and LeVeque), not from all of ``rows`` again."""
+        n, m = len(self.rows), len(others)
+        mean, scatter = _scatter(others)
+        delta = mean - self.mean
+        joined_mean = self.mean + delta * (m / (n + m))
+        joined_scatter = self.scatter + scatter + torch.outer(delta, delta) * (n * m / (n + m))
+        return FeatureBasis.of(rows, (joined_mean, joined_scatter))
 
     def scale(self, n_classes: int, C: float) -> Tensor:
         """s (D,) for which the objective over V = W E diag(1/s) is about as curved in every
@@ -431,6 +449,10 @@ def fit_linear_probe(
     if C is None:
         held_out = _held_out_accuracy(fit, train, labels, n_classes, seed)
         C = 1.0 if held_out is None else search_log_scale(held_out)
+        if held_out is not None:  # all rows' basis: the kept rows' joined with the held-out ones'
+            _, held = holdout_split(labels, n_classes, seed)
+            kept = bases[len(train) - len(held)]
+            bases[len(train)] = kept.joined(probe_rows(train), probe_rows(train[held]))
     weight, bias = logistic(train, labels, C, solutions.get(C))
     return ProbeFit(weight, bias, C, passes)
 

@@ -143,9 +143,6 @@ def _drawn(fewshot: int, size: TaskSize) -> float:
     return size.train_per_class if fewshot == -1 else min(fewshot, size.train_per_class)
 
 
-# The rows whose covariance a linear probe's bases take, in units of its training rows: all of
-# them and the held-out split's kept four fifths (``imprint.method.baselines.PROBE_HOLDOUT``).
-PROBE_BASIS_ROWS = 1.8
 # Families rates measured before them lack: their work was in another family's rate (the
 # probe's bases in its fits'), so they cost nothing at such rates.
 _LATER_FAMILIES = ("gen_probe_bases",)
@@ -194,10 +191,10 @@ def operations(step: Step, fewshot: int, size: TaskSize) -> tuple[str, float]:
         "knn": c * n * d,
         "cache": c * n * d,
         "linear_probe": c * n * d * c,  # one logistic-loss evaluation; the rate holds the fits
-        # the covariances' symmetric halves and eigen-decompositions (tridiagonal reduction) of
-        # all rows and of the held-out split's kept ones (no split with a single row a class)
-        "probe_bases": c * n * d * d * (PROBE_BASIS_ROWS if n > 1 else 1)
-        + (2 if n > 1 else 1) * (4 / 3) * d**3,
+        # the rows' scatter matrices, symmetric halves (the held-out split's kept rows' and the
+        # held-out rows', which together give all rows'), and the eigen-decompositions
+        # (tridiagonal reduction) of the kept and of all rows' (no split: one of all rows)
+        "probe_bases": c * n * d * d + (2 if n > 1 else 1) * (4 / 3) * d**3,
         # the rows projected, their Gram matrix, the solve, and λ's eigen-decomposition (of G,
         # or of the kernel matrix of the fitted rows where they are fewer)
         "ranpac": c * n * M * (d + M) + M**3 + min(c * n, M) ** 3,
