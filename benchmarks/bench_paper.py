@@ -45,13 +45,7 @@ from bench_sweep import make_task
 
 from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
-from imprint.method.baselines import (
-    FeatureBasis,
-    fit_baseline,
-    fit_linear_probe,
-    holdout_split,
-    probe_rows,
-)
+from imprint.method.baselines import fit_baseline, fit_linear_probe, probe_bases
 from imprint.method.batch import ClassBatch
 from imprint.method.clustering import kmeans_together, kmedoids_together, reference_distances
 from imprint.method.collapse import nearest_class_centre
@@ -181,12 +175,7 @@ def calibrate(device: str) -> dict[str, float]:
     # the probe's bases (of the held-out split's kept rows; of all rows, joined from the kept
     # and the held-out rows') apart from its fits: they grow with D² where the fits grow with D
     # times the classes
-    kept, held = holdout_split(index, c, 0)
-
-    def bases() -> FeatureBasis:
-        basis = FeatureBasis.of(probe_rows(rows[kept]))
-        return basis.joined(probe_rows(rows), probe_rows(rows[held]))
-
+    bases = lambda: probe_bases(rows, index, c, 0)  # noqa: E731
     seconds = _clock(device, bases)
     rate("gen_probe_bases", count("gen", "probe_bases", k), seconds)
     rates["gen_linear_probe"] = max(

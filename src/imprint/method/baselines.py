@@ -231,7 +231,7 @@ def select_cache_beta(
     return _select(grid, fit, train, labels, n_classes, seed, CACHE_BETA)
 
 
-def probe_rows(x: Tensor) -> Tensor:
+def _probe_rows(x: Tensor) -> Tensor:
     """Training rows as the probe fits them: float64 on the CPU, float32 on a GPU."""
     return x.double() if x.device.type == "cpu" else x.float()
 
@@ -248,7 +248,7 @@ def _scatter(x: Tensor) -> tuple[Tensor, Tensor]:
 
 @dataclass(frozen=True)
 class FeatureBasis:
-    """A probe's training rows (N, D) as it fits them (``probe_rows``), their mean (D,), their
+    """A probe's training rows (N, D) as it fits them (``_probe_rows``), their mean (D,), their
     scatter matrix (D, D) and the eigen-decomposition (values (D,), vectors E (D, D)) of their
     covariance: what ``fit_logistic`` preconditions with, computed once for every C."""
 
@@ -389,11 +389,26 @@ def fit_logistic(
     fewer iterations than on raw embeddings, whose curvature spans orders of magnitude. The loss
     and its gradient are computed where the rows are (float64 on the CPU, float32 on a GPU).
     Returns weights (classes, D), biases (classes,) and the loss evaluations."""
-    basis = FeatureBasis.of(probe_rows(train)) if basis is None else basis
+    basis = FeatureBasis.of(_probe_rows(train)) if basis is None else basis
     with torch.no_grad():
         objective = _Objective(basis, labels, n_classes, C)
         solution = _minimise(objective, objective.coordinates(start), max_iter)
         return LogisticFit(*objective.weights(solution), objective.evaluations)
+
+
+def probe_bases(
+    train: Tensor, labels: Tensor, n_classes: int, seed: int
+) -> dict[int, FeatureBasis]:
+    """The bases a probe's C search and refit precondition with, by their rows' count: the
+    held-out split's kept rows' (``holdout_split``) and all rows', joined from the kept rows'
+    and the held-out rows'; all rows' alone where no split is possible."""
+    rows = _probe_rows(train)
+    split = holdout_split(labels, n_classes, seed)
+    if split is None:
+        return {len(rows): FeatureBasis.of(rows)}
+    kept, held = split
+    basis = FeatureBasis.of(rows[kept])
+    return {len(kept): basis, len(rows): basis.joined(rows, rows[held])}
 
 
 class ProbeFit(NamedTuple):
@@ -436,7 +451,7 @@ def fit_linear_probe(
 
     def logistic(x: Tensor, y: Tensor, c: float, start: tuple[Tensor, Tensor] | None):
         if len(x) not in bases:
-            bases[len(x)] = FeatureBasis.of(probe_rows(x))
+            bases[len(x)] = FeatureBasis.of(_probe_rows(x))
         weight, bias, evaluations = fit_logistic(x, y, n_classes, c, max_iter, start, bases[len(x)])
         nonlocal passes
         passes += evaluations * len(x) / len(train)
@@ -447,12 +462,9 @@ def fit_linear_probe(
         return FittedBaseline("linear_probe", {"weight": weight, "bias": bias}, n_classes)
 
     if C is None:
+        bases.update(probe_bases(train, labels, n_classes, seed))
         held_out = _held_out_accuracy(fit, train, labels, n_classes, seed)
         C = 1.0 if held_out is None else search_log_scale(held_out)
-        if held_out is not None:  # all rows' basis: the kept rows' joined with the held-out ones'
-            _, held = holdout_split(labels, n_classes, seed)
-            kept = bases[len(train) - len(held)]
-            bases[len(train)] = kept.joined(probe_rows(train), probe_rows(train[held]))
     weight, bias = logistic(train, labels, C, solutions.get(C))
     return ProbeFit(weight, bias, C, passes)
 

@@ -120,7 +120,7 @@ def manhattan_to(
         rows, row_sums = _laid_out(x.to(w.dtype), shift, _ROWS)
         shape = (rows.shape[0], proxies.shape[0])
         out = scratch(*shape, w) if scratch else None
-        out = torch.from_numpy(np.empty(shape, dtype=rows.dtype)) if out is None else out
+        out = w.new_empty(shape) if out is None else out
         on_torch_threads(_l1_tiles, rows, proxies, row_sums, proxy_sums, out.numpy())
         return out[: x.shape[0], : w.shape[0]]
 
