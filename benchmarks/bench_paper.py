@@ -22,9 +22,11 @@
 from __future__ import annotations
 
 # isort: off
-from imprint.environment import quiet_blas_threads
+from imprint.environment import huge_pages_for_tensors, quiet_blas_threads
 
-quiet_blas_threads()  # before NumPy loads OpenBLAS, as the workflow's sweep jobs inherit it
+# before NumPy loads OpenBLAS and PyTorch allocates, as the workflow's sweep jobs inherit them
+quiet_blas_threads()
+huge_pages_for_tensors()
 # isort: on
 
 import argparse

@@ -190,3 +190,32 @@ def test_blas_threads_sleep_after_a_product_unless_the_environment_says_otherwis
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "20")
     quiet_blas_threads()
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"
+
+
+_FAULTS = """
+import resource, torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+block = torch.ones(2**24)  # 64 MB, mapped anew by glibc
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+_THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+@pytest.mark.skipif(
+    not _THP.exists() or "[never]" in _THP.read_text(), reason="no transparent huge pages"
+)
+def test_large_tensors_are_paged_in_two_megabytes_at_a_time(monkeypatch):
+    """A 64 MB tensor faults its 16,384 pages of 4 KB in one by one, unless PyTorch asks for
+    huge pages (``huge_pages_for_tensors``, which an environment's own setting overrides)."""
+    from imprint.environment import huge_pages_for_tensors
+
+    def faults() -> int:
+        run = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True)
+        return int(run.stdout)
+
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    huge_pages_for_tensors()
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0" and faults() > 2**14 * 0.9
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
+    huge_pages_for_tensors()
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1" and faults() < 2**14 / 10
