@@ -279,3 +279,19 @@ def test_the_least_entries_of_rows_are_a_stable_sorts_first(dtype, m, selection)
     d = rng.choice(np.array([0.0, -0.0, 0.5, 1.0, 2.0, np.inf], dtype=dtype), size=(200, 9))
     values, columns = aggregation._smallest(torch.tensor(d), m)
     _assert_a_stable_sorts_first(values, columns, d, m)
+
+
+def test_the_largest_inner_product_per_class_holds_for_proxies_in_any_order():
+    """Proxies of equal counts per class but not sorted by class (a ``ProxySet`` built by hand)
+    score as brute force's maximum over each class's proxies, as sorted ones do."""
+    rng = np.random.default_rng(8)
+    w = rng.normal(size=(12, 5))
+    labels = np.tile(np.arange(4), 3)  # 0, 1, 2, 3, 0, 1, ...: three a class, interleaved
+    x = rng.normal(size=(9, 5))
+    products = x @ w.T
+    brute = np.stack([products[:, labels == c].max(1) for c in range(4)], 1)
+    got = class_max_scores(torch.tensor(x), ProxySet(torch.tensor(w), torch.tensor(labels)), 4)
+    np.testing.assert_allclose(got.numpy(), brute, rtol=1e-12)
+    order = np.argsort(labels, kind="stable")
+    sorted_set = ProxySet(torch.tensor(w[order]), torch.tensor(labels[order]))
+    np.testing.assert_allclose(class_max_scores(torch.tensor(x), sorted_set, 4), brute, rtol=1e-12)

@@ -156,10 +156,13 @@ class Variant:
 
 
 def class_max_scores(x: Tensor, proxies: ProxySet, n_classes: int) -> Tensor:
-    """score_c(x) = max_j <w_cj, x> for every test row and class, (N, C)."""
+    """score_c(x) = max_j <w_cj, x> for every test row and class, (N, C). Proxies sorted by
+    class in runs of equal length (every GEN's) are reduced as (N, C, K) views, any others by
+    their labels."""
     out = x.new_empty(x.shape[0], n_classes)
-    counts = torch.bincount(proxies.labels, minlength=n_classes)
-    equal = bool((counts == counts[0]).all())
+    labels = proxies.labels
+    counts = torch.bincount(labels, minlength=n_classes)
+    equal = bool((counts == counts[0]).all()) and bool((labels[1:] >= labels[:-1]).all())
     scratch = Scratch()
     for block in _blocks(x.shape[0], proxies.weights.shape[0]):
         rows = x[block]
@@ -169,7 +172,7 @@ def class_max_scores(x: Tensor, proxies: ProxySet, n_classes: int) -> Tensor:
         if equal:
             out[block] = scores.view(scores.shape[0], n_classes, -1).amax(-1)
         else:
-            index = proxies.labels.expand_as(scores)
+            index = labels.expand_as(scores)
             full = scores.new_full((scores.shape[0], n_classes), -torch.inf)
             out[block] = full.scatter_reduce_(1, index, scores, "amax")
     return out
