@@ -22,11 +22,9 @@
 from __future__ import annotations
 
 # isort: off
-from imprint.environment import huge_pages_for_tensors, quiet_blas_threads
+from imprint.environment import job_defaults
 
-# before NumPy loads OpenBLAS and PyTorch allocates, as the workflow's sweep jobs inherit them
-quiet_blas_threads()
-huge_pages_for_tensors()
+job_defaults()  # before NumPy and PyTorch load, as the workflow's sweep jobs inherit them
 # isort: on
 
 import argparse

@@ -182,13 +182,14 @@ def test_the_source_goes_on_pythonpath_once_and_only_if_it_exists(tmp_path, monk
 
 def test_blas_threads_sleep_after_a_product_unless_the_environment_says_otherwise(monkeypatch):
     """The shortest thread timeout OpenBLAS takes, unless the environment sets one."""
-    from imprint.environment import quiet_blas_threads
+    from imprint.environment import job_defaults
 
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
-    quiet_blas_threads()
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    job_defaults()
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "20")
-    quiet_blas_threads()
+    job_defaults()
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"
 
 
@@ -206,16 +207,17 @@ _THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 )
 def test_large_tensors_are_paged_in_two_megabytes_at_a_time(monkeypatch):
     """A 64 MB tensor faults its 16,384 pages of 4 KB in one by one, unless PyTorch asks for
-    huge pages (``huge_pages_for_tensors``, which an environment's own setting overrides)."""
-    from imprint.environment import huge_pages_for_tensors
+    huge pages (``job_defaults``, which an environment's own setting overrides)."""
+    from imprint.environment import job_defaults
 
     def faults() -> int:
         run = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True)
         return int(run.stdout)
 
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
-    huge_pages_for_tensors()
+    job_defaults()
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0" and faults() > 2**14 * 0.9
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
-    huge_pages_for_tensors()
+    job_defaults()
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1" and faults() < 2**14 / 10

@@ -15,20 +15,18 @@ def prepend_pythonpath(directory: str | os.PathLike) -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([directory, *entries])
 
 
-def quiet_blas_threads() -> None:
-    """Let NumPy's OpenBLAS threads sleep as soon as a product ends (``OPENBLAS_THREAD_TIMEOUT``,
-    unless the environment sets it; read as OpenBLAS loads, so before NumPy is imported). By
-    default they spin for a while on the cores PyTorch's threads need next: on 2 threads the
-    linear probe's two bases (a NumPy covariance, then PyTorch's ``eigh``) took 371 ms, and
-    191 ms with it set, the same bits."""
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # 2^4 cycles, OpenBLAS's least
+def job_defaults() -> None:
+    """What the workflow's jobs (and ``bench_paper.py``, which prices them) set before NumPy and
+    PyTorch load, each unless the environment sets it:
 
-
-def huge_pages_for_tensors() -> None:
-    """Back PyTorch's large CPU tensors with transparent huge pages (``THP_MEM_ALLOC_ENABLE``,
-    unless the environment sets it; read when PyTorch first allocates, so before it is
-    imported). glibc maps every allocation over 32 MB anew, and the operating system pages it
-    in on first use, 4 KB at a time: a probe's float64 copy of 20,000 × 512 rows took 38.6 ms
-    (20,001 page faults), and 12.3 ms (583) with 2 MB pages, the same bits. Kernels whose huge
-    pages are ``never`` ignore it; NumPy asks for them by itself."""
+    - ``OPENBLAS_THREAD_TIMEOUT=4`` (OpenBLAS's least, 2^4 cycles): NumPy's OpenBLAS threads
+      sleep as soon as a product ends instead of spinning on the cores PyTorch's threads need
+      next (on 2 threads the linear probe's two bases, a NumPy covariance and then PyTorch's
+      ``eigh``, took 371 ms, and 191 ms with it set, the same bits);
+    - ``THP_MEM_ALLOC_ENABLE=1``: PyTorch backs its large CPU tensors with transparent huge
+      pages. glibc maps every allocation over 32 MB anew, and the operating system pages it in
+      on first use, 4 KB at a time: a probe's float64 copy of 20,000 × 512 rows took 38.6 ms
+      (20,001 page faults), and 12.3 ms (583) with 2 MB pages, the same bits. Kernels whose huge
+      pages are ``never`` ignore it; NumPy asks for them by itself."""
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")

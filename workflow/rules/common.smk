@@ -26,11 +26,7 @@ from imprint.study.config import (
     sweep_group,
     sweep_setup,
 )
-from imprint.environment import (
-    huge_pages_for_tensors,
-    prepend_pythonpath,
-    quiet_blas_threads,
-)
+from imprint.environment import job_defaults, prepend_pythonpath
 from imprint.fms.fm_spec import PAPER_FMS, checked_record, fm_spec
 from imprint.study.tasks import member_datasets
 
@@ -39,10 +35,9 @@ min_version("9.0")
 # Steps run with `--sdm conda` get the pinned dependencies from envs/ and the imprint package
 # from this checkout's src/ (a checkout-relative path cannot go into a conda env file).
 prepend_pythonpath(Path(workflow.basedir).parent / "src")
-# and the steps' NumPy BLAS threads do not spin on the cores of their PyTorch threads, and their
-# large tensors are paged in 2 MB at a time
-quiet_blas_threads()
-huge_pages_for_tensors()
+# The steps inherit these: their NumPy BLAS threads do not spin on the cores of their PyTorch
+# threads, and their large tensors are paged in 2 MB at a time.
+job_defaults()
 
 check_unique_keys(workflow.configfiles)
 validate(config, schema="../schemas/config.schema.yaml")
