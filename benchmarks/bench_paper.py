@@ -377,9 +377,10 @@ def kmeans_at_size(
 ) -> tuple[float, float, float, float]:
     """k-means as a sweep runs it, every clustering of a view together (the paper's k × 3
     seeds), on a CIFAR-10-sized task (10 classes × ``LLOYD_REFERENCE`` samples, 512-d): seconds
-    per operation (as ``imprint.study.cost`` counts them), its Lloyd steps and seeding
-    candidates per step, weighted by k as its work is, and how the steps grow with the samples
-    per class (the exponent from the same clusterings on twice the samples)."""
+    per operation (as ``imprint.study.cost`` counts them), its Lloyd steps (each class's own,
+    averaged over the classes) and seeding candidates per step, weighted by k as its work is,
+    and how the steps grow with the samples per class (the exponent from the same clusterings
+    on twice the samples)."""
     seconds, steps = _kmeans_steps(device, LLOYD_REFERENCE, ks, seeds)
     _, doubled = _kmeans_steps(device, 2 * LLOYD_REFERENCE, ks, seeds)
     trials = np.average([2 + int(np.log(k)) for k in ks], weights=ks)
@@ -391,7 +392,7 @@ def _kmeans_steps(
     device: str, per_class: int, ks: tuple[int, ...], seeds: int
 ) -> tuple[float, float]:
     """The seconds of every (k, seed) clustering of a 10-class, 512-d task together, and their
-    Lloyd steps weighted by k."""
+    Lloyd steps (the mean over the classes) weighted by k."""
     x, y = _tensors(per_class, 10, 512, 1, device)
     batch = ClassBatch.from_labels(x, y, 10)
     todo = [k for _ in range(seeds) for k in ks]

@@ -15,6 +15,7 @@ from imprint.method.clustering import (
     _nearest_centres,
     farthest_point_sampling,
     kmeans,
+    kmeans_together,
     kmedoids,
     kmedoids_pam,
     kmedoids_together,
@@ -258,31 +259,57 @@ def test_kmedoids_imprinting_on_digits_is_the_references(device):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_nearest_centres_of_stacked_clusterings_are_the_first_least_distances(dtype):
-    """The CPU kernel's nearest centres, per clustering of a stack, are the first argmin of
-    each clustering's squared distances as torch computes them (ties included: a duplicated
+    """The CPU kernel's nearest centres, per block (class, clustering) of a stack, are the first
+    argmin of the block's squared distances as torch computes them (ties included: a duplicated
     centre loses to its first copy), and the nearest by exact float64 distances where no two
-    centres are near-equidistant."""
+    centres are near-equidistant; classes may stack different clusterings (here the third
+    class only the last two, the rest of its rows left unread)."""
     generator = torch.Generator().manual_seed(3)
     x = torch.randn(3, 50, 16, generator=generator, dtype=dtype)
     ks = [1, 4, 2, 6]
     centres = torch.randn(3, sum(ks), 16, generator=generator, dtype=dtype)
     centres[:, 3] = centres[:, 2]  # a tie inside the second clustering
     norms = x.pow(2).sum(-1)
-    found = _nearest_centres(centres, x, norms, ks)
+    bounds = list(itertools.pairwise(np.cumsum([0, *ks]).tolist()))
+    blocks = [(c, lo, hi) for c in range(2) for lo, hi in bounds] + [(2, 0, 2), (2, 2, 8)]
+    found = _nearest_centres(centres, x, norms, np.array(blocks))
     exact = torch.cdist(x.double(), centres.double()).square()  # (C, n, K)
-    for (lo, hi), nearest in zip(itertools.pairwise(np.cumsum([0, *ks])), found, strict=True):
-        block = centres[:, lo:hi]
-        torch_way = squared_distances(block, x, None, norms).argmin(1)
+    for (c, lo, hi), nearest in zip(blocks, found, strict=True):
+        block = centres[c : c + 1, lo:hi]
+        torch_way = squared_distances(block, x[c : c + 1], None, norms[c : c + 1]).argmin(1)[0]
         assert torch.equal(nearest, torch_way)
-        ordered = exact[..., lo:hi].sort(-1).values
-        clear = ordered[..., 1:2].sub(ordered[..., :1]).squeeze(-1) > 1e-3 if hi - lo > 1 else None
-        best = exact[..., lo:hi].argmin(-1)
-        if clear is not None:
+        ordered = exact[c, :, lo:hi].sort(-1).values
+        best = exact[c, :, lo:hi].argmin(-1)
+        if hi - lo > 1:
+            clear = ordered[:, 1] - ordered[:, 0] > 1e-3
             assert torch.equal(nearest[clear], best[clear])
         else:
             assert (nearest == 0).all()
     # rows 2 and 3 of the stack are the second clustering's centres 1 and 2: the first wins
     assert (found[1] == 1).any() and not (found[1] == 2).any()
+
+
+def test_a_class_stops_when_its_assignments_do_and_each_is_as_alone():
+    """k-means of several clusterings of several classes together gives every class the
+    centroids of k-means on that class alone, bit for bit (a class whose assignments stopped
+    changing stops while others go on), and counts each class's own Lloyd steps: those of the
+    class alone, averaged over the classes."""
+    batch, _, _ = _batch(n_classes=4, per_class=120, dim=8, modes=5, seed=7)
+    ks, seeds = [1, 3, 5, 8], [2, 3, 4, 5]
+    streams = [_streams(batch, seed) for seed in seeds]
+    together, steps = kmeans_together(batch.x, batch.mask, ks, streams)
+    for j, (k, seed) in enumerate(zip(ks, seeds, strict=True)):
+        alone_steps = []
+        for c in range(4):
+            one = ClassStreams.keyed(seed, "gen", batch.keys[c : c + 1])
+            (centres,), (class_steps,) = kmeans_together(
+                batch.x[c : c + 1], batch.mask[c : c + 1], [k], [one]
+            )
+            assert torch.equal(together[j][c], centres[0]), (k, c)
+            alone_steps.append(class_steps)
+        assert steps[j] == pytest.approx(np.mean(alone_steps))
+        if k > 1:  # the classes stopped after different numbers of steps
+            assert len(set(alone_steps)) > 1, k
 
 
 @pytest.mark.parametrize("n", [1, 3, 7, 70, 150])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -46,17 +47,26 @@ def squared_distances(
 # BLAS gives each row of a product with this many rows or more the same bits whatever the
 # number of rows (MKL picks other kernels for 1-3 rows; from 8 features on), so that a
 # clustering's products are the same alone and stacked with other clusterings' (on the CPU;
-# cuBLAS promises nothing of the kind).
+# cuBLAS promises nothing of the kind). A batch of products has each product's bits whatever
+# the batch and the threads, but MKL splits the sums of a lone product over its threads, so
+# that one runs on one thread (k-means steps a class alone once it moves alone).
 _ROWS = 4
 
 
 def _product(a: Tensor, b: Tensor) -> Tensor:
-    """``torch.bmm(a, b)``, with ``a`` padded to at least ``_ROWS`` rows for the product."""
+    """``torch.bmm(a, b)``, with ``a`` padded to at least ``_ROWS`` rows for the product, and
+    a batch of one on one thread (on the CPU)."""
     rows = a.shape[1]
-    if rows >= _ROWS:
-        return torch.bmm(a, b)
-    padded = torch.cat([a, a.new_zeros(a.shape[0], _ROWS - rows, a.shape[2])], 1)
-    return torch.bmm(padded, b)[:, :rows]
+    if rows < _ROWS:
+        a = torch.cat([a, a.new_zeros(a.shape[0], _ROWS - rows, a.shape[2])], 1)
+    threads = torch.get_num_threads()
+    if len(a) > 1 or threads == 1 or a.device.type != "cpu":
+        return torch.bmm(a, b)[:, :rows]
+    torch.set_num_threads(1)
+    try:
+        return torch.bmm(a, b)[:, :rows]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _first_argmin(distances: Tensor) -> Tensor:
@@ -70,41 +80,29 @@ def _first_argmin(distances: Tensor) -> Tensor:
     return index
 
 
-def _nearest_centres(
-    centres: Tensor, x: Tensor, x_norms: Tensor, ks: Sequence[int]
-) -> list[Tensor]:
-    """Of several clusterings whose centres (C, k, D) are stacked in ``centres`` (C, sum ks,
-    D): every row of x's (C, n, D) nearest centre in each, (C, n), by ``squared_distances``,
-    the first of equals. On the CPU one product with every centre, then one pass over it (a
-    numba kernel rounding as ``squared_distances`` does)."""
-    offsets = np.cumsum([0, *ks])
+def _nearest_centres(centres: Tensor, x: Tensor, x_norms: Tensor, blocks: np.ndarray) -> Tensor:
+    """The nearest centre of every row of x (C, n, D) in each of ``blocks`` (T, 3): a class
+    and the first and end rows of a clustering's centres within that class's ``centres`` (C,
+    K, D), by ``squared_distances``, the first of equals; (T, n), indices within the block. On
+    the CPU one product with every centre, then one pass over it (a numba kernel rounding as
+    ``squared_distances`` does)."""
     if x.device.type != "cpu":
         distances = squared_distances(centres, x, None, x_norms)  # (C, K, n)
-        return [_first_argmin(distances[:, lo:hi]) for lo, hi in itertools.pairwise(offsets)]
+        out = torch.empty(len(blocks), x.shape[1], dtype=torch.long, device=x.device)
+        alike: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for task, (c, lo, hi) in enumerate(blocks.tolist()):
+            alike.setdefault((lo, hi), []).append((task, c))
+        for (lo, hi), members in alike.items():
+            tasks, classes = zip(*members, strict=True)
+            out[list(tasks)] = _first_argmin(distances[list(classes), lo:hi])
+        return out
     from imprint.method.kernels import first_least_rows, on_torch_threads
 
     products = np.ascontiguousarray(_product(centres, x.transpose(1, 2)).numpy())
-    out = np.empty((len(ks), *x_norms.shape), dtype=np.int64)
+    out = np.empty((len(blocks), x.shape[1]), dtype=np.int64)
     row_norms = squared_norms(centres).numpy()
-    on_torch_threads(first_least_rows, products, row_norms, x_norms.numpy(), offsets, out)
-    return list(torch.from_numpy(out))
-
-
-def _memberships(
-    assignments: Sequence[Tensor], offsets: np.ndarray, valid: Tensor
-) -> tuple[Tensor, Tensor]:
-    """The one-hot memberships (C, K, n) of several clusterings' ``assignments`` (each (C, n),
-    clustering j's clusters in rows ``offsets[j]:offsets[j + 1]``), ``valid`` (C, n) where a
-    sample is real and 0 elsewhere, and each cluster's size (C, K, 1): one zeroed block and one
-    scatter, not a comparison per cluster."""
-    rows = torch.stack([a + int(lo) for a, lo in zip(assignments, offsets, strict=False)], 1)
-    weights = valid[:, None, :].expand_as(rows)
-    onehot = valid.new_zeros(valid.shape[0], int(offsets[-1]), valid.shape[1])
-    onehot.scatter_(1, rows, weights)
-    sizes = valid.new_zeros(valid.shape[0], int(offsets[-1])).scatter_add_(
-        1, rows.flatten(1), weights.flatten(1)
-    )
-    return onehot, sizes[..., None]
+    on_torch_threads(first_least_rows, products, row_norms, x_norms.numpy(), blocks, out)
+    return torch.from_numpy(out)
 
 
 def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
@@ -196,15 +194,61 @@ def kmeans_together(
     ks: Sequence[int],
     streams: Sequence[ClassStreams],
     max_iter: int = 300,
-) -> tuple[list[Tensor], list[int]]:
+) -> tuple[list[Tensor], list[float]]:
     """``kmeans`` of several clusterings (one per k and streams) of the same classes, each
     seeded and stopped as alone, in one pass over x per Lloyd step: one product with the centres
     of every clustering still moving (``_nearest_centres``), one with their assignments (on the
-    CPU each clustering is bit for bit as alone: see ``_ROWS``). Returns each clustering's
-    centroids and Lloyd steps."""
+    CPU each clustering is bit for bit as alone: see ``_ROWS``). A class stops when its own
+    assignments stop changing, as scikit-learn's ``KMeans`` fitted on that class alone stops.
+    Returns each clustering's centroids and its Lloyd steps, the mean over the classes."""
     xc, shift = _centred(x, mask)
     centres, steps = _lloyd(xc, mask, squared_norms(xc), ks, streams, max_iter)
     return [c + shift for c in centres], steps
+
+
+class _Layout(NamedTuple):
+    """The centres a Lloyd step stacks: per class that moves (``classes``, a slice where they
+    are a range), the rows of its moving clusterings' centres (``rows``, (C', K), padded with
+    the zero row past every clustering's), and the ``blocks`` (T, 3) of its moving clusterings
+    in them (the class's position, first and end row) with their (clustering, class) ``pairs``
+    (T, 2)."""
+
+    classes: slice | Tensor
+    positions: Tensor
+    rows: Tensor
+    blocks: np.ndarray
+    pairs: np.ndarray
+
+
+def _layout(moving: np.ndarray, ks: Sequence[int], union: bool, device: torch.device) -> _Layout:
+    """The stacked centres of the (clustering, class) pairs ``moving`` (clusterings, C): on the
+    CPU each class's own (a class stops when its assignments do, as scikit-learn's ``KMeans``
+    on that class alone); on a GPU (``union``), where every launch counts, every class gets the
+    rows of every clustering that moves in any class, so that all share one layout."""
+    offsets = np.cumsum([0, *ks])
+    classes = np.flatnonzero(moving.any(0))
+    anywhere = np.flatnonzero(moving.any(1))
+    rows: list[list[int]] = []
+    blocks, pairs = [], []
+    for position, c in enumerate(classes.tolist()):
+        mine: list[int] = []
+        for j in anywhere.tolist() if union else np.flatnonzero(moving[:, c]).tolist():
+            if moving[j, c]:
+                blocks.append((position, len(mine), len(mine) + ks[j]))
+                pairs.append((j, c))
+            mine.extend(range(offsets[j], offsets[j + 1]))
+        rows.append(mine)
+    width = max(len(r) for r in rows)
+    padded = torch.tensor([r + [int(offsets[-1])] * (width - len(r)) for r in rows], device=device)
+    index = torch.as_tensor(classes, device=device)
+    ranged = len(classes) == classes[-1] - classes[0] + 1
+    return _Layout(
+        slice(int(classes[0]), int(classes[-1]) + 1) if ranged else index,
+        index,
+        padded,
+        np.array(blocks, dtype=np.int64),
+        np.array(pairs, dtype=np.int64),
+    )
 
 
 def _lloyd(
@@ -214,35 +258,51 @@ def _lloyd(
     ks: Sequence[int],
     streams: Sequence[ClassStreams],
     max_iter: int,
-) -> tuple[list[Tensor], list[int]]:
-    """``kmeans_together`` on centred samples ``xc`` of squared norms ``norms``: the centred
-    centroids and the Lloyd steps of each clustering."""
+) -> tuple[list[Tensor], list[float]]:
+    """``kmeans_together`` on centred samples ``xc`` (C, n, D) of squared norms ``norms``: the
+    centred centroids and the Lloyd steps of each clustering (the mean over the classes). A
+    step stacks the centres of the clusterings that move in each class (``_layout``), finds
+    every row's nearest centre in one product, compares each (clustering, class) with its
+    previous assignments, then updates those still moving in one product with their
+    memberships."""
     starts = seed_together(xc, mask, ks, streams, norms=norms)
-    centres = [_gather_rows(xc, start) for start in starts]
+    n_classes, n = mask.shape
+    # every clustering's centres side by side, then a zero row that padding reads
+    zero = xc.new_zeros(n_classes, 1, xc.shape[2])
+    centres = torch.cat([_gather_rows(xc, start) for start in starts] + [zero], 1)
     valid = mask.to(xc.dtype)
-    previous: list[Tensor | None] = [None] * len(ks)
-    steps = [0] * len(ks)
-    moving = list(range(len(ks)))
-    for _ in range(max_iter):
-        stacked = torch.cat([centres[j] for j in moving], 1)
-        nearest = _nearest_centres(stacked, xc, norms, [ks[j] for j in moving])
-        still = []
-        for j, assign in zip(moving, nearest, strict=True):
-            if previous[j] is None or not bool(((assign == previous[j]) | ~mask).all()):
-                previous[j] = assign
-                still.append(j)
-        moving = still
-        if not moving:
+    assigned = torch.zeros(len(ks), n_classes, n, dtype=torch.long, device=xc.device)
+    moving = np.ones((len(ks), n_classes), dtype=bool)
+    steps = np.zeros((len(ks), n_classes))
+    union = xc.device.type != "cpu"
+    for step in range(max_iter):
+        layout = _layout(moving, ks, union, xc.device)
+        j, c = (torch.as_tensor(p, device=xc.device) for p in layout.pairs.T)
+        stacked = centres[layout.positions[:, None], layout.rows]
+        x = xc[layout.classes]
+        nearest = _nearest_centres(stacked, x, norms[layout.classes], layout.blocks)
+        if step:
+            same = ((nearest == assigned[j, c]) | ~mask[c]).all(1).cpu().numpy()
+            moving[layout.pairs[same, 0], layout.pairs[same, 1]] = False
+        assigned[j, c] = nearest
+        if not moving.any():
             break
-        bounds = np.cumsum([0] + [ks[j] for j in moving])
-        for j in moving:
-            steps[j] += 1
-        onehot, sizes = _memberships([previous[j] for j in moving], bounds, valid)
-        sums = _product(onehot, xc)
-        for j, (lo, hi) in zip(moving, itertools.pairwise(bounds), strict=True):
-            update = sums[:, lo:hi] / sizes[:, lo:hi].clamp_min(1)
-            centres[j] = torch.where(sizes[:, lo:hi] > 0, update, centres[j])
-    return centres, steps
+        steps += moving
+        layout = _layout(moving, ks, union, xc.device)
+        j, c = (torch.as_tensor(p, device=xc.device) for p in layout.pairs.T)
+        stacked = centres[layout.positions[:, None], layout.rows]
+        # the one-hot memberships (C', K, n) of the moving pairs, and each cluster's size
+        position, first = (torch.as_tensor(b, device=xc.device) for b in layout.blocks[:, :2].T)
+        onehot = torch.zeros_like(stacked[..., :1]).expand(-1, -1, n).contiguous()
+        columns = torch.arange(n, device=xc.device)
+        onehot[position[:, None], assigned[j, c] + first[:, None], columns] = valid[c]
+        sizes = onehot.sum(2, keepdim=True)
+        sums = _product(onehot, xc[layout.classes])
+        update = torch.where(sizes > 0, sums / sizes.clamp_min(1), stacked)
+        centres[layout.positions[:, None], layout.rows] = update
+    offsets = np.cumsum([0, *ks])
+    clusterings = [centres[:, lo:hi].contiguous() for lo, hi in itertools.pairwise(offsets)]
+    return clusterings, steps.mean(1).tolist()
 
 
 def _class_distances(

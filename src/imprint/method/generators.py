@@ -83,7 +83,7 @@ def cluster_together(
     """Every k-means clustering (k, seed) of ``clusterings`` whose k every class of the batch
     exceeds, computed together (``clustering.kmeans_together``: one pass over the data per
     Lloyd step) into ``view`` for ``GenContext.kmeans``, each with its share of the time by its
-    work (k times its Lloyd steps)."""
+    work (k times its Lloyd steps, the mean over the classes)."""
     todo = sorted(
         (k, seed)
         for k, seed in clusterings

@@ -28,19 +28,18 @@ def first_least_rows(
     products: np.ndarray,
     row_norms: np.ndarray,
     column_norms: np.ndarray,
-    offsets: np.ndarray,
+    blocks: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover
-    """For every block j of rows ``offsets[j]:offsets[j + 1]`` of ``products`` (C, K, n): each
-    column's first row of the least ``max(row_norm - 2 product + column_norm, 0)``, its index
-    within the block, into ``out[j]`` (C, n). The sum is rounded in the dtype of ``products`` in
-    the order ``imprint.method.clustering.squared_distances`` rounds it (-2·p is exact), so the
-    rows are those of its distances, read once instead of in several passes."""
+    """For every block (c, lo, hi) of ``blocks`` (T, 3), rows ``lo:hi`` of ``products[c]`` (C,
+    K, n): each column's first row of the least ``max(row_norm - 2 product + column_norm,
+    0)``, its index within the block, into ``out[t]`` (n,). The sum is rounded in the dtype of
+    ``products`` in the order ``imprint.method.clustering.squared_distances`` rounds it (-2·p
+    is exact), so the rows are those of its distances, read once instead of in several
+    passes."""
     n = column_norms.shape[1]
-    blocks = offsets.shape[0] - 1
-    for task in numba.prange(column_norms.shape[0] * blocks):
-        c, j = task // blocks, task % blocks
-        lo, hi = offsets[j], offsets[j + 1]
+    for task in numba.prange(blocks.shape[0]):
+        c, lo, hi = blocks[task, 0], blocks[task, 1], blocks[task, 2]
         zero = products[c, lo, 0] * 0
         least = np.empty(n, dtype=products.dtype)
         index = np.zeros(n, dtype=np.int64)
@@ -54,7 +53,7 @@ def first_least_rows(
                 if r == lo or value < least[i]:
                     least[i] = value
                     index[i] = r - lo
-        out[j, c] = index
+        out[task] = index
 
 
 _TILE = 64  # rows and columns of a tile of ``symmetric_distances``: two 32 KB float64 blocks
