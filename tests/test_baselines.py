@@ -311,3 +311,39 @@ def test_ranpac_and_fecam_in_a_sweep_predict_as_their_learners_fitted_once(task,
 def test_fecam_refuses_one_shot_before_it_runs():
     with pytest.raises(ValueError, match=r"fecam.*two rows a class.*fewshot >= 2"):
         expand_grid({"gen": ["fecam"], "fewshot": [1]})
+
+
+_PROBE_AFTER = """
+import sys, numpy as np, torch
+from imprint.method.baselines import fit_linear_probe
+from imprint.method.batch import ClassBatch
+from imprint.method.clustering import kmeans
+from imprint.method.randomness import ClassStreams
+torch.set_num_threads(1)
+mixture, draws = np.random.default_rng(0), np.random.default_rng(1)
+offset, modes = mixture.normal(size=32) * 10, mixture.normal(size=(10, 3, 32))
+y = np.repeat(np.arange(10), 60)
+x = offset + modes[y, draws.integers(0, 3, size=600)] + draws.normal(scale=0.8, size=(600, 32))
+x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+if sys.argv[1] == "after":  # other work first, as a sweep job runs other GENs before it
+    batch = ClassBatch.from_labels(x, y, 10)
+    kmeans(batch.x, batch.mask, 3, ClassStreams.keyed(1, "gen", batch.keys), max_iter=3)
+probe = fit_linear_probe(x, y, 10, seed=123987)
+print(probe.passes, probe.weight.double().sum().item(), probe.bias.double().sum().item())
+"""
+
+
+def test_a_probe_fits_the_same_whatever_its_process_computed_before():
+    """The probe's fit is the same alone in a fresh process and after k-means there (MKL's dot
+    product, which its loss once used, rounded otherwise after some such products)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def fitted(order: str) -> str:
+        command = [sys.executable, "-c", _PROBE_AFTER, order]
+        root = Path(__file__).parents[1]
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+        return done.stdout
+
+    assert fitted("alone") == fitted("after")
