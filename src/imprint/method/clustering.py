@@ -251,6 +251,16 @@ def _layout(moving: np.ndarray, ks: Sequence[int], union: bool, device: torch.de
     )
 
 
+def _stack(
+    centres: Tensor, moving: np.ndarray, ks: Sequence[int], union: bool
+) -> tuple[_Layout, Tensor, Tensor, Tensor]:
+    """The ``_layout`` of ``moving`` over ``centres`` (C, sum ks + 1, D), its pairs' clusterings
+    and classes as index tensors, and the centres it stacks (C', K, D)."""
+    layout = _layout(moving, ks, union, centres.device)
+    clustering, of = (torch.as_tensor(p, device=centres.device) for p in layout.pairs.T)
+    return layout, clustering, of, centres[layout.positions[:, None], layout.rows]
+
+
 def _lloyd(
     xc: Tensor,
     mask: Tensor,
@@ -276,9 +286,7 @@ def _lloyd(
     steps = np.zeros((len(ks), n_classes))
     union = xc.device.type != "cpu"
     for step in range(max_iter):
-        layout = _layout(moving, ks, union, xc.device)
-        j, c = (torch.as_tensor(p, device=xc.device) for p in layout.pairs.T)
-        stacked = centres[layout.positions[:, None], layout.rows]
+        layout, j, c, stacked = _stack(centres, moving, ks, union)
         x = xc[layout.classes]
         nearest = _nearest_centres(stacked, x, norms[layout.classes], layout.blocks)
         if step:
@@ -288,12 +296,10 @@ def _lloyd(
         if not moving.any():
             break
         steps += moving
-        layout = _layout(moving, ks, union, xc.device)
-        j, c = (torch.as_tensor(p, device=xc.device) for p in layout.pairs.T)
-        stacked = centres[layout.positions[:, None], layout.rows]
+        layout, j, c, stacked = _stack(centres, moving, ks, union)
         # the one-hot memberships (C', K, n) of the moving pairs, and each cluster's size
         position, first = (torch.as_tensor(b, device=xc.device) for b in layout.blocks[:, :2].T)
-        onehot = torch.zeros_like(stacked[..., :1]).expand(-1, -1, n).contiguous()
+        onehot = stacked.new_zeros(*stacked.shape[:2], n)
         columns = torch.arange(n, device=xc.device)
         onehot[position[:, None], assigned[j, c] + first[:, None], columns] = valid[c]
         sizes = onehot.sum(2, keepdim=True)
