@@ -40,8 +40,14 @@ def squared_distances(
     over the data saved)."""
     x_norms = squared_norms(x) if x_norms is None else x_norms
     centre_norms = squared_norms(centres) if centre_norms is None else centre_norms
-    sq = _product(x, centres.transpose(1, 2)).mul_(-2)  # in place: no (C, n, k) temporaries
-    return sq.add_(x_norms[..., None]).add_(centre_norms[:, None, :]).clamp_min_(0)
+    return _expanded(_product(x, centres.transpose(1, 2)), x_norms, centre_norms)
+
+
+def _expanded(products: Tensor, left_norms: Tensor, right_norms: Tensor) -> Tensor:
+    """Squared distances from the ``products`` (C, a, b) of two sets of rows and their squared
+    norms (C, a) and (C, b), in place: no (C, a, b) temporaries."""
+    sq = products.mul_(-2).add_(left_norms[..., None]).add_(right_norms[:, None, :])
+    return sq.clamp_min_(0)
 
 
 # BLAS gives each row of a product with this many rows or more the same bits whatever the
@@ -56,17 +62,28 @@ _ROWS = 4
 def _product(a: Tensor, b: Tensor) -> Tensor:
     """``torch.bmm(a, b)``, with ``a`` padded to at least ``_ROWS`` rows for the product, and
     a batch of one on one thread (on the CPU)."""
+    return _products(a, [(slice(None), b)])
+
+
+def _products(a: Tensor, parts: Sequence[tuple[slice, Tensor]]) -> Tensor:
+    """``_product`` of ``a`` (B, r, m) with a right-hand side (B, m, w) given in parts: a slice
+    of the batch and its part of the right-hand side, each multiplied into its slice of one
+    result (so that the parts need not be copied into one tensor first)."""
     rows = a.shape[1]
     if rows < _ROWS:
         a = torch.cat([a, a.new_zeros(a.shape[0], _ROWS - rows, a.shape[2])], 1)
+    out = a.new_empty(a.shape[0], a.shape[1], parts[0][1].shape[2])
     threads = torch.get_num_threads()
-    if len(a) > 1 or threads == 1 or a.device.type != "cpu":
-        return torch.bmm(a, b)[:, :rows]
-    torch.set_num_threads(1)
-    try:
-        return torch.bmm(a, b)[:, :rows]
-    finally:
-        torch.set_num_threads(threads)
+    for batch, b in parts:
+        if len(b) > 1 or threads == 1 or a.device.type != "cpu":
+            torch.bmm(a[batch], b, out=out[batch])
+            continue
+        torch.set_num_threads(1)
+        try:
+            torch.bmm(a[batch], b, out=out[batch])
+        finally:
+            torch.set_num_threads(threads)
+    return out[:, :rows]
 
 
 def _first_argmin(distances: Tensor) -> Tensor:
@@ -80,15 +97,19 @@ def _first_argmin(distances: Tensor) -> Tensor:
     return index
 
 
-def _nearest_centres(centres: Tensor, x: Tensor, x_norms: Tensor, blocks: np.ndarray) -> Tensor:
-    """The nearest centre of every row of x (C, n, D) in each of ``blocks`` (T, 3): a class
-    and the first and end rows of a clustering's centres within that class's ``centres`` (C,
-    K, D), by ``squared_distances``, the first of equals; (T, n), indices within the block. On
-    the CPU one product with every centre, then one pass over it (a numba kernel rounding as
-    ``squared_distances`` does)."""
-    if x.device.type != "cpu":
-        distances = squared_distances(centres, x, None, x_norms)  # (C, K, n)
-        out = torch.empty(len(blocks), x.shape[1], dtype=torch.long, device=x.device)
+def _nearest_centres(
+    centres: Tensor, parts: Sequence[tuple[slice, Tensor]], x_norms: Tensor, blocks: np.ndarray
+) -> Tensor:
+    """The nearest centre of every row of x (C, n, D), given as ``parts`` (``_products``: a
+    slice of the classes and its rows transposed, (c, D, n)) with squared norms ``x_norms``
+    (C, n), in each of ``blocks`` (T, 3): a class and the first and end rows of a clustering's
+    centres within that class's ``centres`` (C, K, D), by ``squared_distances``, the first of
+    equals; (T, n), indices within the block. One product with every centre, then on the CPU
+    one pass over it (a numba kernel rounding as ``squared_distances`` does)."""
+    products = _products(centres, parts)
+    if products.device.type != "cpu":
+        distances = _expanded(products, squared_norms(centres), x_norms)  # (C, K, n)
+        out = torch.empty(len(blocks), x_norms.shape[1], dtype=torch.long, device=x_norms.device)
         alike: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for task, (c, lo, hi) in enumerate(blocks.tolist()):
             alike.setdefault((lo, hi), []).append((task, c))
@@ -98,9 +119,9 @@ def _nearest_centres(centres: Tensor, x: Tensor, x_norms: Tensor, blocks: np.nda
         return out
     from imprint.method.kernels import first_least_rows, on_torch_threads
 
-    products = np.ascontiguousarray(_product(centres, x.transpose(1, 2)).numpy())
-    out = np.empty((len(blocks), x.shape[1]), dtype=np.int64)
+    out = np.empty((len(blocks), x_norms.shape[1]), dtype=np.int64)
     row_norms = squared_norms(centres).numpy()
+    products = np.ascontiguousarray(products.numpy())
     on_torch_threads(first_least_rows, products, row_norms, x_norms.numpy(), blocks, out)
     return torch.from_numpy(out)
 
@@ -207,14 +228,15 @@ def kmeans_together(
 
 
 class _Layout(NamedTuple):
-    """The centres a Lloyd step stacks: per class that moves (``classes``, a slice where they
-    are a range), the rows of its moving clusterings' centres (``rows``, (C', K), padded with
-    the zero row past every clustering's), and the ``blocks`` (T, 3) of its moving clusterings
-    in them (the class's position, first and end row) with their (clustering, class) ``pairs``
-    (T, 2)."""
+    """The centres a Lloyd step stacks: per class that moves (``classes``, (C',); ``runs``, the
+    slices of the stack and of the classes of each range of consecutive ones, so that their
+    rows are read in place), the rows of its moving clusterings' centres (``rows``, (C', K),
+    padded with the zero row past every clustering's), and the ``blocks`` (T, 3) of its moving
+    clusterings in them (the class's position, first and end row) with their (clustering,
+    class) ``pairs`` (T, 2)."""
 
-    classes: slice | Tensor
-    positions: Tensor
+    classes: Tensor
+    runs: list[tuple[slice, slice]]
     rows: Tensor
     blocks: np.ndarray
     pairs: np.ndarray
@@ -240,11 +262,14 @@ def _layout(moving: np.ndarray, ks: Sequence[int], union: bool, device: torch.de
         rows.append(mine)
     width = max(len(r) for r in rows)
     padded = torch.tensor([r + [int(offsets[-1])] * (width - len(r)) for r in rows], device=device)
-    index = torch.as_tensor(classes, device=device)
-    ranged = len(classes) == classes[-1] - classes[0] + 1
+    starts = np.flatnonzero(np.diff(classes, prepend=-2) != 1).tolist()
+    runs = [
+        (slice(lo, hi), slice(int(classes[lo]), int(classes[hi - 1]) + 1))
+        for lo, hi in itertools.pairwise([*starts, len(classes)])
+    ]
     return _Layout(
-        slice(int(classes[0]), int(classes[-1]) + 1) if ranged else index,
-        index,
+        torch.as_tensor(classes, device=device),
+        runs,
         padded,
         np.array(blocks, dtype=np.int64),
         np.array(pairs, dtype=np.int64),
@@ -258,7 +283,7 @@ def _stack(
     and classes as index tensors, and the centres it stacks (C', K, D)."""
     layout = _layout(moving, ks, union, centres.device)
     clustering, of = (torch.as_tensor(p, device=centres.device) for p in layout.pairs.T)
-    return layout, clustering, of, centres[layout.positions[:, None], layout.rows]
+    return layout, clustering, of, centres[layout.classes[:, None], layout.rows]
 
 
 def _lloyd(
@@ -287,8 +312,8 @@ def _lloyd(
     union = xc.device.type != "cpu"
     for step in range(max_iter):
         layout, j, c, stacked = _stack(centres, moving, ks, union)
-        x = xc[layout.classes]
-        nearest = _nearest_centres(stacked, x, norms[layout.classes], layout.blocks)
+        parts = [(at, xc[of].transpose(1, 2)) for at, of in layout.runs]
+        nearest = _nearest_centres(stacked, parts, norms[layout.classes], layout.blocks)
         if step:
             same = ((nearest == assigned[j, c]) | ~mask[c]).all(1).cpu().numpy()
             moving[layout.pairs[same, 0], layout.pairs[same, 1]] = False
@@ -303,9 +328,9 @@ def _lloyd(
         columns = torch.arange(n, device=xc.device)
         onehot[position[:, None], assigned[j, c] + first[:, None], columns] = valid[c]
         sizes = onehot.sum(2, keepdim=True)
-        sums = _product(onehot, xc[layout.classes])
+        sums = _products(onehot, [(at, xc[of]) for at, of in layout.runs])
         update = torch.where(sizes > 0, sums / sizes.clamp_min(1), stacked)
-        centres[layout.positions[:, None], layout.rows] = update
+        centres[layout.classes[:, None], layout.rows] = update
     offsets = np.cumsum([0, *ks])
     clusterings = [centres[:, lo:hi].contiguous() for lo, hi in itertools.pairwise(offsets)]
     return clusterings, steps.mean(1).tolist()
