@@ -334,8 +334,9 @@ print(probe.passes, probe.weight.double().sum().item(), probe.bias.double().sum(
 
 
 def test_a_probe_fits_the_same_whatever_its_process_computed_before():
-    """The probe's fit is the same alone in a fresh process and after k-means there (MKL's dot
-    product, which its loss once used, rounded otherwise after some such products)."""
+    """The probe's fit is the same alone in a fresh process and after k-means there (whose
+    numba kernel once left PyTorch on every core, where MKL's dot product, which the loss then
+    used, rounded otherwise)."""
     import subprocess
     import sys
     from pathlib import Path

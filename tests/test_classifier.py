@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +90,31 @@ def test_results_do_not_depend_on_the_number_of_threads(task):
         torch.set_num_threads(threads)
     assert torch.equal(outputs[0][0], outputs[1][0])
     np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+
+
+_THREADS_AFTER = """
+import os, torch
+from imprint import ImprintingClassifier
+from tests.conftest import make_task
+x, y = make_task(seed=1)
+for n in (1, (os.cpu_count() or 1) + 1):
+    torch.set_num_threads(n)
+    for distance in ("manhattan", "euclidean"):
+        ImprintingClassifier(gen="kmeans", k=5, agg="mnn", distance=distance).fit(x, y).predict(x)
+        print(n, torch.get_num_threads())
+"""
+
+
+def test_a_fit_leaves_pytorch_on_the_threads_it_was_given():
+    """numba's kernels (k-means' nearest centres, the searches) run on PyTorch's threads and
+    leave PyTorch on them, fewer than the cores or more, in a fresh process as a sweep job's:
+    numba's OpenMP threading layer shares PyTorch's OpenMP runtime, whose thread count it sets
+    (a one-thread job ran on every core after its first kernel)."""
+    root = Path(__file__).parents[1]
+    command = [sys.executable, "-c", _THREADS_AFTER]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+    pairs = [line.split() for line in done.stdout.splitlines()]
+    assert len(pairs) == 4 and all(given == kept for given, kept in pairs)
 
 
 @pytest.mark.parametrize(

@@ -328,8 +328,6 @@ class _Objective:
         weight, bias = self.weights(flat)
         x = self.basis.rows
         log_p = torch.log_softmax(torch.addmm(bias[:, None], weight, x.T), dim=0)
-        # sums, not BLAS's dot: MKL's dot of the same vectors was seen to round otherwise after
-        # some unrelated products in the same process, so that a fit depended on earlier work
         loss = self.penalty * weight.square().sum()
         loss -= (log_p * self.onehot).sum() / self.n_rows
         residual = log_p.exp_().sub_(self.onehot).div_(self.n_rows)

@@ -14,13 +14,17 @@ import torch
 
 
 def on_torch_threads(kernel: Any, *args: Any) -> None:
-    """Run ``kernel(*args)`` on as many threads as PyTorch uses (within numba's pool)."""
-    threads = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    """Run ``kernel(*args)`` on as many threads as PyTorch uses (within numba's pool), and leave
+    PyTorch on them: numba's OpenMP threading layer shares PyTorch's OpenMP runtime, whose
+    thread count numba's setting is, so that PyTorch's changes with it (a one-thread sweep job
+    ran its products on every core after its first kernel)."""
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         kernel(*args)
     finally:
-        numba.set_num_threads(threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 @numba.njit(boundscheck=False, parallel=True, cache=True)
