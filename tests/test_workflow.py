@@ -37,7 +37,7 @@ def test_every_artifact_exists(workflow_run):
     }  # fmt: skip
     # The averages the README states (one flip of one test row moves an average by 0.03)
     averages = table1.set_index("name")["average_accuracy"]
-    stated = {"linear_probe": 97.96, "oracle": 96.90, "ours": 91.64, "knn": 91.56}
+    stated = {"linear_probe": 97.85, "oracle": 96.90, "ours": 91.64, "knn": 91.56}
     for name, accuracy in stated.items():
         assert averages[name] == pytest.approx(accuracy, abs=0.05), name
     for name in FIGURES[:8]:  # each figure's numbers beside it
