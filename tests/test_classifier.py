@@ -77,6 +77,18 @@ def test_same_seed_same_proxies_and_predictions(task):
     np.testing.assert_array_equal(first.predict(x_test), second.predict(x_test))
 
 
+@pytest.mark.parametrize("gen", ["kmeans", "kmedoids", "linear_probe"])
+def test_rows_that_require_grad_fit_and_predict_as_their_values(task, gen):
+    """Embeddings straight from a model (tensors that require grad) are taken by value: the
+    same proxies and predictions as the detached rows."""
+    x, y, x_test, _ = task
+    rows, test = torch.tensor(x, requires_grad=True), torch.tensor(x_test, requires_grad=True)
+    graph = ImprintingClassifier(gen=gen, k=3).fit(rows, y)
+    values = ImprintingClassifier(gen=gen, k=3).fit(x, y)
+    np.testing.assert_array_equal(graph.predict(test), values.predict(x_test))
+    np.testing.assert_array_equal(graph.decision_function(test), values.decision_function(x_test))
+
+
 def test_results_do_not_depend_on_the_number_of_threads(task):
     x, y, x_test, _ = task
     threads = torch.get_num_threads()

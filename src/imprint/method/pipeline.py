@@ -35,9 +35,11 @@ def _is_sparse(x: Any) -> bool:
 def as_embeddings(
     x: Any, name: str, device: str | torch.device, dtype: torch.dtype = torch.float32
 ) -> Tensor:
-    """An (N, D) tensor of ``dtype`` on ``device``; rejects other shapes, NaN and infinity."""
+    """An (N, D) tensor of ``dtype`` on ``device``; rejects other shapes, NaN and infinity. A
+    tensor's values only: imprinting is not differentiated (rows that require grad are
+    detached)."""
     if isinstance(x, Tensor):
-        tensor = x
+        tensor = x.detach()
     else:
         if _is_sparse(x):
             raise TypeError(
