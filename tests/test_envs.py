@@ -207,7 +207,9 @@ _THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 )
 def test_large_tensors_are_paged_in_two_megabytes_at_a_time(monkeypatch):
     """A 64 MB tensor faults its 16,384 pages of 4 KB in one by one, unless PyTorch asks for
-    huge pages (``job_defaults``, which an environment's own setting overrides)."""
+    huge pages (``job_defaults``, which an environment's own setting overrides): then far fewer
+    (about a hundred on an idle machine; the kernel gives huge pages while it has 2 MB runs free,
+    and after the suite's heavier tests a third of the faults remained once)."""
     from imprint.environment import job_defaults
 
     def faults() -> int:
@@ -220,4 +222,4 @@ def test_large_tensors_are_paged_in_two_megabytes_at_a_time(monkeypatch):
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0" and faults() > 2**14 * 0.9
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
     job_defaults()
-    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1" and faults() < 2**14 / 10
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1" and faults() < 2**14 / 2
