@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +109,15 @@ def make_task(
     mode = rng.integers(0, modes, size=labels.size)
     x = centres[labels, mode] + rng.normal(size=(labels.size, dim)) + offset
     return x.astype(np.float32), labels
+
+
+def in_fresh_process(script: str, *args: str) -> str:
+    """The standard output of ``script`` (with ``args``) run by a new Python interpreter in the
+    repository's root: what a job's process computes, nothing loaded or set before it; fails
+    the test if the script fails."""
+    command = [sys.executable, "-c", script, *args]
+    root = Path(__file__).parents[1]
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from imprint.method.baselines import (
 from imprint.method.cil_methods import FeCAM, RanPAC
 from imprint.method.normalize import l2_normalize
 from imprint.method.pipeline import prepare_classes
-from tests.conftest import make_task
+from tests.conftest import in_fresh_process, make_task
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -337,14 +337,4 @@ def test_a_probe_fits_the_same_whatever_its_process_computed_before():
     """The probe's fit is the same alone in a fresh process and after k-means there (whose
     numba kernel once left PyTorch on every core, where MKL's dot product, which the loss then
     used, rounded otherwise)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    def fitted(order: str) -> str:
-        command = [sys.executable, "-c", _PROBE_AFTER, order]
-        root = Path(__file__).parents[1]
-        done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
-        return done.stdout
-
-    assert fitted("alone") == fitted("after")
+    assert in_fresh_process(_PROBE_AFTER, "alone") == in_fresh_process(_PROBE_AFTER, "after")

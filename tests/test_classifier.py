@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from imprint import NAMED_METHODS, ImprintingClassifier
-from tests.conftest import make_task
+from tests.conftest import in_fresh_process, make_task
 
 
 def test_sklearn_contract(task):
@@ -107,7 +103,7 @@ def test_results_do_not_depend_on_the_number_of_threads(task):
 _THREADS_AFTER = """
 import os, torch
 from imprint import ImprintingClassifier
-from tests.conftest import make_task
+from tests.conftest import in_fresh_process, make_task
 x, y = make_task(seed=1)
 for n in (1, (os.cpu_count() or 1) + 1):
     torch.set_num_threads(n)
@@ -122,10 +118,7 @@ def test_a_fit_leaves_pytorch_on_the_threads_it_was_given():
     leave PyTorch on them, fewer than the cores or more, in a fresh process as a sweep job's:
     numba's OpenMP threading layer shares PyTorch's OpenMP runtime, whose thread count it sets
     (a one-thread job ran on every core after its first kernel)."""
-    root = Path(__file__).parents[1]
-    command = [sys.executable, "-c", _THREADS_AFTER]
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
-    pairs = [line.split() for line in done.stdout.splitlines()]
+    pairs = [line.split() for line in in_fresh_process(_THREADS_AFTER).splitlines()]
     assert len(pairs) == 4 and all(given == kept for given, kept in pairs)
 
 

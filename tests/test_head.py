@@ -3,8 +3,6 @@ and in ONNX Runtime; model files load in a fresh process and say what is wrong w
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -13,7 +11,7 @@ import torch
 
 from imprint import ImprintingClassifier
 from imprint.deploy.model_file import KeptModel, load_model, save_model
-from tests.conftest import make_task
+from tests.conftest import in_fresh_process, make_task
 
 CONFIGS = [
     {},
@@ -94,9 +92,7 @@ def test_a_saved_model_loads_in_a_fresh_process_and_predicts_the_same(data, tmp_
         "print(' '.join(model.head.predict(x).tolist()))\n"
         "print(' '.join(model.classifier().predict(x.numpy()).tolist()), model.info['note'])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
+    out = in_fresh_process(script).splitlines()
     expected = " ".join(clf.predict(x_test).tolist())
     assert out == [expected, f"{expected} test"]
 

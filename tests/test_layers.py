@@ -5,11 +5,11 @@ below, and the module-level imports have no cycle."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import in_fresh_process
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = ["method", "fms", "study", "analysis", "deploy"]
@@ -117,7 +117,5 @@ ELSEWHERE = ("sklearn", "scipy", "lightning", "torchvision", "timm", "matplotlib
 )
 def test_sweeps_and_planning_import_only_what_they_use(modules):
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint(*sys.modules)"
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    loaded = in_fresh_process(code).split()
     assert {name.split(".")[0] for name in loaded} & set(ELSEWHERE) == set()
