@@ -12,13 +12,12 @@ RanPAC (its projection to ``--ranpac-dimensions``, 10,000 in a study) and FeCAM 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
+from host import describe
 
 from imprint import ImprintingClassifier
 from imprint.method.cil_methods import FeCAM, RanPAC
@@ -63,8 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     x, y = make_classes(args.classes, args.per_class, args.dim)
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch "
-        f"{torch.__version__}; {args.classes} classes x {args.per_class} rows x {args.dim}, "
+        f"machine: {describe()}; {args.classes} classes x {args.per_class} rows x {args.dim}, "
         f"{args.step} classes a step",
         flush=True,
     )

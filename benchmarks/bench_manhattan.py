@@ -13,11 +13,11 @@ CIFAR-sized ``all`` proxy set (50,000 × 512) and 2,000 test rows, on every CPU 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 
 import torch
+from host import describe
 
 from imprint.method.manhattan import manhattan_to
 
@@ -52,7 +52,7 @@ def main() -> None:
     seconds = {name: _seconds(run) for name, run in runs.items()}
     gemm_flops = 2 * args.test_rows * args.proxies * args.dim / seconds["float32 GEMM (same shape)"]
     floor = 4 * args.test_rows * args.proxies * args.dim / gemm_flops
-    print(f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}")
+    print(f"machine: {describe(threads=args.threads)}")
     print(f"{args.test_rows} test rows x {args.proxies} proxies x {args.dim} dimensions")
     for name, s in seconds.items():
         print(f"  {name:28s} {s:8.3f} s")

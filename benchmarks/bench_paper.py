@@ -39,7 +39,6 @@ if os.environ["OMP_NUM_THREADS"] == "1":
 import argparse
 import datetime
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +50,7 @@ import torch
 import yaml
 from bench_jobs import ROOT, in_process, script_imports, snakemake_job, wall
 from bench_sweep import make_task
+from host import describe
 
 from imprint import expand_grid, sweep
 from imprint.method.aggregation import AGG, Variant, vote
@@ -531,8 +531,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     device, threads = args.device, torch.get_num_threads()
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.machine()
-    machine = f"{name}, {threads} CPU threads, torch {torch.__version__}"
+    machine = describe(device, threads)
     print(f"machine: {machine}, device {device}", flush=True)
     config = yaml.safe_load(Path(args.config).read_text())
 

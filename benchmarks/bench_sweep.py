@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import torch
+from host import describe
 from sklearn.cluster import KMeans
 
 from imprint import ImprintingClassifier, expand_grid, sweep
@@ -125,11 +125,7 @@ def main() -> None:
 
     x, y = make_task(args.train_per_class, sample_seed=1, dim=args.dim)
     x_test, y_test = make_task(args.test_per_class, sample_seed=2, dim=args.dim)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, device {args.device}"
-        + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
-    )
+    print(f"machine: {describe(args.device)}, device {args.device}")
     sizes = f"{args.train_per_class} train / {args.test_per_class} test"
     print(f"task: 10 classes, {sizes} per class, D={args.dim}")
     names = list(GRIDS) if args.grid == "all" else [args.grid]
