@@ -35,11 +35,18 @@ def test_every_artifact_exists(workflow_run):
     assert set(table1.loc[~table1["in_paper"], "name"]) == {
         "hosoda_quantile", "linear_probe", "knn", "cache"
     }  # fmt: skip
-    # The averages the README states (one flip of one test row moves an average by 0.03)
+    # The averages the README states (its run: an AVX-512 CPU; one flip of one test row moves an
+    # average by 0.03). The probe's held-out choice of C turns on how BLAS rounds: on an AVX2 CPU
+    # its average came out 98.06, the others within 0.02 of these.
     averages = table1.set_index("name")["average_accuracy"]
-    stated = {"linear_probe": 97.85, "oracle": 96.90, "ours": 91.64, "knn": 91.56}
-    for name, accuracy in stated.items():
-        assert averages[name] == pytest.approx(accuracy, abs=0.05), name
+    stated = {
+        "linear_probe": (97.85, 0.3),
+        "oracle": (96.90, 0.05),
+        "ours": (91.64, 0.05),
+        "knn": (91.56, 0.05),
+    }
+    for name, (accuracy, within) in stated.items():
+        assert averages[name] == pytest.approx(accuracy, abs=within), name
     for name in FIGURES[:8]:  # each figure's numbers beside it
         assert len(pd.read_csv(workflow_run / f"results/tables/{name.split('_grid')[0]}.csv"))
 
