@@ -1,5 +1,5 @@
 """What a benchmark ran on, for the first line of its report and the rates it writes: the same
-code measured 2.7x apart on two 2-core VMs of one name, one with AVX-512 and one without."""
+code measured 2.7x apart on two 2-core VMs of the same kind, one with AVX-512 and one without."""
 
 from __future__ import annotations
 
