@@ -103,7 +103,7 @@ def test_results_do_not_depend_on_the_number_of_threads(task):
 _THREADS_AFTER = """
 import os, torch
 from imprint import ImprintingClassifier
-from tests.conftest import in_fresh_process, make_task
+from tests.conftest import make_task
 x, y = make_task(seed=1)
 for n in (1, (os.cpu_count() or 1) + 1):
     torch.set_num_threads(n)
