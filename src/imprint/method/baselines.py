@@ -12,11 +12,13 @@ below are their library form, with every setting open.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -231,6 +233,49 @@ def select_cache_beta(
     return _select(grid, fit, train, labels, n_classes, seed, CACHE_BETA)
 
 
+# The threads a probe's passes over its rows run on, inside ``_threads_that_keep_bits``
+_PASS_THREADS: ContextVar[int | None] = ContextVar("probe_pass_threads", default=None)
+
+
+@contextlib.contextmanager
+def _threads_that_keep_bits() -> Iterator[None]:
+    """PyTorch and BLAS on one thread, and a probe's passes over its rows (``logistic_pass``,
+    whose sums do not depend on the threads) on those the caller had: the probe's fits the same
+    bits whatever threads its job runs on. On several threads the rows' mean and scatter, their
+    eigen-decomposition and the products of the weights round otherwise, and moved few-shot
+    probe rows by up to 5.7 points; these steps cost a few passes of the hundred a probe takes."""
+    if _PASS_THREADS.get() is not None:  # within a probe's fit already
+        yield
+        return
+    threads = torch.get_num_threads()
+    token = _PASS_THREADS.set(threads)
+    torch.set_num_threads(1)
+    try:
+        with _thread_pools().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        _PASS_THREADS.reset(token)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _keeping_bits(fit: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fit`` within ``_threads_that_keep_bits`` where its rows (the first argument) are on
+    the CPU."""
+
+    @functools.wraps(fit)
+    def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if args[0].device.type != "cpu":
+            return fit(*args, **kwargs)
+        with _threads_that_keep_bits():
+            return fit(*args, **kwargs)
+
+    return wrapped
+
+
 def _probe_rows(x: Tensor) -> Tensor:
     """Training rows as the probe fits them: float64 on the CPU, float32 on a GPU."""
     return x.double() if x.device.type == "cpu" else x.float()
@@ -297,13 +342,17 @@ class _Objective:
     V = W E diag(1/s), b' = b + W mean of ``basis`` (an orthogonal change of basis of the centred
     rows, scaled): called at a flat (V, b'), the loss and its gradient; ``largest_gradient``,
     scikit-learn's stopping quantity, in W and b; ``weights`` and ``coordinates`` convert
-    between (W, b) and (V, b'). Each call reads the rows once for the logits and once for the
-    gradient; the change of basis is applied to the weights (classes × D), never to the rows."""
+    between (W, b) and (V, b'). Each call reads the rows for the logits and for the gradient
+    (on the CPU once for both, ``_cross_entropy``); the change of basis is applied to the
+    weights (classes × D), never to the rows."""
 
     def __init__(self, basis: FeatureBasis, labels: Tensor, n_classes: int, C: float):
         self.basis, self.n_rows, self.n_classes = basis, len(basis.rows), n_classes
         self.scale = basis.scale(n_classes, C)
-        self.onehot = F.one_hot(labels, n_classes).T.to(basis.rows.dtype).contiguous()
+        if basis.rows.device.type == "cpu":  # as ``logistic_pass`` reads them
+            self.rows, self.labels = basis.rows.contiguous().numpy(), labels.long().numpy()
+        else:
+            self.onehot = F.one_hot(labels, n_classes).T.to(basis.rows.dtype).contiguous()
         self.penalty = 1 / (2 * C * self.n_rows)
         self.evaluations = 0
         self._last: tuple[np.ndarray, Tensor, Tensor] | None = None
@@ -326,18 +375,33 @@ class _Objective:
     def __call__(self, flat: np.ndarray) -> tuple[float, np.ndarray]:
         self.evaluations += 1
         weight, bias = self.weights(flat)
-        x = self.basis.rows
-        log_p = torch.log_softmax(torch.addmm(bias[:, None], weight, x.T), dim=0)
-        loss = self.penalty * weight.square().sum()
-        loss -= (log_p * self.onehot).sum() / self.n_rows
-        residual = log_p.exp_().sub_(self.onehot).div_(self.n_rows)
-        bias_gradient = residual.sum(1)
-        weight_gradient = torch.addmm(weight, residual, x, beta=2 * self.penalty)
+        loss, weight_gradient, bias_gradient = self._cross_entropy(weight, bias)
+        loss += self.penalty * float(weight.square().sum())
+        weight_gradient.add_(weight, alpha=2 * self.penalty)
         self._last = flat.copy(), weight_gradient, bias_gradient
         # in V: the gradient in W of the centred rows' weights, rotated and scaled
         centred = weight_gradient - bias_gradient[:, None] * self.basis.mean
         v_gradient = (centred @ self.basis.vectors).mul_(self.scale)
         return float(loss), torch.cat([v_gradient.ravel(), bias_gradient]).double().cpu().numpy()
+
+    def _cross_entropy(self, weight: Tensor, bias: Tensor) -> tuple[float, Tensor, Tensor]:
+        """The rows' mean cross-entropy under ``weight`` and ``bias``, and its gradients in
+        them: on the CPU in one read of the rows (``logistic_pass``), on a GPU by two products."""
+        x = self.basis.rows
+        if x.device.type == "cpu":
+            from imprint.method.kernels import LOGISTIC_PARTS, logistic_pass, on_torch_threads
+
+            losses = np.empty(LOGISTIC_PARTS)
+            sums = np.empty((LOGISTIC_PARTS, self.n_classes, x.shape[1] + 1))
+            weight_t = weight.T.contiguous().numpy()
+            args = (self.rows, weight_t, bias.numpy(), self.labels, losses, sums)
+            on_torch_threads(logistic_pass, *args, threads=_PASS_THREADS.get())
+            gradient = torch.from_numpy(sums.sum(0) / self.n_rows)
+            return float(losses.sum()) / self.n_rows, gradient[:, :-1], gradient[:, -1]
+        log_p = torch.log_softmax(torch.addmm(bias[:, None], weight, x.T), dim=0)
+        residual = log_p.exp().sub_(self.onehot).div_(self.n_rows)
+        loss = -float((log_p * self.onehot).sum()) / self.n_rows
+        return loss, residual @ x, residual.sum(1)
 
     def largest_gradient(self, flat: np.ndarray) -> float:
         """The largest entry of the gradient in W and b at ``flat``."""
@@ -356,12 +420,13 @@ def _minimise(objective: _Objective, initial: np.ndarray, max_iter: int) -> np.n
         if objective.largest_gradient(intermediate_result.x) <= PROBE_TOLERANCE:
             raise StopIteration  # SciPy ends the minimisation there
 
-    if objective.largest_gradient(initial) <= PROBE_TOLERANCE:
-        return initial
     options = {"maxiter": max_iter, "maxls": 50, "gtol": 0.0, "ftol": _FTOL}
     # L-BFGS-B's own products are tiny; OpenBLAS threads woken for them spin on the cores torch's
-    # threads need (2 threads on 2 cores: a fit 10-30x as long as on one BLAS thread)
+    # threads need (2 threads on 2 cores: a fit 10-30x as long as on one BLAS thread). The
+    # objective's products run within the threads of ``logistic_pass``, one BLAS thread each.
     with _thread_pools().limit(limits=1, user_api="blas"):
+        if objective.largest_gradient(initial) <= PROBE_TOLERANCE:
+            return initial
         return optimize.minimize(
             objective, initial, jac=True, method="L-BFGS-B", callback=converged, options=options
         ).x
@@ -372,6 +437,7 @@ def _thread_pools() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+@_keeping_bits
 def fit_logistic(
     train: Tensor,
     labels: Tensor,
@@ -396,6 +462,7 @@ def fit_logistic(
         return LogisticFit(*objective.weights(solution), objective.evaluations)
 
 
+@_keeping_bits
 def probe_bases(
     train: Tensor, labels: Tensor, n_classes: int, seed: int
 ) -> dict[int, FeatureBasis]:
@@ -422,6 +489,7 @@ class ProbeFit(NamedTuple):
     passes: float
 
 
+@_keeping_bits
 def fit_linear_probe(
     train: Tensor,
     labels: Tensor,

@@ -14,14 +14,16 @@ from imprint.method.engine import sweep
 from imprint.method.params import DEFAULTS, RUN_COLUMNS
 
 # Runs whose CPU paths call every kernel: k-means' nearest centres, k-medoids' distances,
-# farthest-point sampling, and the m-NN selection over a large distance matrix (at least
-# aggregation._KERNEL_ENTRIES entries) with Euclidean and with Manhattan distances.
+# farthest-point sampling, the m-NN selection over a large distance matrix (at least
+# aggregation._KERNEL_ENTRIES entries) with Euclidean and with Manhattan distances, and the
+# linear probe's passes over its rows.
 RUNS = [
     {"gen": "kmeans", "k": 2},
     {"gen": "kmedoids", "k": 2},
     {"gen": "fps", "k": 2},
     {"gen": "all", "k": -1, "agg": "mnn", "distance": "euclidean", "m": 5},
     {"gen": "all", "k": -1, "agg": "mnn", "distance": "manhattan", "m": 5},
+    {"gen": "linear_probe", "k": -1},
 ]
 
 
