@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from host import describe
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
@@ -43,6 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     x, y, x_test, y_test = _files(args.embeddings) if args.embeddings else _synthetic()
     n_classes = int(y.max()) + 1
+    print(f"machine: {describe()}")
     print(f"{len(x)} training rows, {x.shape[1]}-d, {n_classes} classes, torch threads "
           f"{torch.get_num_threads()}, at most {PROBE_MAX_ITER} iterations")  # fmt: skip
     fit_logistic(torch.tensor(x), torch.tensor(y), n_classes, 1.0)  # warm-up: code paths load

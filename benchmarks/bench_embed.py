@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision.transforms as T
+from host import describe
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -123,10 +124,9 @@ def main() -> None:
         if not args.skip_pil:
             results["PIL loader"] = timed(pil_loader, args.device)
 
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     sizes = f"{args.images} images {args.size}px -> {preprocessing.crop}px"
-    model_name = f"{args.source} {args.model}"
-    print(f"{model_name}, {sizes}, {args.precision}, {name}, torch {torch.__version__}")
+    print(f"machine: {describe(args.device)}")
+    print(f"{args.source} {args.model}, {sizes}, {args.precision}")
     for label, seconds in results.items():
         ratio = results["bare loop"] / seconds
         print(f"{label:>10}: {args.images / seconds:9.1f} img/s  ({ratio:.2f} x the bare loop)")

@@ -13,6 +13,7 @@ import argparse
 import time
 
 import torch
+from host import describe
 from torch import Tensor
 
 from imprint.method import clustering, presample
@@ -81,6 +82,7 @@ def main() -> None:
         for gen in ("fps", "random")
     ]
     cases.append(("fewshot n=10", lambda: presample.fewshot(batch, 10, 0)))
+    print(f"machine: {describe()}")
     print(f"{args.classes} classes x {args.per_class} samples, {args.dim}-d, torch threads "
           f"{torch.get_num_threads()}; best of 3")  # fmt: skip
     print("| step | one stream per class (s) | one shared stream (s) | ratio |")

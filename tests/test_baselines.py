@@ -3,6 +3,9 @@ and scikit-learn, and in the sweep beside imprinting."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -249,6 +252,25 @@ def test_a_probe_fits_the_same_bits_on_one_thread_and_on_two():
     one, two = fits
     assert one.C == two.C and one.passes == two.passes
     assert torch.equal(one.weight, two.weight) and torch.equal(one.bias, two.bias)
+
+
+_PROBE_ON_TWO_THREADS = """
+import numpy as np, torch
+from imprint.method.baselines import fit_linear_probe
+torch.set_num_threads(2)
+rng = np.random.default_rng(0)
+x, y = torch.tensor(rng.normal(size=(3000, 512))), torch.tensor(rng.integers(0, 10, 3000))
+print(fit_linear_probe(x, y, 10, seed=0, C=1.0).passes)
+"""
+
+
+def test_a_probe_on_two_threads_calls_blas_on_one_within_its_passes():
+    """In a fresh process (SciPy's BLAS not loaded until the probe needs it), the products
+    inside the passes' threads run on one BLAS thread: OpenBLAS warns when it is asked for
+    threads of its own inside an OpenMP loop, where it may hang."""
+    script = [sys.executable, "-c", _PROBE_ON_TWO_THREADS]
+    done = subprocess.run(script, capture_output=True, text=True, check=True)
+    assert float(done.stdout) > 0 and "OpenBLAS Warning" not in done.stderr
 
 
 def test_the_probe_counts_its_passes_over_the_rows(monkeypatch):

@@ -434,6 +434,10 @@ def _minimise(objective: _Objective, initial: np.ndarray, max_iter: int) -> np.n
 
 @functools.cache
 def _thread_pools() -> ThreadpoolController:
+    """The thread pools of the libraries loaded, SciPy's BLAS among them (L-BFGS-B's, and the one
+    numba's ``np.dot`` calls in ``logistic_pass``): a controller limits only those it found."""
+    import scipy.linalg.cython_blas  # noqa: F401
+
     return ThreadpoolController()
 
 
