@@ -243,7 +243,8 @@ def _threads_that_keep_bits() -> Iterator[None]:
     whose sums do not depend on the threads) on those the caller had: the probe's fits the same
     bits whatever threads its job runs on. On several threads the rows' mean and scatter, their
     eigen-decomposition and the products of the weights round otherwise, and moved few-shot
-    probe rows by up to 5.7 points; these steps cost a few passes of the hundred a probe takes."""
+    probe rows by up to 5.7 points. The price: those steps lose the job's other threads (a
+    10-class probe's bases cost about a third of its passes; sweep jobs run on one thread)."""
     if _PASS_THREADS.get() is not None:  # within a probe's fit already
         yield
         return
@@ -263,12 +264,12 @@ _R = TypeVar("_R")
 
 
 def _keeping_bits(fit: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``fit`` within ``_threads_that_keep_bits`` where its rows (the first argument) are on
-    the CPU."""
+    """``fit`` within ``_threads_that_keep_bits`` where its rows (``train``, the first
+    argument) are on the CPU."""
 
     @functools.wraps(fit)
     def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        if args[0].device.type != "cpu":
+        if (args[0] if args else kwargs["train"]).device.type != "cpu":
             return fit(*args, **kwargs)
         with _threads_that_keep_bits():
             return fit(*args, **kwargs)
