@@ -133,30 +133,44 @@ def _step_overhead(device: str) -> float:
     return _clock(device, sweep, xs, ys, xs_test, ys_test, tiny_runs, device) / steps
 
 
-def calibrate(device: str) -> dict[str, float]:
-    """Seconds per operation of every family (operations as ``imprint.study.cost`` counts them) and
-    ``overhead``, the fixed seconds of one step."""
-    c, n, dim, k, n_test = 10, 2000, 512, 20, 2000
-    x, y = _tensors(n, c, dim, 1, device)
-    x_test, _ = _tensors(n_test // c, c, dim, 2, device)
-    rates: dict[str, float] = {"overhead": _step_overhead(device)}
+class _Calibration:
+    """The calibration's task on ``device`` (10 classes × 2,000 rows, 512-d, 2,000 test rows;
+    k = 20 where a family needs one), and the seconds per operation measured on it so far
+    (``rates``; ``overhead``, the fixed seconds of one step, first)."""
 
-    def rate(family: str, ops: float, seconds: float) -> None:
-        rates[family] = max(seconds - rates["overhead"], 0.0) / ops
+    c, n, dim, k, n_test = 10, 2000, 512, 20, 2000
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.x, self.y = _tensors(self.n, self.c, self.dim, 1, device)
+        self.x_test, _ = _tensors(self.n_test // self.c, self.c, self.dim, 2, device)
+        self.size = TaskSize(self.c, self.n, self.n_test, self.dim)
+        self.rates: dict[str, float] = {"overhead": _step_overhead(device)}
+        self.batch = ClassBatch.from_labels(self.x, self.y, self.c)
+
+    def count(self, family: str, gen: str = "", k: int = 0, option: object = None) -> float:
+        """The operations ``imprint.study.cost`` counts for a step of the task."""
+        return operations((family, gen, k, option), -1, self.size)[1]
+
+    def rate(self, family: str, ops: float, function: Callable, *args) -> float:
+        """Time ``function(*args)`` (``_clock``) as ``ops`` operations of ``family``, net of
+        the step's overhead; its seconds."""
+        seconds = _clock(self.device, function, *args)
+        self.rates[family] = max(seconds - self.rates["overhead"], 0.0) / ops
+        return seconds
+
+
+def _calibrate_steps(cal: _Calibration) -> None:
+    """``prepare``, the nearest-class-centre agreement, every GEN but the clusterings
+    (``kmeans_at_size``, ``kmedoids_at_size``), and the view's shared steps each alone."""
+    x, y, batch, c, k = cal.x, cal.y, cal.batch, cal.c, cal.k
 
     def prepare() -> None:  # the rows grouped and normalised, the test rows normalised, widened
         prepare_classes(x, y, c, "l2", -1, None, 0)
-        NORM["l2"](x_test).double()
+        NORM["l2"](cal.x_test).double()
 
-    size = TaskSize(c, n, n_test, dim)
-
-    def count(family: str, gen: str = "", k: int = 0, option: object = None) -> float:
-        return operations((family, gen, k, option), -1, size)[1]
-
-    rate("prepare", count("group") + count("test") + count("prepare"), _clock(device, prepare))
-    batch = ClassBatch.from_labels(x, y, c)
-    x_test_wide, means = x_test.double(), batch.means()
-    rate("ncc", count("ncc"), _clock(device, nearest_class_centre, x_test_wide, means))
+    cal.rate("prepare", cal.count("group") + cal.count("test") + cal.count("prepare"), prepare)
+    cal.rate("ncc", cal.count("ncc"), nearest_class_centre, cal.x_test.double(), batch.means())
     # What a sweep computes once per view for every k and seed and prices with the first k
     # (cov_max's sums). Each call gets a copy, so that nothing a call computes for its own k and
     # seed (a farthest-point sampling, a ridge factor) is reused by the timed call after the
@@ -166,51 +180,69 @@ def calibrate(device: str) -> dict[str, float]:
         if gen in ("kls", "kmeans", "kmedoids"):
             continue  # k-means and k-medoids: *_at_size; kls: k-means plus the solve of ls
         run = lambda gen=gen: GEN[gen](batch, k, GenContext(0, 1e-4, view=dict(view)))  # noqa: E731
-        rate(f"gen_{gen}", count("gen", gen, k), _clock(device, run))
+        cal.rate(f"gen_{gen}", cal.count("gen", gen, k), run)
     # the view's shared steps, each alone: the Gram matrix with its factors, the distances
     gram = lambda: ridge_factor(*gram_matrix(batch), 1e-4)  # noqa: E731
-    rate("gen_gram", count("gen", "gram"), _clock(device, gram))
-    targets = torch.randn(c * k, dim, device=device)
-    factor = gram()
-    solve = lambda: least_squares_weights(factor, targets)  # noqa: E731
-    rate("gen_ls", count("gen", "ls", k), _clock(device, solve))
-    distances = lambda: reference_distances(batch.x, batch.mask)  # noqa: E731
-    rate("gen_kmedoids_distances", count("gen", "kmedoids_distances"), _clock(device, distances))
-    rows, index = batch.flat()
-    for name in BASELINES:  # fitted on the whole batch; their scoring is priced as a search
+    cal.rate("gen_gram", cal.count("gen", "gram"), gram)
+    targets = torch.randn(c * k, cal.dim, device=cal.device)
+    cal.rate("gen_ls", cal.count("gen", "ls", k), least_squares_weights, gram(), targets)
+    count = cal.count("gen", "kmedoids_distances")
+    cal.rate("gen_kmedoids_distances", count, reference_distances, batch.x, batch.mask)
+
+
+def _calibrate_baselines(cal: _Calibration) -> None:
+    """Every baseline's fit on the whole task (their scoring is priced as a search), the
+    probe's bases apart from its fits, and RanPAC on 100 rows a class."""
+    c, k = cal.c, cal.k
+    rows, index = cal.batch.flat()
+    for name in BASELINES:
         if name != "ranpac":
-            run = lambda name=name: fit_baseline(name, rows, index, c, k, 0)  # noqa: E731
-            rate(f"gen_{name}", count("gen", name, k), _clock(device, run))
+            cal.rate(
+                f"gen_{name}", cal.count("gen", name, k), fit_baseline, name, rows, index, c, k, 0
+            )
     # the probe's bases (of the held-out split's kept rows; of all rows, joined from the kept
     # and the held-out rows') apart from its fits: they grow with D² where the fits grow with D
     # times the classes
-    bases = lambda: probe_bases(rows, index, c, 0)  # noqa: E731
-    seconds = _clock(device, bases)
-    rate("gen_probe_bases", count("gen", "probe_bases", k), seconds)
-    rates["gen_linear_probe"] = max(
-        rates["gen_linear_probe"] - seconds / count("gen", "linear_probe", k), 0.0
+    seconds = cal.rate(
+        "gen_probe_bases", cal.count("gen", "probe_bases", k), probe_bases, rows, index, c, 0
     )
+    probe = cal.rates["gen_linear_probe"] - seconds / cal.count("gen", "linear_probe", k)
+    cal.rates["gen_linear_probe"] = max(probe, 0.0)
     # RanPAC on 100 rows a class: its steps of M × M (M = 10,000) dominate at any size
-    few = torch.arange(len(y), device=device) % n < 100
-    ranpac = lambda: fit_baseline("ranpac", x[few], y[few], c, -1, 0)  # noqa: E731
-    work = operations(("gen", "ranpac", -1, None), -1, TaskSize(c, 100, n_test, dim))[1]
-    rate("gen_ranpac", work, _clock(device, ranpac))
-    proxies = GEN["all"](batch, -1, GenContext(0))  # C·n proxies: the searches' worst case
+    few = torch.arange(len(cal.y), device=cal.device) % cal.n < 100
+    work = operations(("gen", "ranpac", -1, None), -1, TaskSize(c, 100, cal.n_test, cal.dim))[1]
+    cal.rate("gen_ranpac", work, fit_baseline, "ranpac", cal.x[few], cal.y[few], c, -1, 0)
+
+
+def _calibrate_searches(cal: _Calibration) -> None:
+    """Every NORMpost, the max search and every distance's m-NN search over the task's C·n
+    proxies (the searches' worst case), and the votes."""
+    c, x_test = cal.c, cal.x_test
+    proxies = GEN["all"](cal.batch, -1, GenContext(0))
     for norm_post in NORM_POST:
         if norm_post != "none":
-            run = lambda p=norm_post: NORM_POST[p](proxies)  # noqa: E731
-            rate(f"post_{norm_post}", count("post", "all", -1, norm_post), _clock(device, run))
-    rates["post_none"] = 0.0
-    run = lambda: AGG["max"](x_test, proxies, c, "inner_product", [Variant()])  # noqa: E731
-    rate("search_max", count("search", "all", -1, "max"), _clock(device, run))
+            count = cal.count("post", "all", -1, norm_post)
+            cal.rate(f"post_{norm_post}", count, NORM_POST[norm_post], proxies)
+    cal.rates["post_none"] = 0.0
+    count = cal.count("search", "all", -1, "max")
+    cal.rate("search_max", count, AGG["max"], x_test, proxies, c, "inner_product", [Variant()])
     for distance in DISTANCES:
-        metric = distance_metric(batch, distance)
+        metric = distance_metric(cal.batch, distance)
         run = lambda d=distance, w=metric: AGG["mnn"](x_test, proxies, c, d, [Variant(20)], w)  # noqa: E731
-        rate(f"search_{distance}", count("search", "all", -1, distance), _clock(device, run))
-    dists = torch.rand(n_test, 20, device=device).sort(1).values
-    labels = torch.randint(0, c, (n_test, 20), device=device)
-    rate("vote", count("vote", "", 0, 20), _clock(device, vote, dists, labels, c, "uniform"))
-    return rates
+        cal.rate(f"search_{distance}", cal.count("search", "all", -1, distance), run)
+    dists = torch.rand(cal.n_test, 20, device=cal.device).sort(1).values
+    labels = torch.randint(0, c, (cal.n_test, 20), device=cal.device)
+    cal.rate("vote", cal.count("vote", "", 0, 20), vote, dists, labels, c, "uniform")
+
+
+def calibrate(device: str) -> dict[str, float]:
+    """Seconds per operation of every family (operations as ``imprint.study.cost`` counts them) and
+    ``overhead``, the fixed seconds of one step."""
+    cal = _Calibration(device)
+    _calibrate_steps(cal)
+    _calibrate_baselines(cal)
+    _calibrate_searches(cal)
+    return cal.rates
 
 
 # GENs a sweep computes for every k of a view together (with the seed, for k-means), unless it
@@ -518,7 +550,7 @@ def wall_hours(work_h: float, jobs: int, fixed_s: float, gpu: bool, at_once: int
     return max(work_h, total / at_once) if gpu else total / at_once
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--config", default=str(ROOT / "config/paper.yaml"))
@@ -529,12 +561,13 @@ def main() -> None:
     parser.add_argument(
         "--gpu-share", type=int, default=8, help="sweep jobs at once on one GPU (the profile's)"
     )
-    args = parser.parse_args()
-    device, threads = args.device, torch.get_num_threads()
-    machine = describe(device, threads)
-    print(f"machine: {machine}, device {device}", flush=True)
-    config = yaml.safe_load(Path(args.config).read_text())
+    return parser.parse_args()
 
+
+def measure(device: str) -> tuple[dict[str, float], list[tuple[float, float]], float, float, float]:
+    """Step 1: the rates (``calibrate``, then k-means' and k-medoids' at real sizes), the GEMM
+    rates measured before, between and after them, and k-means' Lloyd steps and seeding
+    candidates and k-medoids' rounds at those sizes."""
     start = time.perf_counter()
     gemm = [gemm_rates(device)]
     rates = calibrate(device)
@@ -544,19 +577,16 @@ def main() -> None:
     gemm.append(gemm_rates(device))
     families = len(rates) - 1  # all but k-means' step exponent
     print(f"1. calibrated {families} families in {time.perf_counter() - start:.0f} s", flush=True)
-    print("2. projected vs measured on sampled units:", flush=True)
-    checked = check(config, rates, device, args.check_test_rows)
-    ratio = checked["measured_s"].sum() / checked["projected_s"].sum()
-    print(f"   all sampled units: measured / projected = {ratio:.2f}", flush=True)
-    n_runs, n_searches, swept, least = search_floor(device, args.floor_test_per_class)
-    print(
-        f"3. `all` rows of sec51 (CIFAR-sized, {n_runs} runs, {n_searches} searches): sweep "
-        f"{swept:.1f} s, floor {least:.1f} s, {swept / least:.2f}× the floor",
-        flush=True,
-    )
-    # Jobs as the workflow plans them: on a GPU, or on one CPU core each (rates measured on
-    # `threads` cores, scaled as imprint.study.cost.load_budget scales them).
-    gpu = device.startswith("cuda")
+    return rates, gemm, steps, trials, rounds
+
+
+def report_projection(
+    config: dict, rates: dict[str, float], args: argparse.Namespace, threads: int
+) -> None:
+    """Step 4: every shard priced, in jobs as the workflow plans them (on a GPU, or on one CPU
+    core each: rates measured on ``threads`` cores, scaled as
+    ``imprint.study.cost.load_budget`` scales them), with their start-up and the wall time."""
+    gpu = args.device.startswith("cuda")
     table = project(config, Budget(args.budget_minutes, rates, 1.0 if gpu else threads))
     imports = wall([sys.executable, "-c", script_imports(SWEEP_SCRIPT)], 3, cwd=ROOT)
     fixed = snakemake_job(3) + imports + (in_process(CUDA_CONTEXT, 3) if gpu else 0.0)
@@ -572,22 +602,47 @@ def main() -> None:
         f"   start-up {fixed:.2f} s per sweep job; with {at_once} jobs at once on "
         f"{'one GPU' if gpu else f'{os.cpu_count()} cores'}: {waited:.1f} hours of wall time"
     )
+
+
+def write_rates(path: Path, device: str, machine: str, threads: int, rates: dict) -> None:
+    """Store ``rates`` as the device's entry of the rates file at ``path`` (others kept)."""
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    stored["cuda" if device.startswith("cuda") else "cpu"] = {
+        "machine": machine,
+        "measured": datetime.date.today().isoformat(),
+        "threads": threads,
+        "seconds_per_op": rates,
+    }
+    path.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    print(f"rates written to {path}")
+
+
+def main() -> None:
+    args = _arguments()
+    device, threads = args.device, torch.get_num_threads()
+    machine = describe(device, threads)
+    print(f"machine: {machine}, device {device}", flush=True)
+    config = yaml.safe_load(Path(args.config).read_text())
+    rates, gemm, steps, trials, rounds = measure(device)
+    print("2. projected vs measured on sampled units:", flush=True)
+    checked = check(config, rates, device, args.check_test_rows)
+    ratio = checked["measured_s"].sum() / checked["projected_s"].sum()
+    print(f"   all sampled units: measured / projected = {ratio:.2f}", flush=True)
+    n_runs, n_searches, swept, least = search_floor(device, args.floor_test_per_class)
+    print(
+        f"3. `all` rows of sec51 (CIFAR-sized, {n_runs} runs, {n_searches} searches): sweep "
+        f"{swept:.1f} s, floor {least:.1f} s, {swept / least:.2f}× the floor",
+        flush=True,
+    )
+    report_projection(config, rates, args, threads)
     print("5. the projection and its arithmetic floor:", flush=True)
+    gpu = device.startswith("cuda")
     arithmetic_floor(config, rates, device, 1 if gpu else threads, gemm, steps, trials, rounds)
-    if device.startswith("cuda"):
+    if gpu:
         print("6. GPU goals:", flush=True)
         gpu_targets(config, device)
     if args.write_rates:
-        path = Path(args.write_rates)
-        stored = json.loads(path.read_text()) if path.exists() else {}
-        stored["cuda" if device.startswith("cuda") else "cpu"] = {
-            "machine": machine,
-            "measured": datetime.date.today().isoformat(),
-            "threads": threads,
-            "seconds_per_op": rates,
-        }
-        path.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
-        print(f"rates written to {path}")
+        write_rates(Path(args.write_rates), device, machine, threads, rates)
 
 
 if __name__ == "__main__":
