@@ -45,8 +45,8 @@ def main() -> None:
     x, y, x_test, y_test = _files(args.embeddings) if args.embeddings else _synthetic()
     n_classes = int(y.max()) + 1
     print(f"machine: {describe()}")
-    print(f"{len(x)} training rows, {x.shape[1]}-d, {n_classes} classes, torch threads "
-          f"{torch.get_num_threads()}, at most {PROBE_MAX_ITER} iterations")  # fmt: skip
+    print(f"{len(x)} training rows, {x.shape[1]}-d, {n_classes} classes, "
+          f"at most {PROBE_MAX_ITER} iterations")  # fmt: skip
     fit_logistic(torch.tensor(x), torch.tensor(y), n_classes, 1.0)  # warm-up: code paths load
     grid = (0.01, 1.0, 100.0)
     ours = {}  # all of ours first, then scikit-learn's: its idle OpenMP threads spin for a while

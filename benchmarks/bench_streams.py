@@ -83,8 +83,7 @@ def main() -> None:
     ]
     cases.append(("fewshot n=10", lambda: presample.fewshot(batch, 10, 0)))
     print(f"machine: {describe()}")
-    print(f"{args.classes} classes x {args.per_class} samples, {args.dim}-d, torch threads "
-          f"{torch.get_num_threads()}; best of 3")  # fmt: skip
+    print(f"{args.classes} classes x {args.per_class} samples, {args.dim}-d; best of 3")
     print("| step | one stream per class (s) | one shared stream (s) | ratio |")
     print("|---|---|---|---|")
     for name, run in cases:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +111,19 @@ def make_task(
     mode = rng.integers(0, modes, size=labels.size)
     x = centres[labels, mode] + rng.normal(size=(labels.size, dim)) + offset
     return x.astype(np.float32), labels
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """PyTorch on ``n`` threads within the block, and on those it had again after it."""
+    import torch  # here: tests of what a process imports load this module without it
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def in_fresh_process(script: str, *args: str) -> str:

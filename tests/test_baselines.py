@@ -28,7 +28,7 @@ from imprint.method.baselines import (
 from imprint.method.cil_methods import FeCAM, RanPAC
 from imprint.method.normalize import l2_normalize
 from imprint.method.pipeline import prepare_classes
-from tests.conftest import in_fresh_process, make_task
+from tests.conftest import in_fresh_process, make_task, torch_threads
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -111,13 +111,9 @@ def test_logistic_regression_agrees_with_scikit_learn(noise, C):
 def _logistic_pass(x, weight, bias, labels, threads: int):
     losses = np.empty(kernels.LOGISTIC_PARTS)
     sums = np.empty((kernels.LOGISTIC_PARTS, *weight.shape[:1], x.shape[1] + 1))
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        args = (x, np.ascontiguousarray(weight.T), bias, labels, losses, sums)
+    args = (x, np.ascontiguousarray(weight.T), bias, labels, losses, sums)
+    with torch_threads(threads):
         kernels.on_torch_threads(kernels.logistic_pass, *args)
-    finally:
-        torch.set_num_threads(before)
     return losses, sums
 
 
@@ -241,14 +237,11 @@ def test_a_probe_fits_the_same_bits_on_one_thread_and_on_two():
     them): a job's thread count does not move a probe (it moved few-shot probe rows by up to 5.7
     points when every step ran on every thread)."""
     x, y = (torch.tensor(a) for a in make_task(n_classes=10, per_class=300, dim=512, seed=2))
-    before, fits = torch.get_num_threads(), []
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
+    fits = []
+    for threads in (1, 2):
+        with torch_threads(threads):
             fits.append(fit_linear_probe(x, y, 10, seed=0))
             assert torch.get_num_threads() == threads
-    finally:
-        torch.set_num_threads(before)
     one, two = fits
     assert one.C == two.C and one.passes == two.passes
     assert torch.equal(one.weight, two.weight) and torch.equal(one.bias, two.bias)

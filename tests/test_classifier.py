@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from imprint import NAMED_METHODS, ImprintingClassifier
-from tests.conftest import in_fresh_process, make_task
+from tests.conftest import in_fresh_process, make_task, torch_threads
 
 
 def test_sklearn_contract(task):
@@ -87,15 +87,11 @@ def test_rows_that_require_grad_fit_and_predict_as_their_values(task, gen):
 
 def test_results_do_not_depend_on_the_number_of_threads(task):
     x, y, x_test, _ = task
-    threads = torch.get_num_threads()
-    try:
-        outputs = []
-        for n in (1, 2):
-            torch.set_num_threads(n)
+    outputs = []
+    for n in (1, 2):
+        with torch_threads(n):
             clf = ImprintingClassifier(gen="kmeans", k=5, seed=1).fit(x, y)
             outputs.append((clf.proxies_.weights, clf.predict(x_test)))
-    finally:
-        torch.set_num_threads(threads)
     assert torch.equal(outputs[0][0], outputs[1][0])
     np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
 

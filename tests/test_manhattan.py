@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from imprint.method.manhattan import manhattan_to
+from tests.conftest import torch_threads
 
 
 def _brute(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -34,14 +35,10 @@ def test_small_integers_are_summed_exactly_whatever_the_thread_count():
     x = rng.integers(-4, 5, size=(50, 64)).astype(np.float32)
     w = rng.integers(-4, 5, size=(31, 64)).astype(np.float32)
     expected = _brute(x, w)
-    threads = torch.get_num_threads()
-    try:
-        for n in (1, 2):
-            torch.set_num_threads(n)
+    for n in (1, 2):
+        with torch_threads(n):
             got = manhattan_to(torch.tensor(w))(torch.tensor(x))
-            assert np.array_equal(got.numpy(), expected.astype(np.float32))
-    finally:
-        torch.set_num_threads(threads)
+        assert np.array_equal(got.numpy(), expected.astype(np.float32))
 
 
 def test_non_contiguous_rows():
