@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from host import describe
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "workflow/scripts"
 NOOP_JOBS = 8
@@ -112,6 +114,7 @@ def main() -> None:
 
     interpreter = wall([sys.executable, "-c", "pass"], args.repeats)
     job = snakemake_job(args.repeats)
+    print(f"machine: {describe()}")  # the imports below are timed in fresh processes
     print(f"python {sys.version.split()[0]}; the median of {args.repeats} runs each")
     print(f"interpreter start-up: {interpreter:.2f} s; Snakemake per script job: {job:.2f} s")
     fixed = {}

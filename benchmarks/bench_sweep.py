@@ -13,6 +13,12 @@ batches k-means over classes. Both run on the same synthetic task: a 10-class Ga
 
 from __future__ import annotations
 
+# isort: off
+from imprint.environment import job_defaults
+
+job_defaults()  # before NumPy and PyTorch load, as the workflow's sweep jobs have them
+# isort: on
+
 import argparse
 import contextlib
 import time
