@@ -126,13 +126,18 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def in_fresh_process(script: str, *args: str) -> str:
-    """The standard output of ``script`` (with ``args``) run by a new Python interpreter in the
-    repository's root: what a job's process computes, nothing loaded or set before it; fails
-    the test if the script fails."""
+def fresh_process(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` (with ``args``) run by a new Python interpreter in the repository's root, its
+    output captured: what a job's process computes, nothing loaded or set before it; fails the
+    test if the script fails."""
     command = [sys.executable, "-c", script, *args]
     root = Path(__file__).parents[1]
-    return subprocess.run(command, cwd=root, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+
+
+def in_fresh_process(script: str, *args: str) -> str:
+    """The standard output of ``fresh_process``."""
+    return fresh_process(script, *args).stdout
 
 
 @pytest.fixture

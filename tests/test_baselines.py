@@ -3,9 +3,6 @@ and scikit-learn, and in the sweep beside imprinting."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -28,7 +25,7 @@ from imprint.method.baselines import (
 from imprint.method.cil_methods import FeCAM, RanPAC
 from imprint.method.normalize import l2_normalize
 from imprint.method.pipeline import prepare_classes
-from tests.conftest import in_fresh_process, make_task, torch_threads
+from tests.conftest import fresh_process, in_fresh_process, make_task, torch_threads
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -261,8 +258,7 @@ def test_a_probe_on_two_threads_calls_blas_on_one_within_its_passes():
     """In a fresh process (SciPy's BLAS not loaded until the probe needs it), the products
     inside the passes' threads run on one BLAS thread: OpenBLAS warns when it is asked for
     threads of its own inside an OpenMP loop, where it may hang."""
-    script = [sys.executable, "-c", _PROBE_ON_TWO_THREADS]
-    done = subprocess.run(script, capture_output=True, text=True, check=True)
+    done = fresh_process(_PROBE_ON_TWO_THREADS)
     assert float(done.stdout) > 0 and "OpenBLAS Warning" not in done.stderr
 
 
