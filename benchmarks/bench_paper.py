@@ -39,6 +39,7 @@ if os.environ["OMP_NUM_THREADS"] == "1":
 import argparse
 import datetime
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -403,13 +404,13 @@ def project(config: dict, budget: Budget) -> pd.DataFrame:
 
 def gemm_rates(device: str, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
     """Flop/s of a square matrix product in float32 and float64 on ``device``: the median of
-    ``repeats`` products (a shared machine's rate moves from one call to the next; ``main``
-    also measures it before, between and after the calibration's steps)."""
+    ``repeats`` products after one more (a shared machine's rate moves from one call to the
+    next; ``main`` also measures it before, between and after the calibration's steps)."""
     rates = []
     for dtype in (torch.float32, torch.float64):
         a = torch.randn(size, size, device=device, dtype=dtype)
-        seconds = [_clock(device, torch.mm, a, a) for _ in range(repeats)]
-        rates.append(2 * size**3 / float(np.median(seconds)))
+        seconds = _clock(device, torch.mm, a, a, repeats=repeats, within_s=math.inf)
+        rates.append(2 * size**3 / seconds)
     return rates[0], rates[1]
 
 
