@@ -423,11 +423,11 @@ def kmeans_at_size(
     averaged over the classes) and seeding candidates per step, weighted by k as its work is,
     and how the steps grow with the samples per class (the exponent from the same clusterings
     on twice the samples)."""
-    # timed the second time: the first pays for memory the process has not used yet, as a
-    # sweep job does for its first view only
-    _kmeans_steps(device, LLOYD_REFERENCE, ks, seeds)
-    seconds, steps = _kmeans_steps(device, LLOYD_REFERENCE, ks, seeds)
+    # the clusterings on twice the samples first: besides their steps, they pay for memory the
+    # process has not used yet, as a sweep job does for its first view only (timed after them,
+    # the reference's take what they take after a warm-up of their own size)
     _, doubled = _kmeans_steps(device, 2 * LLOYD_REFERENCE, ks, seeds)
+    seconds, steps = _kmeans_steps(device, LLOYD_REFERENCE, ks, seeds)
     trials = np.average([2 + int(np.log(k)) for k in ks], weights=ks)
     rate = seconds / (10 * LLOYD_REFERENCE * 512 * sum(ks) * seeds)
     return rate, steps, trials, float(np.log2(doubled / steps))
