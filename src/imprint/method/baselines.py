@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
-from imprint.method.cil_methods import ClassLearner, FeCAM, RanPAC, fecam_scores, ranpac_scores
+from imprint.method.cil_methods import (
+    ClassLearner,
+    FeCAM,
+    RanPAC,
+    fecam_rows,
+    fecam_scores,
+    ranpac_scores,
+)
 from imprint.method.normalize import l2_normalize
 from imprint.method.params import BASELINES, RANPAC_DIMENSIONS
 from imprint.method.randomness import stage_generator, uniform
@@ -97,9 +104,7 @@ class FittedBaseline:
         if self.name == "ranpac":
             return ranpac_scores(rows, t["projection"], t["weight"])
         if self.name == "fecam":
-            return fecam_scores(
-                F.normalize(rows.to(t["means"].dtype), dim=1), t["means"], t["precisions"]
-            )
+            return fecam_scores(fecam_rows(rows.to(t["means"].dtype)), t["means"], t["precisions"])
         similarity = l2_normalize(rows) @ t["bank"].T
         if self.name == "knn":
             k = len(t["bank"]) if self.k == -1 else min(self.k, len(t["bank"]))

@@ -114,12 +114,25 @@ def ranpac_scores(x: Tensor, projection: Tensor, weight: Tensor) -> Tensor:
     return torch.relu(x.to(projection.dtype) @ projection) @ weight
 
 
+def fecam_rows(x: Tensor, tukey: float | None = None) -> Tensor:
+    """Rows (N, D) as FeCAM compares them: Tukey's power transform (``tukey``; 0: the log), if
+    any, then each row L2-normalised."""
+    if tukey is not None:
+        if (x < 0).any():
+            raise ValueError(
+                "FeCAM's Tukey transform needs non-negative embeddings (CNN features after a "
+                "ReLU); these have negative entries: use tukey=None"
+            )
+        x = x.log() if tukey == 0 else x.pow(tukey)
+    return torch.nn.functional.normalize(x, dim=1)
+
+
 def fecam_scores(
     x: Tensor, means: Tensor | Sequence[Tensor], precisions: Tensor | Sequence[Tensor]
 ) -> Tensor:
-    """FeCAM's class scores of the rows ``x`` (N, D; transformed and L2-normalised as FeCAM
-    does): each row's negative Mahalanobis distance to each class of ``means`` (C, D) under its
-    matrix of ``precisions`` (C, D, D), stacked or one tensor a class."""
+    """FeCAM's class scores of the rows ``x`` (N, D; as ``fecam_rows`` gives them): each row's
+    negative Mahalanobis distance to each class of ``means`` (C, D) under its matrix of
+    ``precisions`` (C, D, D), stacked or one tensor a class."""
     distances = []
     for mean, precision in zip(means, precisions, strict=True):
         centred = x - mean
@@ -199,20 +212,9 @@ class FeCAM(ClassLearner):
         self.outer: list[Tensor] = []
         self.precision: list[Tensor | None] = []  # None only until its class's first rows
 
-    def _transformed(self, X: np.ndarray) -> Tensor:
-        x = _rows(X)
-        if self.tukey is not None:
-            if (x < 0).any():
-                raise ValueError(
-                    "FeCAM's Tukey transform needs non-negative embeddings (CNN features after a "
-                    "ReLU); these have negative entries: use tukey=None"
-                )
-            x = x.log() if self.tukey == 0 else x.pow(self.tukey)
-        return torch.nn.functional.normalize(x, dim=1)
-
     def partial_fit(self, X: np.ndarray, y: np.ndarray) -> FeCAM:
         """Learn from the rows ``X`` (N, D) of labels ``y`` (at least two rows a new class)."""
-        x = self._transformed(X)
+        x = fecam_rows(_rows(X), self.tukey)
         known = (
             {}
             if self.classes_ is None
@@ -241,7 +243,7 @@ class FeCAM(ClassLearner):
 
     def scores(self, X: np.ndarray) -> Tensor:
         """Each row's negative Mahalanobis distance to each class (N, classes)."""
-        return fecam_scores(self._transformed(X), self.means(), self.precision)
+        return fecam_scores(fecam_rows(_rows(X), self.tukey), self.means(), self.precision)
 
     def means(self) -> Tensor:
         """Each class's mean (classes, D)."""
