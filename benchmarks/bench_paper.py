@@ -14,7 +14,7 @@
    each distinct result once, its least floating-point work at the GEMM rates measured here),
    per experiment and per step family, beside the projection.
 
-    python benchmarks/bench_paper.py                       # CPU, one thread, about 8 minutes
+    python benchmarks/bench_paper.py                       # CPU, one thread, 5-19 minutes
     python benchmarks/bench_paper.py --device cuda         # GPU rates, plus the GPU targets
     python benchmarks/bench_paper.py --write-rates src/imprint/study/rates.json  # shipped rates
 """
