@@ -1,5 +1,6 @@
 """Data and weights: bundled digits, the .npz format, and every download against a loopback
-HTTP server, including truncated and corrupted files that must be rejected."""
+HTTP server, including truncated and corrupted files that must be rejected, and the workflow's
+downloads retried and then failing behind a proxy that refuses them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import pickle
 import struct
 import tarfile
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ import torchvision.datasets as tvd
 from imprint.fms import data
 from imprint.fms.backbones import download_weights
 from imprint.fms.data import digits, imagenet, load_images, save_images, torchvision_dataset
+from tests.workflow_runs import copy_workflow, snakemake
 
 
 @pytest.fixture
@@ -237,3 +241,52 @@ def test_unknown_dataset_and_missing_imagenet_are_clear_errors(tmp_path):
         torchvision_dataset("mnistt", "train", tmp_path)
     with pytest.raises(FileNotFoundError, match="set `imagenet_root`"):
         imagenet(tmp_path / "nowhere", "train")
+
+
+@pytest.fixture
+def refusing_proxy():
+    """An HTTP(S) proxy on 127.0.0.1 that answers every request with 503; yields (URL, counts of
+    requests per host)."""
+    requests: Counter[str] = Counter()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _refuse(self):
+            requests[self.path.split("//")[-1].split("/")[0].split(":")[0]] += 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_CONNECT = do_GET = do_HEAD = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+
+
+@pytest.mark.e2e
+def test_a_failing_download_is_retried_then_fails_naming_the_url_and_reason(
+    tmp_path, refusing_proxy
+):
+    directory = copy_workflow(tmp_path)
+    proxy, requests = refusing_proxy
+    env = {**os.environ, "https_proxy": proxy, "http_proxy": proxy, "no_proxy": ""}
+    env = {k: v for k, v in env.items() if k not in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")}
+    result = snakemake(
+        directory, "--keep-going", "resources/models/resnet18.pth",
+        "resources/data/cifar10/test.npz", env=env,
+    )  # fmt: skip
+    assert result.returncode != 0
+    attempts = 4  # the first try and the rules' `retries: 3`
+    assert requests["download.pytorch.org"] == attempts
+    assert requests["www.cs.toronto.edu"] == attempts
+    weights_log = (directory / "logs/embed/weights_resnet18.log").read_text()
+    assert "downloading weights from https://download.pytorch.org/models/resnet18-" in weights_log
+    assert "503" in weights_log
+    data_log = (directory / "logs/data/cifar10.log").read_text()
+    assert "from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz failed" in data_log
+    assert "503" in data_log
+    assert not (directory / "resources/models/resnet18.pth").exists()

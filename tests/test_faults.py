@@ -1,15 +1,13 @@
-"""Faults: killed jobs, damaged embeddings and failing downloads, on copies of a finished run."""
+"""Faults: killed writes, jobs and workflows, and damaged embeddings, on copies of a finished run
+(a failing download: test_data.py)."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +16,6 @@ import pytest
 from imprint.io import atomic_path
 from tests.workflow_runs import (
     copy_run,
-    copy_workflow,
     snakemake,
     without_timings,
 )
@@ -157,52 +154,3 @@ def test_damaged_embeddings_stop_the_shard_and_the_advice_regenerates_them(finis
     fixed = snakemake(finished, SHARD, "--forcerun", embeddings)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     pd.testing.assert_frame_equal(without_timings(finished / SHARD), expected)
-
-
-@pytest.fixture
-def refusing_proxy():
-    """An HTTP(S) proxy on 127.0.0.1 that answers every request with 503; yields (URL, counts of
-    requests per host)."""
-    requests: Counter[str] = Counter()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _refuse(self):
-            requests[self.path.split("//")[-1].split("/")[0].split(":")[0]] += 1
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_CONNECT = do_GET = do_HEAD = _refuse
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", requests
-    server.shutdown()
-
-
-@pytest.mark.e2e
-def test_a_failing_download_is_retried_then_fails_naming_the_url_and_reason(
-    tmp_path, refusing_proxy
-):
-    directory = copy_workflow(tmp_path)
-    proxy, requests = refusing_proxy
-    env = {**os.environ, "https_proxy": proxy, "http_proxy": proxy, "no_proxy": ""}
-    env = {k: v for k, v in env.items() if k not in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")}
-    result = snakemake(
-        directory, "--keep-going", "resources/models/resnet18.pth",
-        "resources/data/cifar10/test.npz", env=env,
-    )  # fmt: skip
-    assert result.returncode != 0
-    attempts = 4  # the first try and the rules' `retries: 3`
-    assert requests["download.pytorch.org"] == attempts
-    assert requests["www.cs.toronto.edu"] == attempts
-    weights_log = (directory / "logs/embed/weights_resnet18.log").read_text()
-    assert "downloading weights from https://download.pytorch.org/models/resnet18-" in weights_log
-    assert "503" in weights_log
-    data_log = (directory / "logs/data/cifar10.log").read_text()
-    assert "from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz failed" in data_log
-    assert "503" in data_log
-    assert not (directory / "resources/models/resnet18.pth").exists()
