@@ -4,6 +4,7 @@ downloads retried and then failing behind a proxy that refuses them."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -14,6 +15,7 @@ import struct
 import tarfile
 import threading
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -26,12 +28,28 @@ from imprint.fms.data import digits, imagenet, load_images, save_images, torchvi
 from tests.workflow_runs import copy_workflow, snakemake
 
 
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _serving(handler: type[_Quiet]) -> Iterator[str]:
+    """``handler`` answering on 127.0.0.1 from a thread while the block runs; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture
 def http_files():
     """Files (name -> bytes) served on 127.0.0.1, 404 for others; yields (files, base URL)."""
     files: dict[str, bytes] = {}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self):
             body = files.get(self.path.rsplit("/", 1)[-1])
             self.send_response(200 if body is not None else 404)
@@ -39,13 +57,8 @@ def http_files():
             self.end_headers()
             self.wfile.write(body or b"")
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield files, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with _serving(Handler) as url:
+        yield files, url
 
 
 def _damage(body: bytes, how: str) -> bytes:
@@ -249,7 +262,7 @@ def refusing_proxy():
     requests per host)."""
     requests: Counter[str] = Counter()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def _refuse(self):
             requests[self.path.split("//")[-1].split("/")[0].split(":")[0]] += 1
             self.send_response(503)
@@ -258,13 +271,8 @@ def refusing_proxy():
 
         do_CONNECT = do_GET = do_HEAD = _refuse
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", requests
-    server.shutdown()
+    with _serving(Handler) as url:
+        yield url, requests
 
 
 @pytest.mark.e2e
